@@ -1,0 +1,4 @@
+"""avalanche_kedro
+"""
+
+__version__ = "0.1"

@@ -1,0 +1,504 @@
+"""Model checkpoints: the embedded tiny default, resolution of any checkpoint, loading (SPEC §2).
+
+A model is named by ``checkpoint``: a local directory in Hugging Face format or a Hub id
+(with an optional pinned ``revision``). The embedded default is a tiny ``LlamaForCausalLM``
+built from a recipe with a fixed seed and a BPE tokenizer trained deterministically on corpus
+A; it is written once under ``data/`` and from then on loaded with ``from_pretrained`` like
+any local checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .adapters import ArchitectureAdapter, adapter_for
+from .errors import CheckpointError, ConfigurationError, CorpusError
+from .seeds import seed_of
+
+logger = logging.getLogger(__name__)
+
+BUILD_RECORD = "EMBEDDED_BUILD.json"
+EMBEDDED_SPECIAL_TOKEN = "<|endoftext|>"
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+#: Defaults of the embedded recipe; every key can be overridden in ``models.<role>.embedded``.
+EMBEDDED_DEFAULTS: dict[str, Any] = {
+    "seed_name": "tiny-llama",
+    "tokenizer_vocab_size": 4096,
+    "hidden_size": 128,
+    "intermediate_size": 512,
+    "num_hidden_layers": 8,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 256,
+    "initializer_range": 0.02,
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 10000.0,
+    "tie_word_embeddings": False,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Hashes
+
+
+def sha256_file(path: Path, chunk_size: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def directory_sha256(directory: Path) -> str:
+    """Content hash of a checkpoint directory: sha256 over ``relative_path\\0file_sha256\\n``
+    lines of every file, sorted by path (hidden files and our build record excluded)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        relative = path.relative_to(directory).as_posix()
+        if relative.startswith(".") or "/." in relative:
+            continue
+        digest.update(f"{relative}\0{sha256_file(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def tokenizer_sha256(tokenizer) -> str:
+    """sha256 of the tokenizer's canonical serialization (``tokenizer.json`` content)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        text = backend.to_str()
+    else:  # a slow tokenizer: hash its vocabulary and special tokens
+        text = json.dumps(
+            {"vocab": tokenizer.get_vocab(), "special": tokenizer.all_special_tokens},
+            sort_keys=True,
+        )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# The embedded default
+
+
+def embedded_recipe(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The full recipe: :data:`EMBEDDED_DEFAULTS` updated with ``overrides``."""
+    recipe = dict(EMBEDDED_DEFAULTS)
+    unknown = set(overrides or {}) - set(recipe)
+    if unknown:
+        raise ConfigurationError(
+            f"Unknown keys {sorted(unknown)} in the embedded model recipe.",
+            f"Use only {sorted(recipe)} under models.<role>.embedded.",
+        )
+    recipe.update(overrides or {})
+    return recipe
+
+
+def train_embedded_tokenizer(records: Iterable[str], vocab_size: int):
+    """Byte-level BPE trained on ``records`` (deterministic for a given text and vocab size)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    texts = [r for r in records if r and r.strip()]
+    if not texts:
+        raise CorpusError(
+            "Corpus A is empty, so the embedded tokenizer has nothing to train on.",
+            "Point the catalog entry corpus_A at a text source with at least one record.",
+        )
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=[EMBEDDED_SPECIAL_TOKEN],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    backend.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token=EMBEDDED_SPECIAL_TOKEN,
+        eos_token=EMBEDDED_SPECIAL_TOKEN,
+    )
+
+
+def build_embedded_model(recipe: Mapping[str, Any], vocab_size: int, special_id: int):
+    """A random-init ``LlamaForCausalLM`` whose weights depend only on the recipe.
+
+    The weights are drawn from torch's CPU generator seeded with
+    ``seed_of("embedded_model", recipe["seed_name"])`` inside a forked RNG state, so building
+    the model does not disturb any other random stream.
+    """
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=recipe["hidden_size"],
+        intermediate_size=recipe["intermediate_size"],
+        num_hidden_layers=recipe["num_hidden_layers"],
+        num_attention_heads=recipe["num_attention_heads"],
+        num_key_value_heads=recipe["num_key_value_heads"],
+        max_position_embeddings=recipe["max_position_embeddings"],
+        initializer_range=recipe["initializer_range"],
+        rms_norm_eps=recipe["rms_norm_eps"],
+        rope_theta=recipe["rope_theta"],
+        tie_word_embeddings=recipe["tie_word_embeddings"],
+        bos_token_id=special_id,
+        eos_token_id=special_id,
+        hidden_act="silu",
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed_of("embedded_model", recipe["seed_name"]))
+        model = LlamaForCausalLM(config)
+    return model.eval()
+
+
+def ensure_embedded_checkpoint(
+    directory: Path, recipe: Mapping[str, Any], corpus_records: Iterable[str]
+) -> bool:
+    """Write the embedded checkpoint to ``directory`` unless it is already there.
+
+    Returns True when it was built now. An existing directory is never overwritten: if it was
+    built from a different recipe the run stops with an error. The checkpoint is assembled in
+    a temporary sibling directory and renamed into place, so an interrupted build leaves
+    nothing half-written behind.
+    """
+    directory = Path(directory)
+    record_path = directory / BUILD_RECORD
+    if directory.exists():
+        if not record_path.exists():
+            raise CheckpointError(
+                f"'{directory}' exists but is not an embedded checkpoint built by this project "
+                f"(no {BUILD_RECORD}).",
+                "Remove `embedded:` from this model's parameters to use the directory as a "
+                "plain local checkpoint, or choose another path for the embedded model.",
+            )
+        built = json.loads(record_path.read_text())
+        if built.get("recipe") != dict(recipe):
+            raise CheckpointError(
+                f"The embedded checkpoint at '{directory}' was built from a different recipe "
+                f"({built.get('recipe')}) than the configured one ({dict(recipe)}).",
+                "Delete that directory to rebuild it, or set models.<role>.checkpoint to a new "
+                "path; existing checkpoints are never overwritten.",
+            )
+        return False
+
+    records = list(corpus_records)
+    tokenizer = train_embedded_tokenizer(records, recipe["tokenizer_vocab_size"])
+    special_id = tokenizer.convert_tokens_to_ids(EMBEDDED_SPECIAL_TOKEN)
+    model = build_embedded_model(recipe, len(tokenizer), special_id)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        corpus_digest = hashlib.sha256("\0".join(records).encode("utf-8")).hexdigest()
+        (staging / BUILD_RECORD).write_text(
+            json.dumps(
+                {
+                    "recipe": dict(recipe),
+                    "weights_seed": seed_of("embedded_model", recipe["seed_name"]),
+                    "tokenizer_training_corpus_sha256": corpus_digest,
+                    "tokenizer_training_records": len(records),
+                },
+                indent=2,
+                sort_keys=True,
+            )
+        )
+        os.replace(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    logger.info("Built the embedded checkpoint at %s", directory)
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# Resolution: what exactly is this model?
+
+
+def _is_local(checkpoint: str) -> bool:
+    return Path(checkpoint).expanduser().exists()
+
+
+def _check_local_directory(directory: Path) -> None:
+    if not directory.is_dir():
+        raise CheckpointError(
+            f"Checkpoint path '{directory}' is a file, not a directory.",
+            "Point models.<role>.checkpoint at a directory saved with save_pretrained().",
+        )
+    missing = []
+    if not (directory / "config.json").exists():
+        missing.append("config.json")
+    if not any((directory / name).exists() for name in _WEIGHT_FILES) and not list(
+        directory.glob("model-*.safetensors")
+    ):
+        missing.append("weights (model.safetensors or pytorch_model.bin)")
+    if not any(
+        (directory / name).exists()
+        for name in ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+    ):
+        missing.append("a tokenizer (tokenizer.json, tokenizer.model or vocab.json)")
+    if missing:
+        raise CheckpointError(
+            f"Checkpoint directory '{directory}' is incomplete: missing {', '.join(missing)}.",
+            "Save the model and its tokenizer with save_pretrained() into that directory, or "
+            "point models.<role>.checkpoint at a complete checkpoint.",
+        )
+
+
+def resolve_checkpoint(
+    role: str, spec: Mapping[str, Any], corpus_records: Iterable[str] | None = None
+) -> dict[str, Any]:
+    """Identify a model precisely enough to reproduce the run, before loading any weights.
+
+    Builds the embedded checkpoint on first use, rejects missing paths and unsupported
+    architectures with clear errors, and returns the manifest: source (embedded / local /
+    hub), checkpoint, revision (the resolved commit for Hub models), content hash of a local
+    directory, model type, layer count, d_ff and the tokenizer hash.
+    """
+    from transformers import AutoConfig, AutoTokenizer
+
+    if not spec or not spec.get("checkpoint"):
+        raise ConfigurationError(
+            f"Model role '{role}' has no checkpoint.",
+            f"Set models.{role}.checkpoint to a Hub id (e.g. Qwen/Qwen2.5-7B) or a local "
+            "checkpoint directory.",
+        )
+    checkpoint = str(spec["checkpoint"])
+    revision = spec.get("revision")
+    trust_remote_code = bool(spec.get("trust_remote_code", False))
+    source = "local"
+    if spec.get("embedded") is not None:
+        recipe = embedded_recipe(spec["embedded"])
+        if corpus_records is None:
+            raise ConfigurationError(
+                "The embedded model needs corpus A to train its tokenizer.",
+                "Pass corpus A to resolve_checkpoint.",
+            )
+        ensure_embedded_checkpoint(Path(checkpoint), recipe, corpus_records)
+        source = "embedded"
+    if _is_local(checkpoint):
+        directory = Path(checkpoint).expanduser()
+        _check_local_directory(directory)
+        location = str(directory)
+        if revision:
+            raise ConfigurationError(
+                f"models.{role}.revision is set but '{checkpoint}' is a local directory.",
+                "Remove the revision, or use a Hub id for a pinned revision.",
+            )
+    elif _HUB_ID.match(checkpoint) and not checkpoint.startswith((".", "~")):
+        source = "hub"
+        location = checkpoint
+    else:
+        raise CheckpointError(
+            f"Model path '{checkpoint}' does not exist (resolved to "
+            f"'{Path(checkpoint).expanduser().resolve()}').",
+            f"Set models.{role}.checkpoint to an existing checkpoint directory or to a Hub "
+            "id such as Qwen/Qwen2.5-7B.",
+        )
+
+    try:
+        config = AutoConfig.from_pretrained(
+            location, revision=revision, trust_remote_code=trust_remote_code
+        )
+        tokenizer = AutoTokenizer.from_pretrained(
+            location, revision=revision, trust_remote_code=trust_remote_code
+        )
+    except OSError as exc:
+        raise CheckpointError(
+            f"Could not read the config or tokenizer of '{checkpoint}'"
+            + (" from the Hugging Face Hub" if source == "hub" else "")
+            + f": {exc}",
+            "Check the Hub id and revision and that this machine can reach the Hub (or has "
+            "the model cached; HF_HUB_OFFLINE=1 allows only cached models), or point "
+            f"models.{role}.checkpoint at a local directory.",
+        ) from exc
+    adapter = adapter_for(config.model_type)
+    manifest: dict[str, Any] = {
+        "model_role": role,
+        "source": source,
+        "checkpoint": location,
+        "model_id": checkpoint if source == "hub" else Path(location).name,
+        "revision_requested": revision,
+        "revision": getattr(config, "_commit_hash", None) if source == "hub" else None,
+        "content_sha256": directory_sha256(Path(location)) if source != "hub" else None,
+        "model_type": config.model_type,
+        "architectures": list(getattr(config, "architectures", None) or []),
+        "adapter_family": adapter.family,
+        "trust_remote_code": trust_remote_code,
+        "tokenizer_sha256": tokenizer_sha256(tokenizer),
+        "tokenizer_special_ids": sorted(int(i) for i in tokenizer.all_special_ids),
+        "vocab_size": int(len(tokenizer)),
+    }
+    return manifest
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def resolve_device(requested: str = "auto") -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu. An explicit unavailable device is an error."""
+    requested = str(requested or "auto").lower()
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigurationError(
+            f"runtime.device is '{requested}' but CUDA is not available on this machine.",
+            "Set runtime.device to auto or cpu.",
+        )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigurationError(
+            f"runtime.device is '{requested}' but MPS is not available on this machine.",
+            "Set runtime.device to auto or cpu.",
+        )
+    return device
+
+
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
+
+
+def resolve_dtype(requested: str, device: torch.device) -> torch.dtype:
+    """``auto``: bf16 on CUDA devices that support it, fp32 elsewhere."""
+    requested = str(requested or "auto").lower()
+    if requested == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    if requested not in _DTYPES:
+        raise ConfigurationError(
+            f"Unknown runtime.dtype '{requested}'.", f"Use auto or one of {sorted(_DTYPES)}."
+        )
+    return _DTYPES[requested]
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for instrumented forward passes."""
+
+    model: torch.nn.Module
+    tokenizer: Any
+    adapter: ArchitectureAdapter
+    device: torch.device
+    dtype: torch.dtype
+    manifest: dict[str, Any]
+    n_layers: int = field(init=False)
+    d_ff: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.n_layers = self.adapter.n_layers(self.model)
+        self.d_ff = self.adapter.d_ff(self.model)
+
+    @property
+    def backbone(self) -> torch.nn.Module:
+        """The model without its LM head: used whenever logits are not needed."""
+        return getattr(self.model, self.model.base_model_prefix)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "device": str(self.device),
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "n_layers": self.n_layers,
+            "d_ff": self.d_ff,
+            "n_parameters": int(sum(p.numel() for p in self.model.parameters())),
+        }
+
+
+_LOADED: dict[tuple, LoadedModel] = {}
+
+
+def load_model(manifest: Mapping[str, Any], runtime: Mapping[str, Any]) -> LoadedModel:
+    """Load (once per process) the model a manifest describes, on the configured device.
+
+    The cache key is (checkpoint, revision, device, dtype), so each model role is loaded once
+    per run however many nodes use it. An explicit CUDA device that cannot hold the model is
+    an error, never a silent offload to the CPU.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = resolve_device(runtime.get("device", "auto"))
+    dtype = resolve_dtype(runtime.get("dtype", "auto"), device)
+    location = manifest["checkpoint"]
+    revision = manifest.get("revision") or manifest.get("revision_requested")
+    key = (location, revision, str(device), str(dtype), runtime.get("attn_implementation"))
+    if key in _LOADED:
+        return _LOADED[key]
+    if manifest.get("source") != "hub" and not Path(location).exists():
+        raise CheckpointError(
+            f"The checkpoint directory '{location}' recorded in the model manifest is gone.",
+            "Re-run the capture pipeline (kedro run --pipelines capture) to rebuild or "
+            "re-resolve it.",
+        )
+    kwargs: dict[str, Any] = {
+        "revision": revision,
+        "dtype": dtype,
+        "trust_remote_code": bool(manifest.get("trust_remote_code", False)),
+    }
+    if runtime.get("attn_implementation"):
+        kwargs["attn_implementation"] = runtime["attn_implementation"]
+    if device.type == "cuda":
+        # One device for every module: a model that does not fit fails instead of offloading.
+        kwargs["device_map"] = {"": device.index or 0}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(location, **kwargs)
+        if device.type != "cuda":
+            model = model.to(device)
+    except torch.OutOfMemoryError as exc:
+        raise CheckpointError(
+            f"The model '{location}' does not fit in the memory of {device} in {dtype}.",
+            "Use a GPU with more memory, runtime.dtype: bfloat16, or runtime.device: cpu.",
+        ) from exc
+    model.eval()
+    model.requires_grad_(False)
+    tokenizer = AutoTokenizer.from_pretrained(
+        location, revision=revision, trust_remote_code=kwargs["trust_remote_code"]
+    )
+    loaded = LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        adapter=adapter_for(model.config.model_type),
+        device=device,
+        dtype=dtype,
+        manifest=dict(manifest),
+    )
+    _LOADED[key] = loaded
+    logger.info(
+        "Loaded %s (%s) on %s as %s: %d layers, d_ff %d",
+        manifest.get("model_id"),
+        manifest.get("model_role"),
+        device,
+        dtype,
+        loaded.n_layers,
+        loaded.d_ff,
+    )
+    return loaded
+
+
+def clear_loaded_models() -> None:
+    """Forget every cached model (tests, notebooks)."""
+    _LOADED.clear()

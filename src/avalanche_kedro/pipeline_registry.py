@@ -1,0 +1,59 @@
+"""Project pipelines: capture and events, one namespaced copy per model role."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from kedro.pipeline import Pipeline
+
+from .pipelines import capture, events
+from .pipelines.roles import check_roles
+
+PIPELINE_ORDER = ("capture", "events")
+_ACTIVE: dict[str, Any] = {"config_loader": None}
+
+
+def remember_config_loader(config_loader: Any) -> None:
+    """Called by :class:`avalanche_kedro.hooks.ActiveConfigHooks` for every new context."""
+    _ACTIVE["config_loader"] = config_loader
+
+
+def _project_root() -> Path:
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        pyproject = folder / "pyproject.toml"
+        if pyproject.exists() and "[tool.kedro]" in pyproject.read_text():
+            return folder
+    return Path(__file__).resolve().parents[2]
+
+
+def configured_parameters() -> dict[str, Any]:
+    """Parameters of the active environment (or of ``KEDRO_ENV`` / ``local`` without a session)."""
+    loader = _ACTIVE["config_loader"]
+    if loader is None:
+        from kedro.framework.project import settings
+
+        loader = settings.CONFIG_LOADER_CLASS(
+            conf_source=str(_project_root() / settings.CONF_SOURCE),
+            env=os.environ.get("KEDRO_ENV"),
+            **settings.CONFIG_LOADER_ARGS,
+        )
+    return loader["parameters"]
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    """Register the project's pipelines.
+
+    Returns:
+        ``capture``, ``events`` and ``__default__`` (everything), each containing one
+        namespaced copy per role listed in the ``model_roles`` parameter.
+    """
+    parameters = configured_parameters()
+    roles = check_roles(parameters.get("model_roles"), parameters.get("models"))
+    pipelines = {
+        "capture": capture.create_pipeline(roles),
+        "events": events.create_pipeline(roles),
+    }
+    pipelines["__default__"] = sum((pipelines[name] for name in PIPELINE_ORDER), Pipeline([]))
+    return pipelines

@@ -1,0 +1,253 @@
+"""Nodes of the capture pipeline: model, windows, validate step, calibration at g = 1.
+
+Each node is a thin wrapper around the Kedro-free modules (:mod:`avalanche_kedro.windows`,
+:mod:`avalanche_kedro.checkpoints`, :mod:`avalanche_kedro.sweep`, ...), turning parameters and
+catalog data into their arguments and their results into tables.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+
+from ...checkpoints import load_model, resolve_checkpoint
+from ...errors import ConfigurationError, CorpusError, InstrumentationError
+from ...forward import validate_instrumentation
+from ...moments import DEFAULT_EPS, UnitMoments
+from ...sweep import accumulate_moments, count_baseline_exceedances
+from ...thresholds import check_spike_defs, target_profile
+from ...windows import (
+    cut_windows,
+    iter_text_records,
+    select_slices,
+    slice_hash,
+    slice_windows,
+    tokenize_stream,
+    windows_frame,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Slices of each dataset role, in the order their windows are drawn (SPEC §1 step 4).
+SLICE_PLAN = {
+    "A": (("calibration", "n_calibration"), ("analysis", "n_raster")),
+    "B": (("eval_b", "n_eval_b"),),
+}
+
+
+def resolve_model(corpus_A: Any, model: dict, windows: dict, *, model_role: str) -> dict:
+    """Identify (and on first use build) the role's checkpoint; returns its manifest."""
+    records = iter_text_records(corpus_A, windows.get("text_field", "text"))
+    return resolve_checkpoint(model_role, model, records)
+
+
+def _load_tokenizer(model_manifest: dict):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(
+        model_manifest["checkpoint"],
+        revision=model_manifest.get("revision") or model_manifest.get("revision_requested"),
+        trust_remote_code=bool(model_manifest.get("trust_remote_code", False)),
+    )
+
+
+def _dataset_windows(
+    corpus: Any, corpus_name: str, dataset_role: str, tokenizer, windows: dict
+) -> tuple[pd.DataFrame, list[dict]]:
+    seq_len = int(windows["seq_len"])
+    factor = int(windows.get("window_pool_factor", 10))
+    sizes = {name: int(windows[key]) for name, key in SLICE_PLAN[dataset_role]}
+    n_needed = sum(sizes.values())
+    stream = tokenize_stream(
+        iter_text_records(corpus, windows.get("text_field", "text")),
+        tokenizer,
+        max_tokens=factor * n_needed * seq_len,
+    )
+    if stream.n_records == 0:
+        raise CorpusError(
+            f"Corpus '{corpus_name}' (dataset {dataset_role}) has no non-empty text records.",
+            f"Point the catalog entry '{corpus_name}' at a text source with content "
+            "(and check windows.text_field).",
+        )
+    all_windows = cut_windows(stream.ids, seq_len)
+    slices = select_slices(len(all_windows), sizes, dataset_role, factor, corpus_name)
+    frame = windows_frame(dataset_role, slices, all_windows)
+    manifests = [
+        {
+            "dataset_role": dataset_role,
+            "slice": name,
+            "corpus": corpus_name,
+            "n_windows": int(len(chunks)),
+            "seq_len": seq_len,
+            "chunk_indices": [int(c) for c in chunks],
+            "sha256": slice_hash(dataset_role, chunks, all_windows[chunks]),
+            "pool_size": int(min(len(all_windows), factor * n_needed)),
+            "windows_read": int(len(all_windows)),
+            "records_read": stream.n_records,
+            "empty_records_skipped": stream.n_empty_records,
+            "corpus_read_completely": stream.complete,
+        }
+        for name, chunks in slices.items()
+    ]
+    return frame, manifests
+
+
+def select_windows(
+    corpus_A: Any, corpus_B: Any, model_manifest: dict, windows: dict
+) -> tuple[pd.DataFrame, dict]:
+    """Windows of datasets A (calibration + analysis) and B (eval_b) with their slice hashes."""
+    tokenizer = _load_tokenizer(model_manifest)
+    frame_a, manifest_a = _dataset_windows(corpus_A, "corpus_A", "A", tokenizer, windows)
+    frame_b, manifest_b = _dataset_windows(corpus_B, "corpus_B", "B", tokenizer, windows)
+    frame = pd.concat([frame_a, frame_b], ignore_index=True)
+    manifest = {
+        "model_role": model_manifest["model_role"],
+        "tokenizer_sha256": model_manifest["tokenizer_sha256"],
+        "slices": manifest_a + manifest_b,
+    }
+    for entry in manifest["slices"]:
+        logger.info(
+            "Dataset %s slice %s: %d windows of %d tokens, sha256 %s",
+            entry["dataset_role"],
+            entry["slice"],
+            entry["n_windows"],
+            entry["seq_len"],
+            entry["sha256"][:16],
+        )
+    return frame, manifest
+
+
+def validate_model_instrumentation(model_manifest: dict, windows: pd.DataFrame, runtime: dict) -> dict:
+    """SPEC §2 validate step on the first two calibration windows (hard fail on mismatch)."""
+    loaded = load_model(model_manifest, runtime)
+    ids, _ = slice_windows(windows, "calibration")
+    report = validate_instrumentation(loaded, ids[:2], g_test=float(runtime.get("validate_g", 0.9)))
+    report.update(
+        model_role=model_manifest["model_role"],
+        model_id=model_manifest["model_id"],
+        content_sha256=model_manifest.get("content_sha256"),
+        revision=model_manifest.get("revision"),
+        **loaded.describe(),
+    )
+    return report
+
+
+def _require_validated(report: dict, model_manifest: dict) -> None:
+    """Downstream passes run only on a model whose validate step passed."""
+    passed = (
+        report.get("u_matches_recomputed")
+        and report.get("logits_identical_at_g1")
+        and report.get("logits_change_at_g_test")
+    )
+    same_model = report.get("content_sha256") == model_manifest.get(
+        "content_sha256"
+    ) and report.get("revision") == model_manifest.get("revision")
+    if not (passed and same_model):
+        raise InstrumentationError(
+            "The instrumentation report does not certify this model "
+            f"('{model_manifest.get('model_id')}').",
+            "Re-run the capture pipeline so the validate step runs on the current model: "
+            "kedro run --pipelines capture.",
+        )
+
+
+def accumulate_unit_moments(
+    model_manifest: dict,
+    windows: pd.DataFrame,
+    instrumentation_report: dict,
+    runtime: dict,
+    calibration: dict,
+) -> tuple[pd.DataFrame, dict]:
+    """mu and sigma of u per (layer, unit) over the calibration slice at g = 1 (SPEC §3)."""
+    _require_validated(instrumentation_report, model_manifest)
+    loaded = load_model(model_manifest, runtime)
+    ids, _ = slice_windows(windows, "calibration")
+    moments, stats = accumulate_moments(
+        loaded, ids, int(runtime["batch_size"]), progress=bool(runtime.get("progress", False))
+    )
+    eps = float(calibration.get("eps", DEFAULT_EPS))
+    degenerate = moments.degenerate(eps)
+    summary = {
+        "model_role": model_manifest["model_role"],
+        "n_windows": int(ids.shape[0]),
+        "values_per_unit": int(moments.counts[0]),
+        "eps": eps,
+        "degenerate_units_total": int(degenerate.sum()),
+        "degenerate_units_per_layer": [int(x) for x in degenerate.sum(axis=1)],
+        "tokens_forwarded": stats.tokens,
+        "seconds": stats.seconds,
+    }
+    if summary["degenerate_units_total"]:
+        logger.warning(
+            "%d units have sigma <= eps on the calibration slice (per layer: %s)",
+            summary["degenerate_units_total"],
+            summary["degenerate_units_per_layer"],
+        )
+    return moments.to_frame(eps), summary
+
+
+def measure_baseline_rates(
+    model_manifest: dict,
+    windows: pd.DataFrame,
+    unit_moments: pd.DataFrame,
+    runtime: dict,
+    calibration: dict,
+) -> pd.DataFrame:
+    """r_base[l] = fraction of calibration values with v > tau0, per spike definition."""
+    loaded = load_model(model_manifest, runtime)
+    ids, _ = slice_windows(windows, "calibration")
+    moments = UnitMoments.from_frame(unit_moments)
+    standardizer = moments.standardizer(loaded.device, float(calibration.get("eps", DEFAULT_EPS)))
+    table, _ = count_baseline_exceedances(
+        loaded,
+        ids,
+        standardizer,
+        check_spike_defs(calibration["spike_defs"]),
+        float(calibration["tau0"]),
+        int(runtime["batch_size"]),
+        progress=bool(runtime.get("progress", False)),
+    )
+    table.insert(0, "model_role", model_manifest["model_role"])
+    return table
+
+
+def derive_rate_targets(baseline_rates: pd.DataFrame, calibration: dict) -> pd.DataFrame:
+    """r*[l] = clip(r_base[l] r / mean_l r_base, 0, 1) per spike definition and target rate."""
+    target_rates = [float(r) for r in calibration["target_rates"]]
+    if not target_rates or any(not 0 < r < 1 for r in target_rates):
+        raise ConfigurationError(
+            f"calibration.target_rates must be rates in (0, 1); got {target_rates}.",
+            "List the target event rates, e.g. [1.0e-5, 2.0e-5, 4.0e-5, 8.0e-5].",
+        )
+    rows = []
+    for spike_def in check_spike_defs(calibration["spike_defs"]):
+        base = baseline_rates[baseline_rates["spike_def_id"] == spike_def].sort_values("layer")
+        for rate in target_rates:
+            profile = target_profile(base["r_base"].to_numpy(), rate)
+            for layer, r_base, r_star, n_values in zip(
+                base["layer"], base["r_base"], profile, base["n_values"], strict=True
+            ):
+                rows.append(
+                    {
+                        "model_role": base["model_role"].iloc[0],
+                        "spike_def_id": spike_def,
+                        "target_rate": rate,
+                        "layer": int(layer),
+                        "r_base": float(r_base),
+                        "r_star": float(r_star),
+                        "n_values": int(n_values),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+__all__ = [
+    "resolve_model",
+    "select_windows",
+    "validate_model_instrumentation",
+    "accumulate_unit_moments",
+    "measure_baseline_rates",
+    "derive_rate_targets",
+]
