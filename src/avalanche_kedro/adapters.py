@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import UnsupportedArchitectureError
+from .errors import InstrumentationError, UnsupportedArchitectureError
 from .gain import LayerGains
 
 UObserver = Callable[[int, torch.Tensor], None]
@@ -73,18 +73,50 @@ class ArchitectureAdapter:
     recompute_u: Callable[[nn.Module, torch.Tensor], torch.Tensor]
     gated: bool
 
+    def submodule(self, root: nn.Module, path: str, role: str) -> nn.Module:
+        """``root.get_submodule(path)``; a path the model lacks is an InstrumentationError."""
+        try:
+            return root.get_submodule(path)
+        except AttributeError as error:
+            raise InstrumentationError(
+                f"{type(root).__name__} has no submodule '{path}' ({role}) that the "
+                f"'{self.family}' adapter expects: {error}.",
+                "The adapter's module paths in avalanche_kedro/adapters.py do not match this "
+                "model's implementation (wrong family, or a transformers upgrade moved "
+                "modules); fix the adapter entry for this model type and run "
+                "tests/test_adapters.py.",
+            ) from error
+
     def layers(self, model: nn.Module) -> list[nn.Module]:
-        return list(model.get_submodule(self.layers_path))
+        blocks = self.submodule(model, self.layers_path, "the list of blocks")
+        if not isinstance(blocks, nn.ModuleList) or len(blocks) == 0:
+            raise InstrumentationError(
+                f"'{self.layers_path}' of {type(model).__name__} is a "
+                f"{type(blocks).__name__}, not a non-empty ModuleList of blocks.",
+                "Point layers_path of the adapter entry in avalanche_kedro/adapters.py at the "
+                "model's ModuleList of decoder blocks.",
+            )
+        return list(blocks)
 
     def n_layers(self, model: nn.Module) -> int:
         return len(self.layers(model))
 
     def d_ff(self, model: nn.Module) -> int:
-        projection = self.layers(model)[0].get_submodule(self.u_module)
+        projection = self.submodule(
+            self.layers(model)[0], self.u_module, "the MLP's output projection"
+        )
         if isinstance(projection, nn.Linear):
             return int(projection.in_features)
-        # transformers' Conv1D (gpt2) stores weight as [in_features, out_features].
-        return int(projection.weight.shape[0])
+        weight = getattr(projection, "weight", None)
+        if isinstance(weight, torch.Tensor) and weight.dim() == 2:
+            # transformers' Conv1D (gpt2) stores weight as [in_features, out_features].
+            return int(weight.shape[0])
+        raise InstrumentationError(
+            f"u_module '{self.u_module}' is a {type(projection).__name__}, not the MLP's "
+            "output projection (a Linear or Conv1D layer), so d_ff cannot be read from it.",
+            "Point u_module of the adapter entry in avalanche_kedro/adapters.py at the "
+            "projection whose input is act(gate(x)) * up(x).",
+        )
 
 
 ADAPTERS: tuple[ArchitectureAdapter, ...] = (
@@ -197,37 +229,39 @@ def instrument(
     ``on_u(layer, u)`` receives u (the input of the output projection) of every layer;
     ``on_mlp_input(layer, x)`` the MLP's input (used to recompute u in the validate step).
     A gain hook is installed only where the factor differs from 1, so ``g = 1`` runs exactly
-    the plain model's arithmetic.
+    the plain model's arithmetic. u and x keep the model's own leading shape: ``[B, T, .]``,
+    except OPT, which flattens tokens before ``fc1`` (``[B*T, .]``, same row-major order).
+    A module path the model lacks raises :class:`InstrumentationError`; no hook is left behind.
     """
+    blocks = adapter.layers(model)
+    if gains is not None and not (len(gains.mlp) == len(gains.attn) == len(blocks)):
+        raise InstrumentationError(
+            f"The gains cover {len(gains.mlp)} MLP and {len(gains.attn)} attention layers but "
+            f"the model has {len(blocks)} blocks.",
+            "Build the gains with layer_gains(intervention, g, n_layers) for this model.",
+        )
     handles = []
     try:
-        for index, block in enumerate(adapter.layers(model)):
+        for index, block in enumerate(blocks):
             if on_u is not None:
+                module = adapter.submodule(block, adapter.u_module, "u_module")
                 handles.append(
-                    block.get_submodule(adapter.u_module).register_forward_pre_hook(
-                        lambda _m, args, _i=index: on_u(_i, args[0])
-                    )
+                    module.register_forward_pre_hook(lambda _m, args, _i=index: on_u(_i, args[0]))
                 )
             if on_mlp_input is not None:
+                module = adapter.submodule(block, adapter.mlp_module, "mlp_module")
                 handles.append(
-                    block.get_submodule(adapter.mlp_module).register_forward_pre_hook(
+                    module.register_forward_pre_hook(
                         lambda _m, args, _i=index: on_mlp_input(_i, args[0])
                     )
                 )
             if gains is not None and gains.mlp[index] != 1.0:
-                handles.append(
-                    block.get_submodule(adapter.mlp_gain_module).register_forward_hook(
-                        _scale_output(gains.mlp[index])
-                    )
-                )
+                module = adapter.submodule(block, adapter.mlp_gain_module, "mlp_gain_module")
+                handles.append(module.register_forward_hook(_scale_output(gains.mlp[index])))
             if gains is not None and gains.attn[index] != 1.0:
-                handles.append(
-                    block.get_submodule(adapter.attn_gain_module).register_forward_hook(
-                        _scale_output(gains.attn[index])
-                    )
-                )
+                module = adapter.submodule(block, adapter.attn_gain_module, "attn_gain_module")
+                handles.append(module.register_forward_hook(_scale_output(gains.attn[index])))
         yield
     finally:
         for handle in handles:
             handle.remove()
-

@@ -123,8 +123,23 @@ class HubDataset(HFDataset):
     """``datasets.load_dataset(dataset_name, **dataset_kwargs)`` with an offline description.
 
     Works for Hub datasets (``Salesforce/wikitext``, ``allenai/c4`` streamed) and for the
-    packaged builders on local files (``json``, ``text``, ``parquet`` with ``data_files``).
+    packaged builders on local files (``json``, ``text``, ``parquet``). For a local file give
+    ``filepath``: Kedro makes it absolute against the project root and it is passed on as
+    ``data_files``, so the entry works from any working directory (notebooks included).
     """
+
+    def __init__(
+        self,
+        *,
+        dataset_name: str,
+        filepath: str | None = None,
+        dataset_kwargs: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ):
+        kwargs = dict(dataset_kwargs or {})
+        if filepath is not None:
+            kwargs["data_files"] = str(filepath)
+        super().__init__(dataset_name=dataset_name, dataset_kwargs=kwargs, metadata=metadata)
 
     def _describe(self) -> dict[str, Any]:
         return {"dataset_name": self.dataset_name, "dataset_kwargs": self._dataset_kwargs}

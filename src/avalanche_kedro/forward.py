@@ -40,6 +40,19 @@ class PassStats:
         self.seconds += other.seconds
 
 
+def token_progress(total_tokens: int, description: str, enabled: bool = True) -> tqdm:
+    """A progress bar in tokens (with tokens/s) spanning several passes of one node."""
+    return tqdm(
+        total=int(total_tokens),
+        unit="tok",
+        unit_scale=True,
+        desc=description,
+        disable=not enabled,
+        file=sys.stderr,
+        mininterval=1.0,
+    )
+
+
 def run_pass(
     loaded: LoadedModel,
     input_ids: np.ndarray,
@@ -50,7 +63,7 @@ def run_pass(
     on_batch: BatchCallback | None = None,
     on_batch_end: BatchCallback | None = None,
     on_logits: Callable[[int, int, torch.Tensor], None] | None = None,
-    progress: bool = False,
+    progress: bool | tqdm = False,
     description: str = "forward",
 ) -> PassStats:
     """Forward every window of ``input_ids [N, T]`` once, in batches, with hooks installed.
@@ -58,6 +71,7 @@ def run_pass(
     ``on_batch(start, stop)`` runs before and ``on_batch_end(start, stop)`` after each batch of
     rows ``[start, stop)``; ``on_logits(start, stop, logits)`` receives the batch's logits
     (only then is the LM head run). Hooks are installed once for the whole pass.
+    ``progress`` is a flag (one bar for this pass) or a bar shared by several passes.
     """
     if batch_size < 1:
         from .errors import ConfigurationError
@@ -70,15 +84,12 @@ def run_pass(
     module = loaded.model if on_logits is not None else loaded.backbone
     stats = PassStats()
     started = time.perf_counter()
-    bar = tqdm(
-        total=n_windows * seq_len,
-        unit="tok",
-        unit_scale=True,
-        desc=description,
-        disable=not progress,
-        file=sys.stderr,
-        leave=False,
-    )
+    owns_bar = not isinstance(progress, tqdm)
+    if owns_bar:
+        bar = token_progress(n_windows * seq_len, description, enabled=bool(progress))
+    else:
+        bar = progress
+        bar.set_postfix_str(description, refresh=False)
     with instrument(loaded.model, loaded.adapter, gains=gains, on_u=on_u), torch.inference_mode():
         for start in range(0, n_windows, batch_size):
             stop = min(n_windows, start + batch_size)
@@ -91,7 +102,8 @@ def run_pass(
             if on_batch_end is not None:
                 on_batch_end(start, stop)
             bar.update((stop - start) * seq_len)
-    bar.close()
+    if owns_bar:
+        bar.close()
     if loaded.device.type == "cuda":
         torch.cuda.synchronize(loaded.device)
     stats.windows = n_windows
@@ -132,10 +144,20 @@ def validate_instrumentation(
             hooked = model(input_ids=batch, use_cache=False).logits.float()
         errors = []
         for layer, block in enumerate(blocks):
-            recomputed = adapter.recompute_u(block, captured_x[layer])
-            errors.append(
-                float((captured_u[layer].float() - recomputed.float()).abs().max().item())
-            )
+            hooked_u, mlp_input = captured_u.get(layer), captured_x.get(layer)
+            try:
+                recomputed = None if mlp_input is None else adapter.recompute_u(block, mlp_input)
+            except (RuntimeError, AttributeError):
+                recomputed = None
+            if (
+                hooked_u is None
+                or recomputed is None
+                or recomputed.shape != hooked_u.shape
+                or hooked_u.shape[-1] != loaded.d_ff
+            ):
+                errors.append(float("inf"))  # a hook did not fire, or u has the wrong shape
+                continue
+            errors.append(float((hooked_u.float() - recomputed.float()).abs().max().item()))
         with instrument(model, adapter, gains=layer_gains("MLP_GLOBAL", g_test, loaded.n_layers)):
             scaled = model(input_ids=batch, use_cache=False).logits.float()
 

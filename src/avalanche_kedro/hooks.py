@@ -15,6 +15,8 @@ class ActiveConfigHooks:
 
     @hook_impl
     def after_context_created(self, context) -> None:
+        from .paths import remember_project_root
         from .pipeline_registry import remember_config_loader
 
         remember_config_loader(context.config_loader)
+        remember_project_root(context.project_path)

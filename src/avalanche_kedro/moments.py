@@ -156,8 +156,8 @@ class UnitMoments:
     def standardizer(self, device: torch.device | str, eps: float = DEFAULT_EPS) -> Standardizer:
         """fp32 device tensors for ``z = (u - mu) / (sigma + eps)``."""
         return Standardizer(
-            mu=torch.as_tensor(self.mu, dtype=torch.float32, device=device),
-            denominator=torch.as_tensor(self.sigma + eps, dtype=torch.float32, device=device),
+            mu=torch.tensor(self.mu, dtype=torch.float32, device=device),
+            denominator=torch.tensor(self.sigma + eps, dtype=torch.float32, device=device),
         )
 
 

@@ -72,28 +72,25 @@ class EventRasters:
                 f"Raster directory '{directory}' is incomplete: missing {missing}.",
                 "Re-run the events pipeline (kedro run --pipelines events) to rewrite it.",
             )
-        meta = json.loads((directory / META_FILE).read_text())
         try:
+            expected_shape = json.loads((directory / META_FILE).read_text())["shape"]
             A = np.load(directory / A_FILE, mmap_mode="r")
             X = np.load(directory / X_FILE, mmap_mode="r")
-        except ValueError as exc:  # a truncated .npy cannot be mapped
+            cond_id = np.load(directory / COND_FILE)
+            seq_id = np.load(directory / SEQ_FILE)
+        except (ValueError, EOFError, OSError, KeyError, TypeError) as exc:
+            # a truncated .npy cannot be mapped or parsed; a broken raster.json cannot be read
             raise ArtifactError(
-                f"Raster file in '{directory}' is truncated or corrupted ({exc}).",
-                "Re-run the events pipeline (kedro run --pipelines events) to rewrite it.",
+                f"Raster files in '{directory}' are truncated or corrupted ({exc}).",
+                "Re-run the events pipeline (kedro run --pipelines events) to rewrite them.",
             ) from exc
-        if list(A.shape) != meta["shape"]:
+        if list(A.shape) != expected_shape:
             raise ArtifactError(
                 f"Raster A in '{directory}' has shape {list(A.shape)}, its metadata says "
-                f"{meta['shape']}.",
+                f"{expected_shape}.",
                 "Re-run the events pipeline (kedro run --pipelines events) to rewrite it.",
             )
-        return cls(
-            A=A,
-            X=X,
-            cond_id=np.load(directory / COND_FILE),
-            seq_id=np.load(directory / SEQ_FILE),
-            directory=directory,
-        )
+        return cls(A=A, X=X, cond_id=cond_id, seq_id=seq_id, directory=directory)
 
 
 def check_raster_arrays(
@@ -135,7 +132,12 @@ class RasterWriter:
         seq_len: int,
     ):
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=False)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if any(self.directory.iterdir()):
+            raise ArtifactError(
+                f"Raster directory '{self.directory}' is not empty.",
+                "Write rasters into a new or empty directory; existing rasters are never overwritten.",
+            )
         self.cond_ids = np.asarray(cond_ids, dtype=np.int32)
         self.seq_ids = np.asarray(seq_ids, dtype=np.int32)
         self.shape = (len(self.cond_ids), len(self.seq_ids), int(n_layers), int(seq_len))

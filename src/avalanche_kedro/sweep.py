@@ -22,7 +22,9 @@ import torch
 
 from .checkpoints import LoadedModel
 from .errors import ConfigurationError, NonFiniteActivationError
-from .forward import PassStats, run_pass
+from tqdm.auto import tqdm
+
+from .forward import PassStats, run_pass, token_progress
 from .gain import MLP_GLOBAL, layer_gains
 from .moments import RunningMoments, Standardizer, UnitMoments
 from .rasters import RasterWriter
@@ -176,6 +178,9 @@ def fit_thresholds(
     profile = _profile_array(rate_targets, spike_defs, target_rates, n_layers)
     rows = []
     total = PassStats()
+    bar = token_progress(
+        len(settings) * input_ids.size, "rate matching (calibration slice)", bool(progress)
+    )
     for setting in settings:
         buffers = [
             [
@@ -206,8 +211,8 @@ def fit_thresholds(
             on_u=on_u,
             on_batch=guard.on_batch,
             on_batch_end=guard.on_batch_end,
-            progress=progress,
-            description=f"thresholds {setting.intervention_id} g={setting.g}",
+            progress=bar,
+            description=f"{setting.intervention_id} g={setting.g}",
         )
         total.add(stats)
         for si, spike_def in enumerate(spike_defs):
@@ -228,6 +233,7 @@ def fit_thresholds(
                             **fit,
                         }
                     )
+    bar.close()
     return pd.DataFrame(rows), total
 
 
@@ -356,7 +362,7 @@ def record_rasters(
     setting: GainSetting,
     writer: RasterWriter,
     batch_size: int,
-    progress: bool = False,
+    progress: bool | tqdm = False,
     description: str = "rasters",
 ) -> PassStats:
     """One pass over ``input_ids`` at ``setting``; A[n, l, t] = #units with v > tau_l for every

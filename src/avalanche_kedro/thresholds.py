@@ -193,7 +193,7 @@ def verify_rate_matching(
     """
     error = (tau_table["achieved_rate_calibration"] - tau_table["r_star"]).abs()
     allowed = rate_tolerance(tau_table["r_star"], tau_table["n_values"], rel_tol)
-    bad = tau_table[error > allowed]
+    bad = tau_table[(error > allowed) | error.isna()]
     if bad.empty:
         return
     columns = [

@@ -122,6 +122,11 @@ def select_slices(
     slice ``s1`` and so on (dict order), each sorted ascending. Slices are therefore disjoint.
     """
     n_needed = int(sum(slice_sizes.values()))
+    if window_pool_factor < 1:
+        raise ConfigurationError(
+            f"windows.window_pool_factor = {window_pool_factor} must be at least 1.",
+            "Set windows.window_pool_factor to a positive integer (the study uses 10).",
+        )
     if any(size <= 0 for size in slice_sizes.values()):
         raise ConfigurationError(
             f"Slice sizes must be positive, got {dict(slice_sizes)} for dataset {dataset_role}.",

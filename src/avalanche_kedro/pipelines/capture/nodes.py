@@ -16,6 +16,7 @@ from ...checkpoints import load_model, resolve_checkpoint
 from ...errors import ConfigurationError, CorpusError, InstrumentationError
 from ...forward import validate_instrumentation
 from ...moments import DEFAULT_EPS, UnitMoments
+from ...paths import project_path
 from ...sweep import accumulate_moments, count_baseline_exceedances
 from ...thresholds import check_spike_defs, target_profile
 from ...windows import (
@@ -40,7 +41,13 @@ SLICE_PLAN = {
 def resolve_model(corpus_A: Any, model: dict, windows: dict, *, model_role: str) -> dict:
     """Identify (and on first use build) the role's checkpoint; returns its manifest."""
     records = iter_text_records(corpus_A, windows.get("text_field", "text"))
-    return resolve_checkpoint(model_role, model, records)
+    spec = dict(model)
+    checkpoint = str(spec.get("checkpoint") or "")
+    # A relative checkpoint directory is relative to the project, wherever Kedro runs from;
+    # a Hub id (org/name) is left alone unless such a directory exists.
+    if checkpoint and (spec.get("embedded") is not None or project_path(checkpoint).exists()):
+        spec["checkpoint"] = str(project_path(checkpoint))
+    return resolve_checkpoint(model_role, spec, records)
 
 
 def _load_tokenizer(model_manifest: dict):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import partial
+from functools import partial, update_wrapper
 
 from kedro.pipeline import Pipeline, node
 
@@ -21,7 +21,7 @@ def template(model_role: str) -> Pipeline:
     return Pipeline(
         [
             node(
-                partial(resolve_model, model_role=model_role),
+                update_wrapper(partial(resolve_model, model_role=model_role), resolve_model),
                 inputs=["corpus_A", "params:model", "params:windows"],
                 outputs="model_manifest",
                 name="resolve_model",

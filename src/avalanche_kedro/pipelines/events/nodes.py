@@ -9,7 +9,6 @@ token but destroys their order) is thresholded with the same real thresholds.
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -18,9 +17,10 @@ import pandas as pd
 
 from ...checkpoints import load_model
 from ...conditions import plan_conditions, threshold_settings
-from ...forward import PassStats
+from ...forward import PassStats, token_progress
 from ...gain import MLP_GLOBAL
 from ...moments import DEFAULT_EPS, UnitMoments
+from ...paths import project_path
 from ...rasters import EventRasters, RasterWriter
 from ...sweep import (
     NULL_NONE,
@@ -136,18 +136,18 @@ def record_event_rasters(
     batch_size = int(runtime["batch_size"])
     progress = bool(runtime.get("progress", False))
 
-    scratch = Path(runtime.get("scratch_dir", "data/02_intermediate/scratch"))
+    scratch = project_path(runtime.get("scratch_dir", "data/02_intermediate/scratch"))
     scratch.mkdir(parents=True, exist_ok=True)
-    directory = Path(tempfile.mkdtemp(prefix="rasters-", dir=scratch)) / "rasters"
+    directory = Path(tempfile.mkdtemp(prefix="rasters-", dir=scratch))
     writer = RasterWriter(
         directory, conditions["cond_id"].to_numpy(), seq_ids, loaded.n_layers, ids.shape[1]
     )
     shuffled = None
     stats = PassStats()
+    groups = conditions.groupby(["null_id", "intervention_id", "g"], sort=False)
+    bar = token_progress(groups.ngroups * ids.size, "event rasters (analysis slice)", progress)
     try:
-        for (null_id, intervention, g), block in conditions.groupby(
-            ["null_id", "intervention_id", "g"], sort=False
-        ):
+        for (null_id, intervention, g), block in groups:
             setting = GainSetting(intervention, float(g))
             if null_id == NULL_TOKEN_SHUFFLE_INPUT:
                 if shuffled is None:
@@ -173,14 +173,15 @@ def record_event_rasters(
                     setting,
                     writer,
                     batch_size,
-                    progress=progress,
-                    description=f"rasters {null_id} {intervention} g={g}",
+                    progress=bar,
+                    description=f"{null_id} {intervention} g={g}",
                 )
             )
+        bar.close()
         rasters = writer.finalize()
     except BaseException:
+        bar.close()
         writer.abort()
-        shutil.rmtree(directory.parent, ignore_errors=True)
         raise
 
     tau_table = _with_analysis_rates(threshold_fit, conditions, rasters, loaded.d_ff)

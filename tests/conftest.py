@@ -1,0 +1,67 @@
+"""Shared test fixtures. Every test runs offline: no Hub access, no Kedro telemetry."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures"
+
+#: A recipe small enough for unit tests (seconds), same architecture as the embedded default.
+SMALL_RECIPE = {
+    "seed_name": "test-tiny-llama",
+    "tokenizer_vocab_size": 512,
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 64,
+}
+
+
+@pytest.fixture(scope="session")
+def python_corpus_a() -> list[str]:
+    from avalanche_kedro.datasets import pydoc_topics
+
+    return pydoc_topics()
+
+
+@pytest.fixture(scope="session")
+def small_checkpoint(tmp_path_factory, python_corpus_a) -> dict:
+    """Manifest of a small embedded-recipe checkpoint built once per test session."""
+    from avalanche_kedro.checkpoints import resolve_checkpoint
+
+    directory = tmp_path_factory.mktemp("checkpoints") / "small-llama"
+    return resolve_checkpoint(
+        "test", {"checkpoint": str(directory), "embedded": SMALL_RECIPE}, python_corpus_a
+    )
+
+
+@pytest.fixture(scope="session")
+def small_model(small_checkpoint):
+    """The small checkpoint loaded on the CPU in fp32 (a real LlamaForCausalLM)."""
+    from avalanche_kedro.checkpoints import load_model
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    return load_model(small_checkpoint, {"device": "cpu", "dtype": "float32"})
+
+
+@pytest.fixture(scope="session")
+def small_windows(small_model, python_corpus_a):
+    """Token windows [N=24, T=32] of corpus A under the small model's tokenizer."""
+    from avalanche_kedro.windows import cut_windows, tokenize_stream
+
+    stream = tokenize_stream(python_corpus_a, small_model.tokenizer, max_tokens=24 * 32)
+    return cut_windows(stream.ids, 32)[:24]

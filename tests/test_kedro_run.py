@@ -1,0 +1,104 @@
+"""End to end: `kedro run` on the embedded default, in a fresh copy of the project config.
+
+The copy holds pyproject.toml, conf/ and the raw ARC file; the package itself is the installed
+one. Runs the deprecated ``--pipeline`` flag, then ``--pipelines``, then both pipelines again
+to show that a rerun writes new versions whose tables are byte-identical to the first ones.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def _project_copy(tmp_path: Path) -> Path:
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", project)
+    shutil.copy(PROJECT_ROOT / ".telemetry", project)
+    shutil.copytree(PROJECT_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
+    (project / "conf" / "local").mkdir()
+    shutil.copytree(PROJECT_ROOT / "data" / "01_raw", project / "data" / "01_raw")
+    (project / "src").mkdir()  # the package comes from the environment
+    return project
+
+
+def _kedro(project: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "kedro", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return result
+
+
+def _versions(project: Path, relative: str) -> list[Path]:
+    name = Path(relative).name
+    return sorted((project / relative).glob(f"*/{name}"))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    project = _project_copy(tmp_path_factory.mktemp("e2e"))
+    _kedro(project, "run", "--pipeline", "capture", "--params", "runtime.progress=false")
+    _kedro(project, "run", "--pipelines", "events", "--params", "runtime.progress=false")
+    _kedro(project, "run", "--pipelines", "capture,events", "--params", "runtime.progress=false")
+    return project
+
+
+TABLES = [
+    "data/02_intermediate/base/windows.parquet",
+    "data/03_primary/base/unit_moments.parquet",
+    "data/03_primary/base/baseline_rates.parquet",
+    "data/03_primary/base/rate_targets.parquet",
+    "data/04_feature/base/conditions_A.parquet",
+    "data/04_feature/base/threshold_fit.parquet",
+    "data/04_feature/base/tau_table.parquet",
+]
+
+
+def test_embedded_checkpoint_is_built_once_and_reloaded(project):
+    checkpoint = project / "data" / "06_models" / "tiny-llama-base"
+    assert (checkpoint / "model.safetensors").exists()
+    assert (checkpoint / "tokenizer.json").exists()
+    manifests = _versions(project, "data/06_models/base/model_manifest.json")
+    assert len(manifests) == 2  # two capture runs, two manifests, one checkpoint
+
+
+def test_rerun_writes_new_versions_with_identical_tables(project):
+    for table in TABLES:
+        versions = _versions(project, table)
+        assert len(versions) == 2, table
+        assert versions[0].read_bytes() == versions[1].read_bytes(), table
+    rasters = _versions(project, "data/04_feature/base/event_rasters_A")
+    assert len(rasters) == 2
+    for name in ["A.npy", "X.npy", "cond_id.npy", "seq_id.npy"]:
+        assert (rasters[0] / name).read_bytes() == (rasters[1] / name).read_bytes(), name
+
+
+def test_embedded_default_outputs(project):
+    taus = pd.read_parquet(_versions(project, "data/04_feature/base/tau_table.parquet")[-1])
+    conditions = pd.read_parquet(_versions(project, "data/04_feature/base/conditions_A.parquet")[-1])
+    # 11 gains x 2 spike definitions x 4 target rates x 8 layers, all within tolerance
+    assert len(taus) == 11 * 2 * 4 * 8
+    assert (taus["rate_match_abs_err"] <= taus["rate_match_tol"]).all()
+    assert len(conditions) == (11 + 11) * 2 * 4  # real + token-shuffle null at every gain
+    A = np.load(_versions(project, "data/04_feature/base/event_rasters_A")[-1] / "A.npy", mmap_mode="r")
+    assert A.shape == (len(conditions), 64, 8, 256)
+    assert not list((project / "data" / "02_intermediate" / "scratch").iterdir())
