@@ -229,6 +229,11 @@ def ensure_embedded_checkpoint(
 # Resolution: what exactly is this model?
 
 
+def looks_like_hub_id(checkpoint: str) -> bool:
+    """``org/name`` or ``name`` (what the Hub accepts), not a path such as ``data/x/y``."""
+    return bool(_HUB_ID.match(checkpoint)) and not checkpoint.startswith((".", "~"))
+
+
 def _is_local(checkpoint: str) -> bool:
     return Path(checkpoint).expanduser().exists()
 
@@ -257,6 +262,16 @@ def _check_local_directory(directory: Path) -> None:
             "Save the model and its tokenizer with save_pretrained() into that directory, or "
             "point models.<role>.checkpoint at a complete checkpoint.",
         )
+
+
+def _declared_model_type(directory: Path) -> str | None:
+    """``model_type`` written in ``config.json`` (None when it cannot be read)."""
+    try:
+        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+        value = config.get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) and value else None
 
 
 def resolve_checkpoint(
@@ -294,12 +309,17 @@ def resolve_checkpoint(
         directory = Path(checkpoint).expanduser()
         _check_local_directory(directory)
         location = str(directory)
+        declared = _declared_model_type(directory)
+        if declared is not None:
+            # Before transformers parses the config: a family it does not know (or one we have
+            # no adapter for) is an unsupported architecture, not a failure to read the files.
+            adapter_for(declared)
         if revision:
             raise ConfigurationError(
                 f"models.{role}.revision is set but '{checkpoint}' is a local directory.",
                 "Remove the revision, or use a Hub id for a pinned revision.",
             )
-    elif _HUB_ID.match(checkpoint) and not checkpoint.startswith((".", "~")):
+    elif looks_like_hub_id(checkpoint):
         source = "hub"
         location = checkpoint
     else:
@@ -317,7 +337,7 @@ def resolve_checkpoint(
         tokenizer = AutoTokenizer.from_pretrained(
             location, revision=revision, trust_remote_code=trust_remote_code
         )
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise CheckpointError(
             f"Could not read the config or tokenizer of '{checkpoint}'"
             + (" from the Hugging Face Hub" if source == "hub" else "")
@@ -472,6 +492,14 @@ def load_model(manifest: Mapping[str, Any], runtime: Mapping[str, Any]) -> Loade
         raise CheckpointError(
             f"The model '{location}' does not fit in the memory of {device} in {dtype}.",
             "Use a GPU with more memory, runtime.dtype: bfloat16, or runtime.device: cpu.",
+        ) from exc
+    except Exception as exc:  # truncated or corrupted weights surface as library errors
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(
+            f"The weights of '{location}' could not be loaded: {type(exc).__name__}: {exc}",
+            "Re-download or re-save the checkpoint (a truncated model.safetensors is the "
+            "usual cause), then re-run the capture pipeline.",
         ) from exc
     model.eval()
     model.requires_grad_(False)

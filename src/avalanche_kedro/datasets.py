@@ -141,8 +141,37 @@ class HubDataset(HFDataset):
             kwargs["data_files"] = str(filepath)
         super().__init__(dataset_name=dataset_name, dataset_kwargs=kwargs, metadata=metadata)
 
+    def load(self) -> Any:
+        if _blank_local_files(self._dataset_kwargs.get("data_files")):
+            # `datasets` cannot build a split from empty files (a bare StopIteration or
+            # DatasetGenerationError); an empty file is a corpus with no records, which the
+            # node reading it reports as such, naming its catalog entry and the fix.
+            from datasets import Dataset
+
+            return Dataset.from_list([])
+        return super().load()
+
     def _describe(self) -> dict[str, Any]:
         return {"dataset_name": self.dataset_name, "dataset_kwargs": self._dataset_kwargs}
+
+
+def _blank_local_files(data_files: Any, max_bytes: int = 1 << 20) -> bool:
+    """True when ``data_files`` names existing local files that hold only whitespace."""
+    if isinstance(data_files, str | os.PathLike):
+        files = [data_files]
+    elif isinstance(data_files, dict):
+        files = [f for v in data_files.values() for f in (v if isinstance(v, list) else [v])]
+    elif isinstance(data_files, list | tuple):
+        files = list(data_files)
+    else:
+        return False
+    paths = [Path(f) for f in files if isinstance(f, str | os.PathLike)]
+    if not paths or len(paths) != len(files) or not all(p.is_file() for p in paths):
+        return False
+    return all(
+        p.stat().st_size == 0 or (p.stat().st_size <= max_bytes and not p.read_bytes().strip())
+        for p in paths
+    )
 
 
 class EventRasterDataset(AbstractVersionedDataset[EventRasters, EventRasters]):

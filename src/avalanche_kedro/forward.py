@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .adapters import instrument
 from .checkpoints import LoadedModel
-from .errors import InstrumentationError
+from .errors import InstrumentationError, NonFiniteActivationError
 from .gain import LayerGains, layer_gains
 
 BatchCallback = Callable[[int, int], None]
@@ -161,6 +161,24 @@ def validate_instrumentation(
         with instrument(model, adapter, gains=layer_gains("MLP_GLOBAL", g_test, loaded.n_layers)):
             scaled = model(input_ids=batch, use_cache=False).logits.float()
 
+    # NaN never equals NaN: without this check a broken checkpoint would be reported as
+    # hooks that do not reproduce the model, blaming the adapter instead of the weights.
+    nonfinite = [
+        layer for layer in sorted(captured_u) if not bool(torch.isfinite(captured_u[layer]).all())
+    ]
+    if nonfinite or not bool(torch.isfinite(plain).all()):
+        where = (
+            f"Layer {nonfinite[0]} produced NaN or inf MLP activations (layers affected: "
+            f"{nonfinite})"
+            if nonfinite
+            else "The logits contain NaN or inf (every MLP activation is finite)"
+        )
+        raise NonFiniteActivationError(
+            f"{where} in the validate step of model '{loaded.manifest.get('model_id')}' "
+            f"({loaded.dtype}, test batch of {int(batch.shape[0])} windows).",
+            "Run the model in float32 (runtime.dtype: float32) or check the checkpoint's "
+            "weights for NaN/inf; half precision can overflow in large models.",
+        )
     report = {
         "n_windows": int(batch.shape[0]),
         "seq_len": int(batch.shape[1]),

@@ -43,6 +43,14 @@ def _window_note(start: int, stop: int) -> str:
     return f" in windows {start}..{stop - 1} of the slice"
 
 
+def _flat_nonzero(mask: torch.Tensor) -> torch.Tensor:
+    """Indices of the True entries of a 1-D mask (numpy's flatnonzero on the CPU: several
+    times faster than ``torch.nonzero`` for the sparse masks of the event passes)."""
+    if mask.device.type == "cpu":
+        return torch.from_numpy(np.flatnonzero(mask.numpy()))
+    return torch.nonzero(mask).squeeze(1)
+
+
 def _check_finite(layer: int, z: torch.Tensor, where: str) -> None:
     if not bool(torch.isfinite(z).all()):
         raise NonFiniteActivationError(
@@ -199,7 +207,7 @@ def fit_thresholds(
             # comparison on |z| finds the candidates of both spike definitions at once.
             floor = _candidate_floor([buffers[si][layer] for si in range(len(spike_defs))])
             if floor is not None:
-                z = z[magnitude > floor]
+                z = z[_flat_nonzero(magnitude > floor)]
             for si, spike_def in enumerate(spike_defs):
                 buffers[si][layer].update(spike_values(z, spike_def))
 
@@ -325,7 +333,7 @@ class _RasterCounter:
         self.guard.observe(layer, magnitude)
         n_sites = self.size * self.seq_len
         if self.floors[layer] is not None:
-            kept = torch.nonzero(magnitude > self.floors[layer]).squeeze(1)
+            kept = _flat_nonzero(magnitude > self.floors[layer])
             values = z[kept]
             sites = torch.div(kept, self.d_ff, rounding_mode="floor")
         else:

@@ -214,8 +214,10 @@ def verify_rate_matching(
         f"Rate matching failed{who} in {len(bad)} of {len(tau_table)} "
         f"(intervention, g, spike def, target, layer) cells: the achieved calibration rate "
         f"differs from r* by more than max({rel_tol} r*, 1/n). Worst cells:\n{listing}\n"
-        "This happens when many activations share the value at the threshold (ties), "
-        "typically in half precision at very low rates.",
-        "Run the model in float32 (runtime.dtype: float32), raise the target rates, or add "
-        "calibration windows (windows.n_calibration) so each layer has more values.",
+        "This happens when many values share the value at the threshold (ties, see tau): "
+        "typically in half precision at very low rates, or at tau = 0 when many units are "
+        "constant (z = 0 exactly; degenerate_units_total in calibration_summary).",
+        "Run the model in float32 (runtime.dtype: float32), raise very low target rates (or "
+        "lower rates whose tie is at tau = 0), or add calibration windows "
+        "(windows.n_calibration) so each layer has more values.",
     )

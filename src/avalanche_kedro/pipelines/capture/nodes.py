@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from ...checkpoints import load_model, resolve_checkpoint
+from ...checkpoints import load_model, looks_like_hub_id, resolve_checkpoint
 from ...errors import ConfigurationError, CorpusError, InstrumentationError
 from ...forward import validate_instrumentation
 from ...moments import DEFAULT_EPS, UnitMoments
@@ -43,9 +43,24 @@ def resolve_model(corpus_A: Any, model: dict, windows: dict, *, model_role: str)
     records = iter_text_records(corpus_A, windows.get("text_field", "text"))
     spec = dict(model)
     checkpoint = str(spec.get("checkpoint") or "")
+    if (
+        spec.get("embedded") is not None
+        and looks_like_hub_id(checkpoint)
+        and not project_path(checkpoint).exists()
+    ):
+        raise ConfigurationError(
+            f"models.{model_role}.checkpoint = '{checkpoint}' looks like a Hub id, but "
+            f"models.{model_role}.embedded is set, which would build a tiny random model there.",
+            f"Add models.{model_role}.embedded=null (e.g. kedro run --params "
+            f'"models.{model_role}.checkpoint={checkpoint},models.{model_role}.embedded=null").',
+        )
     # A relative checkpoint directory is relative to the project, wherever Kedro runs from;
     # a Hub id (org/name) is left alone unless such a directory exists.
-    if checkpoint and (spec.get("embedded") is not None or project_path(checkpoint).exists()):
+    if checkpoint and (
+        spec.get("embedded") is not None
+        or project_path(checkpoint).exists()
+        or not looks_like_hub_id(checkpoint)
+    ):
         spec["checkpoint"] = str(project_path(checkpoint))
     return resolve_checkpoint(model_role, spec, records)
 

@@ -184,7 +184,12 @@ def record_event_rasters(
         writer.abort()
         raise
 
-    tau_table = _with_analysis_rates(threshold_fit, conditions, rasters, loaded.d_ff)
+    try:
+        tau_table = _with_analysis_rates(threshold_fit, conditions, rasters, loaded.d_ff)
+        occupancy = [float(rasters.X[c].mean()) for c in range(rasters.n_conditions)]
+    except BaseException:
+        writer.abort()  # the finished rasters are not saved: remove them from the scratch
+        raise
     summary = {
         "model_role": model_manifest["model_role"],
         "n_conditions": int(len(conditions)),
@@ -195,7 +200,7 @@ def record_event_rasters(
         "forward_passes": stats.windows,
         "tokens_forwarded": stats.tokens,
         "seconds": stats.seconds,
-        "occupancy_mean": float(np.mean([rasters.X[c].mean() for c in range(rasters.n_conditions)])),
+        "occupancy_mean": float(np.mean(occupancy)),
     }
     return rasters, tau_table, summary
 
