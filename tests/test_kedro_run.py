@@ -29,6 +29,9 @@ def _project_copy(tmp_path: Path) -> Path:
     shutil.copy(PROJECT_ROOT / ".telemetry", project)
     shutil.copytree(PROJECT_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
     (project / "conf" / "local").mkdir()
+    # A user's local override plus --params on the command line: both must change only the
+    # keys they name (soft merge), leaving batch_size, dtype, ... from conf/base.
+    (project / "conf" / "local" / "parameters.yml").write_text("runtime:\n  progress: false\n")
     shutil.copytree(PROJECT_ROOT / "data" / "01_raw", project / "data" / "01_raw")
     (project / "src").mkdir()  # the package comes from the environment
     return project
@@ -56,9 +59,9 @@ def _versions(project: Path, relative: str) -> list[Path]:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     project = _project_copy(tmp_path_factory.mktemp("e2e"))
-    _kedro(project, "run", "--pipeline", "capture", "--params", "runtime.progress=false")
-    _kedro(project, "run", "--pipelines", "events", "--params", "runtime.progress=false")
-    _kedro(project, "run", "--pipelines", "capture,events", "--params", "runtime.progress=false")
+    _kedro(project, "run", "--pipeline", "capture", "--params", "runtime.device=cpu")
+    _kedro(project, "run", "--pipelines", "events", "--params", "runtime.device=cpu")
+    _kedro(project, "run", "--pipelines", "capture,events", "--params", "runtime.device=cpu")
     return project
 
 

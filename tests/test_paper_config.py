@@ -79,9 +79,10 @@ def no_network():
 
 @pytest.fixture(scope="module")
 def paper_loader() -> OmegaConfigLoader:
-    return OmegaConfigLoader(
-        str(PROJECT_ROOT / "conf"), env="paper", base_env="base", default_run_env="local"
-    )
+    # Exactly as `kedro run --env paper` builds it (the project's settings included).
+    from avalanche_kedro.settings import CONFIG_LOADER_ARGS
+
+    return OmegaConfigLoader(str(PROJECT_ROOT / "conf"), env="paper", **CONFIG_LOADER_ARGS)
 
 
 @pytest.fixture(scope="module")

@@ -7,4 +7,8 @@ HOOKS = (ActiveConfigHooks(),)
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
+    # Soft merge: an environment (paper, local) or `--params runtime.batch_size=16` changes only
+    # the keys it names. Kedro's default replaces a whole top-level block, so with a non-base
+    # environment `--params runtime.progress=false` would drop every other runtime setting.
+    "merge_strategy": {"parameters": "soft"},
 }

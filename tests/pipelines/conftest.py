@@ -50,8 +50,10 @@ def small_parameters(root: Path) -> dict:
             "checkpoint": str(root / "models" / "small-llama"),
             "revision": None,
             "trust_remote_code": False,
-            "embedded": dict(SMALL_RECIPE),
         }
+    }
+    params["embedded_checkpoints"] = {
+        "small-llama": {"path": str(root / "models" / "small-llama"), **SMALL_RECIPE}
     }
     params["runtime"] = {
         "device": "cpu",

@@ -38,11 +38,27 @@ SLICE_PLAN = {
 }
 
 
-def resolve_model(corpus_A: Any, model: dict, windows: dict, *, model_role: str) -> dict:
-    """Identify (and on first use build) the role's checkpoint; returns its manifest."""
+def resolve_model(
+    corpus_A: Any,
+    model: dict,
+    embedded_checkpoints: dict | None,
+    windows: dict,
+    *,
+    model_role: str,
+) -> dict:
+    """Identify (and on first use build) the role's checkpoint; returns its manifest.
+
+    The checkpoint is built from a recipe when its path is one of ``embedded_checkpoints``
+    (or when the model parameters carry an ``embedded`` recipe themselves).
+    """
     records = iter_text_records(corpus_A, windows.get("text_field", "text"))
     spec = dict(model)
     checkpoint = str(spec.get("checkpoint") or "")
+    if checkpoint and spec.get("embedded") is None:
+        target = project_path(checkpoint)
+        for recipe in (embedded_checkpoints or {}).values():
+            if project_path(recipe["path"]) == target:
+                spec["embedded"] = {k: v for k, v in recipe.items() if k != "path"}
     if (
         spec.get("embedded") is not None
         and looks_like_hub_id(checkpoint)
@@ -51,8 +67,7 @@ def resolve_model(corpus_A: Any, model: dict, windows: dict, *, model_role: str)
         raise ConfigurationError(
             f"models.{model_role}.checkpoint = '{checkpoint}' looks like a Hub id, but "
             f"models.{model_role}.embedded is set, which would build a tiny random model there.",
-            f"Add models.{model_role}.embedded=null (e.g. kedro run --params "
-            f'"models.{model_role}.checkpoint={checkpoint},models.{model_role}.embedded=null").',
+            f"Remove models.{model_role}.embedded to use the Hub model.",
         )
     # A relative checkpoint directory is relative to the project, wherever Kedro runs from;
     # a Hub id (org/name) is left alone unless such a directory exists.

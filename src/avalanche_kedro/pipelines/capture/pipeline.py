@@ -22,7 +22,12 @@ def template(model_role: str) -> Pipeline:
         [
             node(
                 update_wrapper(partial(resolve_model, model_role=model_role), resolve_model),
-                inputs=["corpus_A", "params:model", "params:windows"],
+                inputs=[
+                    "corpus_A",
+                    "params:model",
+                    "params:embedded_checkpoints",
+                    "params:windows",
+                ],
                 outputs="model_manifest",
                 name="resolve_model",
             ),
