@@ -62,7 +62,9 @@ def tokenize_stream(
         nonlocal total
         if not chunk:
             return
-        encoded = tokenizer(chunk, add_special_tokens=False)["input_ids"]
+        # verbose=False: records longer than the model's context are expected here (the stream
+        # is cut into windows afterwards), so the tokenizer's length warning is noise.
+        encoded = tokenizer(chunk, add_special_tokens=False, verbose=False)["input_ids"]
         for ids in encoded:
             pieces.append(np.asarray(ids, dtype=np.int64))
             total += len(ids)
