@@ -43,6 +43,7 @@ from avalanche_kedro.pipelines.capture.nodes import _dataset_windows, select_win
 from avalanche_kedro.windows import iter_text_records, slice_windows, tokenize_stream
 
 from .conftest import PROJECT_ROOT
+from .pipelines.conftest import catalog_with_parameters, reroot_paths
 
 #: SPEC §8, the paper's gain grid.
 SPEC_GAIN_GRID = [0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.3]
@@ -482,15 +483,6 @@ def test_hub_id_offline_is_a_clear_checkpoint_error():
 # 5. The paper's parameter structure end to end on local stand-ins
 
 
-def _flatten_params(params: dict, prefix: str = "params:") -> dict:
-    flat = {}
-    for key, value in params.items():
-        flat[f"{prefix}{key}"] = value
-        if isinstance(value, dict):
-            flat.update(_flatten_params(value, f"{prefix}{key}."))
-    return flat
-
-
 def _scaled_paper_parameters(paper_params, root, qwen2_base_dir, qwen2_dir) -> dict:
     params = copy.deepcopy(paper_params)
     params["windows"].update(SMALL_WINDOWS)
@@ -517,18 +509,7 @@ def _local_paper_catalog(config: dict, root: Path, files: dict, params: dict) ->
         kwargs["data_files"] = {kwargs["split"]: str(path)}
         kwargs["cache_dir"] = str(files["cache"])
 
-    def reroot(entry):
-        if isinstance(entry, dict):
-            return {
-                key: (str(root / value) if key == "filepath" else reroot(value))
-                for key, value in entry.items()
-            }
-        return entry
-
-    catalog = DataCatalog.from_config({name: reroot(entry) for name, entry in config.items()})
-    for name, value in _flatten_params(params).items():
-        catalog[name] = value
-    return catalog
+    return catalog_with_parameters(reroot_paths(config, root, keys=("filepath",)), params)
 
 
 @pytest.fixture(scope="module")

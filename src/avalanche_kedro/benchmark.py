@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import psutil
 import torch
 
@@ -47,8 +46,9 @@ from .sweep import (
     count_baseline_exceedances,
     fit_thresholds,
     record_rasters,
+    tau_array,
 )
-from .thresholds import SPIKE_DEFS, target_profile
+from .thresholds import SPIKE_DEFS, rate_targets_table
 from .windows import cut_windows, tokenize_stream
 
 PAPER_RATES = (1e-5, 2e-5, 4e-5, 8e-5)
@@ -184,15 +184,7 @@ def run(preset: dict[str, Any], checkpoint: Path) -> dict[str, Any]:
     baseline, _ = count_baseline_exceedances(
         loaded, calibration, standardizer, SPIKE_DEFS, 2.5, batch_size
     )
-    rows = []
-    for spike_def in SPIKE_DEFS:
-        base = baseline[baseline["spike_def_id"] == spike_def].sort_values("layer")
-        for rate in rates:
-            for layer, r_star in enumerate(target_profile(base["r_base"].to_numpy(), rate)):
-                rows.append(
-                    {"spike_def_id": spike_def, "target_rate": rate, "layer": layer, "r_star": r_star}
-                )
-    targets = pd.DataFrame(rows)
+    targets = rate_targets_table(baseline, SPIKE_DEFS, rates)
     bare_forward(loaded, windows[:batch_size], 1, batch_size)  # warm-up
 
     # Peak memory of plain inference on these windows (one pass over both slices).
@@ -219,11 +211,7 @@ def run(preset: dict[str, Any], checkpoint: Path) -> dict[str, Any]:
                 loaded, calibration, standardizer, targets, [setting], SPIKE_DEFS, rates, batch_size
             )
             fit_seconds += time.perf_counter() - started
-            taus = np.empty((n_s, n_r, loaded.n_layers), dtype=np.float32)
-            for si, spike_def in enumerate(SPIKE_DEFS):
-                for ri, rate in enumerate(rates):
-                    chosen = fit[(fit["spike_def_id"] == spike_def) & (fit["target_rate"] == rate)]
-                    taus[si, ri] = chosen.sort_values("layer")["tau"].to_numpy(dtype=np.float32)
+            taus = tau_array(fit, setting, SPIKE_DEFS, rates, loaded.n_layers)
             cond_rows = index * n_s * n_r + np.arange(n_s * n_r).reshape(n_s, n_r)
             bare_seconds += bare_forward(loaded, analysis, 1, batch_size)
             started = time.perf_counter()

@@ -40,6 +40,15 @@ class InstrumentationError(AvalancheError):
 class NonFiniteActivationError(AvalancheError):
     """The model produced NaN or inf activations."""
 
+    @classmethod
+    def in_layer(cls, layer: int, where: str = "") -> NonFiniteActivationError:
+        """The error for layer ``layer``; ``where`` says which windows (may be empty)."""
+        return cls(
+            f"Layer {layer} produced NaN or inf MLP activations{where}.",
+            "Run the model in float32 (runtime.dtype: float32) or check the checkpoint's "
+            "weights; half precision can overflow in large models.",
+        )
+
 
 class RateMatchingError(AvalancheError):
     """Order-statistic thresholds missed their target rates (SPEC §4 verification)."""

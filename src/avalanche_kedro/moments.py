@@ -77,11 +77,7 @@ class RunningMoments:
         """Merge a batch ``u [..., d_ff]`` (any leading shape) of layer ``layer``."""
         count_b, mean_b, m2_b = batch_moments(u.reshape(-1, self.d_ff))
         if not bool(torch.isfinite(m2_b).all()):
-            raise NonFiniteActivationError(
-                f"Layer {layer} produced NaN or inf MLP activations{where}.",
-                "Run the model in float32 (runtime.dtype: float32) or check the checkpoint's "
-                "weights; half precision can overflow in large models.",
-            )
+            raise NonFiniteActivationError.in_layer(layer, where)
         count, mean, m2 = merge_moments(
             self.counts[layer], self.mean[layer], self.m2[layer], count_b, mean_b, m2_b
         )

@@ -51,15 +51,6 @@ def _flat_nonzero(mask: torch.Tensor) -> torch.Tensor:
     return torch.nonzero(mask).squeeze(1)
 
 
-def _check_finite(layer: int, z: torch.Tensor, where: str) -> None:
-    if not bool(torch.isfinite(z).all()):
-        raise NonFiniteActivationError(
-            f"Layer {layer} produced NaN or inf MLP activations{where}.",
-            "Run the model in float32 (runtime.dtype: float32) or check the checkpoint's "
-            "weights; half precision can overflow in large models.",
-        )
-
-
 # --------------------------------------------------------------------------------------------
 # Calibration at g = 1
 
@@ -245,6 +236,33 @@ def fit_thresholds(
     return pd.DataFrame(rows), total
 
 
+def tau_array(
+    threshold_fit: pd.DataFrame,
+    setting: GainSetting,
+    spike_defs: Sequence[str],
+    target_rates: Sequence[float],
+    n_layers: int,
+) -> np.ndarray:
+    """``tau[s, r, l]`` (float32, the exact fitted values) of one (intervention, g)."""
+    part = threshold_fit[
+        (threshold_fit["intervention_id"] == setting.intervention_id)
+        & (threshold_fit["g"] == setting.g)
+    ]
+    taus = np.empty((len(spike_defs), len(target_rates), n_layers), dtype=np.float32)
+    for si, spike_def in enumerate(spike_defs):
+        for ri, rate in enumerate(target_rates):
+            rows = part[(part["spike_def_id"] == spike_def) & (part["target_rate"] == rate)]
+            if len(rows) != n_layers:
+                raise ConfigurationError(
+                    f"The threshold table has {len(rows)} layers for {setting}, {spike_def}, "
+                    f"target {rate}; the model has {n_layers}.",
+                    "Re-run the events pipeline (kedro run --pipelines events) so thresholds "
+                    "and rasters come from the same parameters.",
+                )
+            taus[si, ri] = rows.sort_values("layer")["tau"].to_numpy(dtype=np.float32)
+    return taus
+
+
 # --------------------------------------------------------------------------------------------
 # Rasters
 
@@ -269,8 +287,7 @@ class _FiniteGuard:
     def on_batch_end(self, start: int, stop: int) -> None:
         finite = torch.isfinite(self.peaks)
         if not bool(finite.all()):
-            layer = int(torch.nonzero(~finite)[0, 0])
-            _check_finite(layer, self.peaks[layer : layer + 1], self.where)
+            raise NonFiniteActivationError.in_layer(int(torch.nonzero(~finite)[0, 0]), self.where)
 
 
 def _candidate_floor(buffers: Sequence[StreamingTopK]) -> torch.Tensor | None:
@@ -412,4 +429,5 @@ __all__ = [
     "count_baseline_exceedances",
     "fit_thresholds",
     "record_rasters",
+    "tau_array",
 ]

@@ -68,6 +68,43 @@ def target_profile(r_base: np.ndarray, target_rate: float) -> np.ndarray:
     return np.clip(r_base * (float(target_rate) / mean_base), 0.0, 1.0)
 
 
+def rate_targets_table(
+    baseline_rates: pd.DataFrame, spike_defs: Sequence[str], target_rates: Sequence[float]
+) -> pd.DataFrame:
+    """Long table of r*[l] per (spike definition, target rate, layer) from baseline rates.
+
+    ``baseline_rates`` has one row per (spike_def_id, layer) with ``r_base`` and ``n_values``
+    (and optionally ``model_role``, which is carried over).
+    """
+    target_rates = [float(r) for r in target_rates]
+    if not target_rates or any(not 0 < r < 1 for r in target_rates):
+        raise ConfigurationError(
+            f"calibration.target_rates must be rates in (0, 1); got {target_rates}.",
+            "List the target event rates, e.g. [1.0e-5, 2.0e-5, 4.0e-5, 8.0e-5].",
+        )
+    rows = []
+    for spike_def in check_spike_defs(spike_defs):
+        base = baseline_rates[baseline_rates["spike_def_id"] == spike_def].sort_values("layer")
+        extra = {"model_role": base["model_role"].iloc[0]} if "model_role" in base else {}
+        for rate in target_rates:
+            profile = target_profile(base["r_base"].to_numpy(), rate)
+            for layer, r_base, r_star, n_values in zip(
+                base["layer"], base["r_base"], profile, base["n_values"], strict=True
+            ):
+                rows.append(
+                    {
+                        **extra,
+                        "spike_def_id": spike_def,
+                        "target_rate": rate,
+                        "layer": int(layer),
+                        "r_base": float(r_base),
+                        "r_star": float(r_star),
+                        "n_values": int(n_values),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
 def exceedance_budget(r_star: float, n_values: int) -> int:
     """``m = floor(r* n)``: the most values allowed above tau."""
     return int(math.floor(float(r_star) * int(n_values)))

@@ -66,33 +66,38 @@ def small_parameters(root: Path) -> dict:
     return params
 
 
+def reroot_paths(entry, root: Path, keys=("filepath", "data_files")):
+    """A catalog config with the relative paths under ``keys`` moved under ``root``."""
+    if isinstance(entry, dict):
+        return {
+            key: (str(root / value) if key in keys else reroot_paths(value, root, keys))
+            for key, value in entry.items()
+        }
+    return entry
+
+
+def catalog_with_parameters(config: dict, params: dict) -> DataCatalog:
+    """``DataCatalog.from_config(config)`` plus ``params:`` entries as Kedro adds them."""
+    catalog = DataCatalog.from_config(config)
+    for name, value in flatten_params(params).items():
+        catalog[name] = value
+    return catalog
+
+
 def project_catalog(root: Path, params: dict) -> DataCatalog:
     """The base catalog with relative file paths re-rooted at ``root``, plus parameters."""
     loader = OmegaConfigLoader(
         str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base", env="base"
     )
-    config = loader["catalog"]
-
-    def reroot(entry):
-        if isinstance(entry, dict):
-            return {
-                key: (str(root / value) if key in ("filepath", "data_files") else reroot(value))
-                for key, value in entry.items()
-            }
-        return entry
-
-    catalog = DataCatalog.from_config({name: reroot(entry) for name, entry in config.items()})
-    for name, value in _flatten_params(params).items():
-        catalog[name] = value
-    return catalog
+    return catalog_with_parameters(reroot_paths(loader["catalog"], root), params)
 
 
-def _flatten_params(params: dict, prefix: str = "params:") -> dict:
+def flatten_params(params: dict, prefix: str = "params:") -> dict:
     flat = {}
     for key, value in params.items():
         flat[f"{prefix}{key}"] = value
         if isinstance(value, dict):
-            flat.update(_flatten_params(value, f"{prefix}{key}."))
+            flat.update(flatten_params(value, f"{prefix}{key}."))
     return flat
 
 

@@ -18,7 +18,7 @@ from ...forward import validate_instrumentation
 from ...moments import DEFAULT_EPS, UnitMoments
 from ...paths import project_path
 from ...sweep import accumulate_moments, count_baseline_exceedances
-from ...thresholds import check_spike_defs, target_profile
+from ...thresholds import check_spike_defs, rate_targets_table
 from ...windows import (
     cut_windows,
     iter_text_records,
@@ -252,32 +252,7 @@ def measure_baseline_rates(
 
 def derive_rate_targets(baseline_rates: pd.DataFrame, calibration: dict) -> pd.DataFrame:
     """r*[l] = clip(r_base[l] r / mean_l r_base, 0, 1) per spike definition and target rate."""
-    target_rates = [float(r) for r in calibration["target_rates"]]
-    if not target_rates or any(not 0 < r < 1 for r in target_rates):
-        raise ConfigurationError(
-            f"calibration.target_rates must be rates in (0, 1); got {target_rates}.",
-            "List the target event rates, e.g. [1.0e-5, 2.0e-5, 4.0e-5, 8.0e-5].",
-        )
-    rows = []
-    for spike_def in check_spike_defs(calibration["spike_defs"]):
-        base = baseline_rates[baseline_rates["spike_def_id"] == spike_def].sort_values("layer")
-        for rate in target_rates:
-            profile = target_profile(base["r_base"].to_numpy(), rate)
-            for layer, r_base, r_star, n_values in zip(
-                base["layer"], base["r_base"], profile, base["n_values"], strict=True
-            ):
-                rows.append(
-                    {
-                        "model_role": base["model_role"].iloc[0],
-                        "spike_def_id": spike_def,
-                        "target_rate": rate,
-                        "layer": int(layer),
-                        "r_base": float(r_base),
-                        "r_star": float(r_star),
-                        "n_values": int(n_values),
-                    }
-                )
-    return pd.DataFrame(rows)
+    return rate_targets_table(baseline_rates, calibration["spike_defs"], calibration["target_rates"])
 
 
 __all__ = [

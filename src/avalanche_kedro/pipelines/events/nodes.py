@@ -28,6 +28,7 @@ from ...sweep import (
     GainSetting,
     fit_thresholds,
     record_rasters,
+    tau_array,
 )
 from ...thresholds import RATE_MATCH_REL_TOL, check_spike_defs, verify_rate_matching
 from ...windows import shuffle_window_tokens, slice_windows
@@ -92,26 +93,6 @@ def fit_rate_matched_thresholds(
     return table
 
 
-def _taus_for(
-    threshold_fit: pd.DataFrame,
-    setting: GainSetting,
-    spike_defs,
-    target_rates,
-    n_layers: int,
-) -> np.ndarray:
-    """``tau[s, r, l]`` (float32) of one (intervention, g)."""
-    part = threshold_fit[
-        (threshold_fit["intervention_id"] == setting.intervention_id)
-        & (threshold_fit["g"] == setting.g)
-    ]
-    taus = np.empty((len(spike_defs), len(target_rates), n_layers), dtype=np.float32)
-    for si, spike_def in enumerate(spike_defs):
-        for ri, rate in enumerate(target_rates):
-            rows = part[(part["spike_def_id"] == spike_def) & (part["target_rate"] == rate)]
-            taus[si, ri] = rows.sort_values("layer")["tau"].to_numpy(dtype=np.float32)
-    return taus
-
-
 def record_event_rasters(
     model_manifest: dict,
     windows: pd.DataFrame,
@@ -167,7 +148,7 @@ def record_event_rasters(
                     loaded,
                     inputs,
                     standardizer,
-                    _taus_for(threshold_fit, tau_setting, spike_defs, target_rates, loaded.n_layers),
+                    tau_array(threshold_fit, tau_setting, spike_defs, target_rates, loaded.n_layers),
                     rows,
                     spike_defs,
                     setting,
