@@ -95,7 +95,7 @@ def _config(case: str, n_layers: int):
     return AutoConfig.for_model(model_type, **kwargs)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tiny_model(case: str, n_layers: int = 4) -> torch.nn.Module:
     torch.manual_seed(1234)
     model = AutoModelForCausalLM.from_config(_config(case, n_layers), dtype=torch.float32)
@@ -208,9 +208,7 @@ def capture_outputs(modules, prepend: bool):
 
 
 def total_hooks(model) -> int:
-    return sum(
-        len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules()
-    )
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
 
 
 def loaded_model(case: str, model, adapter=None) -> LoadedModel:
@@ -280,11 +278,14 @@ def test_hooked_u_equals_independent_recomputation(case):
         for i, b in enumerate(blocks)
     ]
     try:
-        with torch.inference_mode(), instrument(
-            model,
-            adapter,
-            on_u=lambda i, u: hooked_u.__setitem__(i, u.detach().clone()),
-            on_mlp_input=lambda i, x: hooked_x.__setitem__(i, x.detach().clone()),
+        with (
+            torch.inference_mode(),
+            instrument(
+                model,
+                adapter,
+                on_u=lambda i, u: hooked_u.__setitem__(i, u.detach().clone()),
+                on_mlp_input=lambda i, x: hooked_x.__setitem__(i, x.detach().clone()),
+            ),
         ):
             model(input_ids=ids, use_cache=False)
             assert sorted(hooked_u) == sorted(hooked_x) == list(range(len(blocks)))
@@ -424,9 +425,7 @@ def test_post_norm_gain_acts_after_post_feedforward_layernorm(model_type):
     with instrument(model, adapter, gains=layer_gains("MLP_GLOBAL", G, len(blocks))):
         own_out, before = capture_outputs(norms, prepend=True)
         seen_out, after = capture_outputs(norms, prepend=False)
-        gained_update, gained_in = _block_residual_updates(
-            model, blocks, ids, [*before, *after]
-        )
+        gained_update, gained_in = _block_residual_updates(model, blocks, ids, [*before, *after])
     assert torch.equal(gained_in[0], plain_in[0])
     assert torch.equal(own_out[0], plain_norm_out[0])
     for i in range(len(blocks)):
@@ -605,8 +604,11 @@ def test_every_adapter_is_covered_here():
         # The MLP input read before the pre-MLP norm (the raw residual stream).
         {"mlp_module": "post_attention_layernorm"},
         # A recompute with gate and up swapped: act(up(x)) * gate(x).
-        {"recompute_u": lambda block, x: block.mlp.act_fn(block.mlp.up_proj(x))
-         * block.mlp.gate_proj(x)},
+        {
+            "recompute_u": lambda block, x: (
+                block.mlp.act_fn(block.mlp.up_proj(x)) * block.mlp.gate_proj(x)
+            )
+        },
     ],
     ids=["wrong-recompute", "mlp-input-before-norm", "gate-and-up-swapped"],
 )

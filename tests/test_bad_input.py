@@ -294,8 +294,11 @@ def test_missing_model_path(workspace, tmp_path, monkeypatch, kind):
     [
         (["config.json"], ["weights (model.safetensors", "a tokenizer"], []),
         (["config.json", "model.safetensors"], ["a tokenizer"], ["weights", "config.json"]),
-        (["model.safetensors", "tokenizer.json", "tokenizer_config.json"], ["config.json"],
-         ["weights", "a tokenizer"]),
+        (
+            ["model.safetensors", "tokenizer.json", "tokenizer_config.json"],
+            ["config.json"],
+            ["weights", "a tokenizer"],
+        ),
     ],
     ids=["config-only", "no-tokenizer", "no-config"],
 )

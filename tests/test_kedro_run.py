@@ -97,11 +97,15 @@ def test_rerun_writes_new_versions_with_identical_tables(project):
 
 def test_embedded_default_outputs(project):
     taus = pd.read_parquet(_versions(project, "data/04_feature/base/tau_table.parquet")[-1])
-    conditions = pd.read_parquet(_versions(project, "data/04_feature/base/conditions_A.parquet")[-1])
+    conditions = pd.read_parquet(
+        _versions(project, "data/04_feature/base/conditions_A.parquet")[-1]
+    )
     # 11 gains x 2 spike definitions x 4 target rates x 8 layers, all within tolerance
     assert len(taus) == 11 * 2 * 4 * 8
     assert (taus["rate_match_abs_err"] <= taus["rate_match_tol"]).all()
     assert len(conditions) == (11 + 11) * 2 * 4  # real + token-shuffle null at every gain
-    A = np.load(_versions(project, "data/04_feature/base/event_rasters_A")[-1] / "A.npy", mmap_mode="r")
+    A = np.load(
+        _versions(project, "data/04_feature/base/event_rasters_A")[-1] / "A.npy", mmap_mode="r"
+    )
     assert A.shape == (len(conditions), 64, 8, 256)
     assert not list((project / "data" / "02_intermediate" / "scratch").iterdir())

@@ -30,9 +30,7 @@ def test_batch_moments_against_numpy():
     assert count == 37
     assert mean.dtype == torch.float64 and m2.dtype == torch.float64
     np.testing.assert_allclose(mean.numpy(), x64.mean(axis=0), rtol=1e-13, atol=1e-15)
-    np.testing.assert_allclose(
-        m2.numpy(), ((x64 - x64.mean(axis=0)) ** 2).sum(axis=0), rtol=1e-12
-    )
+    np.testing.assert_allclose(m2.numpy(), ((x64 - x64.mean(axis=0)) ** 2).sum(axis=0), rtol=1e-12)
 
 
 def test_merge_moments_hand_example():

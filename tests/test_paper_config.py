@@ -314,11 +314,7 @@ def test_wikitext_like_file_skips_empty_records_and_cuts_exact_windows(
     # the windows are cuts of the stream of the non-empty records, each tokenized alone
     # (headings included, no special tokens)
     expected = np.concatenate(
-        [
-            tokenizer(r, add_special_tokens=False)["input_ids"]
-            for r in records
-            if r.strip()
-        ]
+        [tokenizer(r, add_special_tokens=False)["input_ids"] for r in records if r.strip()]
     )
     for row in frame.itertuples():
         start = row.seq_id * 32

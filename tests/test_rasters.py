@@ -35,7 +35,13 @@ def _write_all(directory, A, cond_ids=(7, 3, 11), seq_ids=(40, 2, 17, 9, 5)):
     writer = RasterWriter(directory, list(cond_ids), list(seq_ids), L, T)
     # each row split into different window blocks, rows and blocks in scrambled order
     blocks = [
-        (2, 3, 5), (0, 1, 5), (1, 0, 2), (2, 0, 1), (0, 0, 1), (1, 2, 5), (2, 1, 3),
+        (2, 3, 5),
+        (0, 1, 5),
+        (1, 0, 2),
+        (2, 0, 1),
+        (0, 0, 1),
+        (1, 2, 5),
+        (2, 1, 3),
     ]
     for row, start, stop in blocks:
         writer.write(row, start, A[row, start:stop])

@@ -78,7 +78,13 @@ def test_plan_conditions_keys_and_ids():
     assert first["null_id"] == "NULL_NONE"
     for row in table.itertuples():
         assert row.condition_key == "|".join(
-            ["A", row.spike_def_id, repr(float(row.target_rate)), repr(float(row.g)), row.intervention_id]
+            [
+                "A",
+                row.spike_def_id,
+                repr(float(row.target_rate)),
+                repr(float(row.g)),
+                row.intervention_id,
+            ]
         )
         assert "base" not in row.condition_key  # model role never enters the key
     shuffle = table[table["null_id"] == "NULL_TOKEN_SHUFFLE_INPUT"]

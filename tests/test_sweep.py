@@ -93,12 +93,19 @@ def calibrated(small_model, data):
     rows = []
     for spike_def in SPIKE_DEFS:
         r_base = (
-            baseline[baseline["spike_def_id"] == spike_def].sort_values("layer")["r_base"].to_numpy()
+            baseline[baseline["spike_def_id"] == spike_def]
+            .sort_values("layer")["r_base"]
+            .to_numpy()
         )
         for rate in TARGET_RATES:
             for layer, r_star in enumerate(target_profile(r_base, rate)):
                 rows.append(
-                    {"spike_def_id": spike_def, "target_rate": rate, "layer": layer, "r_star": r_star}
+                    {
+                        "spike_def_id": spike_def,
+                        "target_rate": rate,
+                        "layer": layer,
+                        "r_star": r_star,
+                    }
                 )
     rate_targets = pd.DataFrame(rows)
     fits, _ = fit_thresholds(
@@ -163,7 +170,9 @@ def test_fit_thresholds_equal_brute_force_order_statistics(small_model, data, ca
     moments, fits = calibrated["moments"], calibrated["fits"]
     n_values = 12 * 32 * small_model.d_ff
     assert len(fits) == len(GAINS) * len(SPIKE_DEFS) * len(TARGET_RATES) * small_model.n_layers
-    profile = calibrated["rate_targets"].set_index(["spike_def_id", "target_rate", "layer"])["r_star"]
+    profile = calibrated["rate_targets"].set_index(["spike_def_id", "target_rate", "layer"])[
+        "r_star"
+    ]
     n_checked_nonzero_budget = 0
     for g in GAINS:
         z = standardize(data["u_cal"][g], moments.mu, moments.sigma)
@@ -238,17 +247,29 @@ def _record(small_model, tmp_path, name, input_ids, standardizer, taus, spike_de
 
 
 @pytest.mark.parametrize("g", GAINS)
-def test_record_rasters_equal_brute_force_with_fitted_taus(small_model, data, calibrated, tmp_path, g):
+def test_record_rasters_equal_brute_force_with_fitted_taus(
+    small_model, data, calibrated, tmp_path, g
+):
     moments, fits = calibrated["moments"], calibrated["fits"]
     n_layers = small_model.n_layers
     taus = np.zeros((len(SPIKE_DEFS), len(TARGET_RATES), n_layers), dtype=np.float32)
     for si, spike_def in enumerate(SPIKE_DEFS):
         for ri, rate in enumerate(TARGET_RATES):
-            part = fits[(fits["g"] == g) & (fits["spike_def_id"] == spike_def) & (fits["target_rate"] == rate)]
+            part = fits[
+                (fits["g"] == g)
+                & (fits["spike_def_id"] == spike_def)
+                & (fits["target_rate"] == rate)
+            ]
             taus[si, ri] = part.sort_values("layer")["tau"].to_numpy(dtype=np.float32)
     rasters, cond_rows = _record(
-        small_model, tmp_path, f"fitted_{g}", data["analysis"], calibrated["standardizer"],
-        taus, SPIKE_DEFS, g,
+        small_model,
+        tmp_path,
+        f"fitted_{g}",
+        data["analysis"],
+        calibrated["standardizer"],
+        taus,
+        SPIKE_DEFS,
+        g,
     )
     z = standardize(data["u_ana"][g], moments.mu, moments.sigma)
     expected = _brute_counts(z, taus, SPIKE_DEFS)
@@ -257,16 +278,24 @@ def test_record_rasters_equal_brute_force_with_fitted_taus(small_model, data, ca
     for si in range(len(SPIKE_DEFS)):
         for ri in range(len(TARGET_RATES)):
             got = np.asarray(rasters.A[cond_rows[si, ri]])
-            np.testing.assert_array_equal(got, expected[si, ri], err_msg=f"{SPIKE_DEFS[si]} {TARGET_RATES[ri]}")
-            np.testing.assert_array_equal(rasters.X[cond_rows[si, ri]], (expected[si, ri] > 0).astype(np.uint8))
+            np.testing.assert_array_equal(
+                got, expected[si, ri], err_msg=f"{SPIKE_DEFS[si]} {TARGET_RATES[ri]}"
+            )
+            np.testing.assert_array_equal(
+                rasters.X[cond_rows[si, ri]], (expected[si, ri] > 0).astype(np.uint8)
+            )
             total += int(got.sum())
     assert total > 0  # the comparison is not vacuous
     # lower rates -> never more events at the same site (taus nested per layer)
     for si in range(len(SPIKE_DEFS)):
-        assert np.all(np.asarray(rasters.A[cond_rows[si, 0]]) <= np.asarray(rasters.A[cond_rows[si, 2]]))
+        assert np.all(
+            np.asarray(rasters.A[cond_rows[si, 0]]) <= np.asarray(rasters.A[cond_rows[si, 2]])
+        )
 
 
-def test_record_rasters_dense_path_with_negative_and_extreme_taus(small_model, data, calibrated, tmp_path):
+def test_record_rasters_dense_path_with_negative_and_extreme_taus(
+    small_model, data, calibrated, tmp_path
+):
     """Hand-chosen taus: a negative one (no sparse shortcut), zero, and one above every value."""
     moments = calibrated["moments"]
     taus = np.array(
@@ -278,13 +307,22 @@ def test_record_rasters_dense_path_with_negative_and_extreme_taus(small_model, d
     )
     g = 0.8
     rasters, cond_rows = _record(
-        small_model, tmp_path, "hand", data["analysis"], calibrated["standardizer"], taus, SPIKE_DEFS, g
+        small_model,
+        tmp_path,
+        "hand",
+        data["analysis"],
+        calibrated["standardizer"],
+        taus,
+        SPIKE_DEFS,
+        g,
     )
     z = standardize(data["u_ana"][g], moments.mu, moments.sigma)
     expected = _brute_counts(z, taus, SPIKE_DEFS)
     for si in range(2):
         for ri in range(2):
-            np.testing.assert_array_equal(np.asarray(rasters.A[cond_rows[si, ri]]), expected[si, ri])
+            np.testing.assert_array_equal(
+                np.asarray(rasters.A[cond_rows[si, ri]]), expected[si, ri]
+            )
     # tau = 1e9 gives an empty layer; a negative one-sided tau gives many events per site
     assert np.asarray(rasters.A[cond_rows[0, 0]])[:, 3].sum() == 0
     assert np.asarray(rasters.A[cond_rows[0, 1]])[:, 1].min() > 0

@@ -38,7 +38,9 @@ def test_constants():
 def test_spike_values():
     z = torch.tensor([-3.0, -0.5, 0.0, 2.0])
     torch.testing.assert_close(spike_values(z, SPIKE_ONE_SIDED_POS), z)
-    torch.testing.assert_close(spike_values(z, SPIKE_TWO_SIDED_ABS), torch.tensor([3.0, 0.5, 0.0, 2.0]))
+    torch.testing.assert_close(
+        spike_values(z, SPIKE_TWO_SIDED_ABS), torch.tensor([3.0, 0.5, 0.0, 2.0])
+    )
     with pytest.raises(ConfigurationError):
         spike_values(z, "SPIKE_BOTH")
     assert check_spike_defs([SPIKE_TWO_SIDED_ABS]) == (SPIKE_TWO_SIDED_ABS,)
@@ -188,7 +190,11 @@ def test_streaming_topk_equals_sort(k):
     cuts = np.sort(rng.choice(np.arange(1, data.size), size=40, replace=False))
     batches = np.split(data, cuts)
     batches.insert(5, np.zeros(0, dtype=np.float32))  # an empty batch is harmless
-    for order in (range(len(batches)), reversed(range(len(batches))), rng.permutation(len(batches))):
+    for order in (
+        range(len(batches)),
+        reversed(range(len(batches))),
+        rng.permutation(len(batches)),
+    ):
         top = StreamingTopK(k)
         result = _feed(top, [batches[i] for i in order])
         assert result.dtype == np.float32
@@ -282,7 +288,9 @@ def test_verify_rate_matching_passes_good_table():
 
 def test_verify_rate_matching_names_the_bad_cell():
     table = _table()
-    bad = table.index[(table["g"] == 1.0) & (table["spike_def_id"] == SPIKE_TWO_SIDED_ABS) & (table["layer"] == 2)][0]
+    bad = table.index[
+        (table["g"] == 1.0) & (table["spike_def_id"] == SPIKE_TWO_SIDED_ABS) & (table["layer"] == 2)
+    ][0]
     # r* = 3e-3, tolerance 1.5e-4; achieved 3.2e-3 misses by 2e-4
     table.loc[bad, "achieved_rate_calibration"] = 3.2e-3
     table.loc[bad, "tau"] = 12.345

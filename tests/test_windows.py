@@ -39,9 +39,7 @@ def word_tokenizer():
     core.post_processor = processors.TemplateProcessing(
         single="[BOS] $A", special_tokens=[("[BOS]", VOCAB["[BOS]"])]
     )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core, bos_token="[BOS]", unk_token="[UNK]"
-    )
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="[BOS]", unk_token="[UNK]")
     # sanity of the fixture itself: BOS only with special tokens
     assert tokenizer("a b")["input_ids"] == [1, 2, 3]
     assert tokenizer("a b", add_special_tokens=False)["input_ids"] == [2, 3]
@@ -84,9 +82,7 @@ def test_tokenize_stream_many_records_equals_one_at_a_time(word_tokenizer):
     expected = []
     for record in records:
         if record.strip():
-            expected.extend(
-                VOCAB.get(word, 0) for word in record.split()
-            )
+            expected.extend(VOCAB.get(word, 0) for word in record.split())
     stream = tokenize_stream(records, word_tokenizer)
     np.testing.assert_array_equal(stream.ids, np.asarray(expected, dtype=np.int64))
     assert stream.n_records == sum(1 for r in records if r.strip())
@@ -220,9 +216,7 @@ def test_select_slices_is_deterministic_and_role_seeded():
 
 def test_select_slices_single_slice_for_b():
     slices = select_slices(2000, {"eval": 96}, "B", 10, "corpus_b")
-    expected = np.sort(
-        np.random.default_rng(seed_of("select", "B")).choice(960, 96, replace=False)
-    )
+    expected = np.sort(np.random.default_rng(seed_of("select", "B")).choice(960, 96, replace=False))
     np.testing.assert_array_equal(slices["eval"], expected)
 
 

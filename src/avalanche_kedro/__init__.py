@@ -1,4 +1,3 @@
-"""avalanche_kedro
-"""
+"""avalanche_kedro"""
 
 __version__ = "0.1"

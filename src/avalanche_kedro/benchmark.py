@@ -133,7 +133,8 @@ def qwen05b_shaped_model(vocab_size: int = 151936) -> LoadedModel:
 def embedded_model(checkpoint: Path) -> LoadedModel:
     """The embedded default checkpoint (built on first use, exactly as the pipeline does)."""
     manifest = resolve_checkpoint(
-        "benchmark", {"checkpoint": str(checkpoint), "embedded": {"seed_name": "tiny-llama-base"}},
+        "benchmark",
+        {"checkpoint": str(checkpoint), "embedded": {"seed_name": "tiny-llama-base"}},
         pydoc_topics(),
     )
     return load_model(manifest, {"device": "cpu", "dtype": "float32"})
@@ -216,7 +217,15 @@ def run(preset: dict[str, Any], checkpoint: Path) -> dict[str, Any]:
             bare_seconds += bare_forward(loaded, analysis, 1, batch_size)
             started = time.perf_counter()
             record_rasters(
-                loaded, analysis, standardizer, taus, cond_rows, SPIKE_DEFS, setting, writer, batch_size
+                loaded,
+                analysis,
+                standardizer,
+                taus,
+                cond_rows,
+                SPIKE_DEFS,
+                setting,
+                writer,
+                batch_size,
             )
             raster_seconds += time.perf_counter() - started
         writer.finalize()
@@ -285,9 +294,22 @@ def main(argv: list[str] | None = None) -> None:
     result = run(preset, args.checkpoint)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: result[k] for k in (
-        "model", "bare_forward_seconds", "events_sweep_seconds", "ratio_sweep_over_bare",
-        "sweep_tokens_per_second", "peak_rss_bytes_sweep_phase")}, indent=2))
+    print(
+        json.dumps(
+            {
+                k: result[k]
+                for k in (
+                    "model",
+                    "bare_forward_seconds",
+                    "events_sweep_seconds",
+                    "ratio_sweep_over_bare",
+                    "sweep_tokens_per_second",
+                    "peak_rss_bytes_sweep_phase",
+                )
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from kedro.io.core import AbstractDataset, AbstractVersionedDataset, DatasetErro
 from kedro_datasets.huggingface import HFDataset
 
 from .errors import ArtifactError, ConfigurationError
-from .rasters import COND_FILE, META_FILE, SEQ_FILE, A_FILE, X_FILE, EventRasters
+from .rasters import A_FILE, COND_FILE, META_FILE, SEQ_FILE, X_FILE, EventRasters
 
 # Parts of the standard library that are test data, tools or vendored code rather than the
 # library's own documentation; they are skipped so corpus B is ordinary prose docstrings.

@@ -178,7 +178,10 @@ class RasterWriter:
         x_offset = int(mapped_x.offset)
         del mapped_x
         per_row = self.shape[1] * self.shape[2] * self.shape[3]
-        with open(self.directory / A_FILE, "rb") as source, open(self.directory / X_FILE, "r+b") as sink:
+        with (
+            open(self.directory / A_FILE, "rb") as source,
+            open(self.directory / X_FILE, "r+b") as sink,
+        ):
             for row in range(self.shape[0]):
                 source.seek(self._offset + row * per_row * 2)
                 counts = np.frombuffer(source.read(per_row * 2), dtype="<u2")

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from .checkpoints import LoadedModel
 from .errors import ConfigurationError, NonFiniteActivationError
-from tqdm.auto import tqdm
-
 from .forward import PassStats, run_pass, token_progress
 from .gain import MLP_GLOBAL, layer_gains
 from .moments import RunningMoments, Standardizer, UnitMoments
@@ -335,7 +334,13 @@ class _RasterCounter:
         self.d_ff = loaded.d_ff
         self.seq_len = seq_len
         self.buffer = torch.zeros(
-            self.n_s, self.n_r, batch_size, n_layers, seq_len, dtype=torch.int32, device=loaded.device
+            self.n_s,
+            self.n_r,
+            batch_size,
+            n_layers,
+            seq_len,
+            dtype=torch.int32,
+            device=loaded.device,
         )
         self.guard = _FiniteGuard(loaded)
         self.size = 0

@@ -156,7 +156,9 @@ def select_windows(
     return frame, manifest
 
 
-def validate_model_instrumentation(model_manifest: dict, windows: pd.DataFrame, runtime: dict) -> dict:
+def validate_model_instrumentation(
+    model_manifest: dict, windows: pd.DataFrame, runtime: dict
+) -> dict:
     """SPEC §2 validate step on the first two calibration windows (hard fail on mismatch)."""
     loaded = load_model(model_manifest, runtime)
     ids, _ = slice_windows(windows, "calibration")
@@ -252,7 +254,9 @@ def measure_baseline_rates(
 
 def derive_rate_targets(baseline_rates: pd.DataFrame, calibration: dict) -> pd.DataFrame:
     """r*[l] = clip(r_base[l] r / mean_l r_base, 0, 1) per spike definition and target rate."""
-    return rate_targets_table(baseline_rates, calibration["spike_defs"], calibration["target_rates"])
+    return rate_targets_table(
+        baseline_rates, calibration["spike_defs"], calibration["target_rates"]
+    )
 
 
 __all__ = [

@@ -148,7 +148,9 @@ def record_event_rasters(
                     loaded,
                     inputs,
                     standardizer,
-                    tau_array(threshold_fit, tau_setting, spike_defs, target_rates, loaded.n_layers),
+                    tau_array(
+                        threshold_fit, tau_setting, spike_defs, target_rates, loaded.n_layers
+                    ),
                     rows,
                     spike_defs,
                     setting,

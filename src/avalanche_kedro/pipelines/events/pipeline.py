@@ -13,7 +13,12 @@ def template() -> Pipeline:
         [
             node(
                 plan_event_conditions,
-                inputs=["model_manifest", "params:gain_grid", "params:events", "params:calibration"],
+                inputs=[
+                    "model_manifest",
+                    "params:gain_grid",
+                    "params:events",
+                    "params:calibration",
+                ],
                 outputs="conditions_A",
                 name="plan_event_conditions",
             ),
