@@ -1,8 +1,9 @@
 """End to end: `kedro run` on the embedded default, in a fresh copy of the project config.
 
 The copy holds pyproject.toml, conf/ and the raw ARC file; the package itself is the installed
-one. Runs the deprecated ``--pipeline`` flag, then ``--pipelines``, then both pipelines again
-to show that a rerun writes new versions whose tables are byte-identical to the first ones.
+one. Runs the deprecated ``--pipeline`` flag (capture), then ``--pipelines`` (events, cascades,
+controls), then plain ``kedro run`` (the default pipeline: everything) to show that a rerun writes
+new versions whose tables are byte-identical to the first ones.
 """
 
 from __future__ import annotations
@@ -60,8 +61,10 @@ def _versions(project: Path, relative: str) -> list[Path]:
 def project(tmp_path_factory):
     project = _project_copy(tmp_path_factory.mktemp("e2e"))
     _kedro(project, "run", "--pipeline", "capture", "--params", "runtime.device=cpu")
-    _kedro(project, "run", "--pipelines", "events", "--params", "runtime.device=cpu")
-    _kedro(project, "run", "--pipelines", "capture,events", "--params", "runtime.device=cpu")
+    _kedro(
+        project, "run", "--pipelines", "events,cascades,controls", "--params", "runtime.device=cpu"
+    )
+    _kedro(project, "run", "--params", "runtime.device=cpu")
     return project
 
 
@@ -73,6 +76,14 @@ TABLES = [
     "data/04_feature/base/conditions_A.parquet",
     "data/04_feature/base/threshold_fit.parquet",
     "data/04_feature/base/tau_table.parquet",
+    "data/07_model_output/base/avalanches_A.parquet",
+    "data/07_model_output/base/branching_per_window_A.parquet",
+    "data/07_model_output/base/cascade_summary_A.parquet",
+    "data/07_model_output/base/crackling_fits_A.parquet",
+    "data/07_model_output/base/tail_fits_A.parquet",
+    "data/07_model_output/base/null_branching_per_window_A.parquet",
+    "data/07_model_output/base/marginal_checks_A.parquet",
+    "data/07_model_output/base/controls_summary_A.parquet",
 ]
 
 
@@ -109,3 +120,11 @@ def test_embedded_default_outputs(project):
     )
     assert A.shape == (len(conditions), 64, 8, 256)
     assert not list((project / "data" / "02_intermediate" / "scratch").iterdir())
+    controls = pd.read_parquet(
+        _versions(project, "data/07_model_output/base/controls_summary_A.parquet")[-1]
+    )
+    assert len(controls) == 11 * 2 * 4  # every real condition, with paired CIs
+    assert (
+        controls["marginals_preserved_perm"].all() and controls["marginals_preserved_shift"].all()
+    )
+    assert controls["delta_b_tot_tokshuf"].notna().all()  # token shuffle at every gain

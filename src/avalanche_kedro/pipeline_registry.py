@@ -1,4 +1,4 @@
-"""Project pipelines: capture and events, one namespaced copy per model role."""
+"""Project pipelines, one namespaced copy per model role."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 
 from kedro.pipeline import Pipeline
 
-from .pipelines import capture, events
+from .pipelines import capture, cascades, controls, events
 from .pipelines.roles import check_roles
 
-PIPELINE_ORDER = ("capture", "events")
+PIPELINE_ORDER = ("capture", "events", "cascades", "controls")
 _ACTIVE: dict[str, Any] = {"config_loader": None}
 
 
@@ -46,14 +46,18 @@ def register_pipelines() -> dict[str, Pipeline]:
     """Register the project's pipelines.
 
     Returns:
-        ``capture``, ``events`` and ``__default__`` (everything), each containing one
+        ``capture``, ``events``, ``cascades``, ``controls`` and ``__default__`` (everything),
+        each containing one
         namespaced copy per role listed in the ``model_roles`` parameter.
     """
     parameters = configured_parameters()
     roles = check_roles(parameters.get("model_roles"), parameters.get("models"))
-    pipelines = {
-        "capture": capture.create_pipeline(roles),
-        "events": events.create_pipeline(roles),
+    factories = {
+        "capture": capture.create_pipeline,
+        "events": events.create_pipeline,
+        "cascades": cascades.create_pipeline,
+        "controls": controls.create_pipeline,
     }
+    pipelines = {name: factories[name](roles) for name in PIPELINE_ORDER}
     pipelines["__default__"] = sum((pipelines[name] for name in PIPELINE_ORDER), Pipeline([]))
     return pipelines

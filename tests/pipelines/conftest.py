@@ -14,7 +14,7 @@ from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
-from avalanche_kedro.pipelines import capture, events
+from avalanche_kedro.pipelines import capture, cascades, controls, events
 from tests.conftest import PROJECT_ROOT, SMALL_RECIPE
 
 SMALL_PARAMS = {
@@ -40,6 +40,18 @@ SMALL_PARAMS = {
         "interventions": {"MLP_GLOBAL": "grid", "ATTN_GLOBAL": [1.25], "MLP_BAND_LATE": [0.8]},
         "token_shuffle_gains": [1.0],
     },
+    "cascades": {
+        "adjacencies": ["ADJ_4N", "ADJ_8N"],
+        "crackling": {
+            "d_min": 3,
+            "d_max": 64,
+            "min_points": 8,
+            "max_ci_width": 0.5,
+            "bootstrap_replicates": 200,
+        },
+        "tail_fits": {"min_tail_samples": 100},
+    },
+    "controls": {"bootstrap_replicates": 200},
 }
 
 
@@ -101,6 +113,21 @@ def flatten_params(params: dict, prefix: str = "params:") -> dict:
     return flat
 
 
+def run_study(root: Path) -> DataCatalog:
+    """Capture, events, cascades and controls on the small configuration."""
+    params = small_parameters(root)
+    catalog = project_catalog(root, params)
+    roles = params["model_roles"]
+    pipeline = (
+        capture.create_pipeline(roles)
+        + events.create_pipeline(roles)
+        + cascades.create_pipeline(roles)
+        + controls.create_pipeline(roles)
+    )
+    SequentialRunner().run(pipeline, catalog)
+    return catalog
+
+
 def run_capture_and_events(root: Path) -> DataCatalog:
     params = small_parameters(root)
     catalog = project_catalog(root, params)
@@ -113,6 +140,6 @@ def run_capture_and_events(root: Path) -> DataCatalog:
 
 @pytest.fixture(scope="package")
 def small_run(tmp_path_factory):
-    """(catalog, root) after one run of capture + events on the small configuration."""
+    """(catalog, root) after one run of capture, events, cascades and controls."""
     root = tmp_path_factory.mktemp("pipeline-run")
-    return run_capture_and_events(root), root
+    return run_study(root), root

@@ -8,7 +8,7 @@ import pytest
 from avalanche_kedro.gain import band_edges
 from avalanche_kedro.windows import slice_hash, slice_windows
 
-from .conftest import SMALL_PARAMS, run_capture_and_events
+from .conftest import SMALL_PARAMS, run_study
 
 N_LAYERS, D_FF, SEQ_LEN = 4, 64, 32
 
@@ -158,8 +158,22 @@ def test_no_scratch_left_behind(small_run):
 
 def test_same_config_gives_byte_identical_outputs(small_run, tmp_path):
     catalog, root = small_run
-    second = run_capture_and_events(tmp_path)
-    for name in ["windows", "unit_moments", "rate_targets", "conditions_A", "tau_table"]:
+    second = run_study(tmp_path)
+    for name in [
+        "windows",
+        "unit_moments",
+        "rate_targets",
+        "conditions_A",
+        "tau_table",
+        "avalanches_A",
+        "branching_per_window_A",
+        "cascade_summary_A",
+        "crackling_fits_A",
+        "tail_fits_A",
+        "null_branching_per_window_A",
+        "marginal_checks_A",
+        "controls_summary_A",
+    ]:
         first_path = _latest(root, name)
         second_path = _latest(tmp_path, name)
         assert first_path.read_bytes() == second_path.read_bytes(), name

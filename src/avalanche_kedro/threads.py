@@ -1,0 +1,35 @@
+"""Single-threaded BLAS for the small matrix products of the analysis.
+
+The bootstrap and crackling fits multiply matrices of a few hundred rows (replicate weights
+times per-window counts). With OpenBLAS's thread pool such a product waits for its threads to
+wake up: on a 2-core machine a 500 x 64 by 64 x 60 product took 4 ms with 2 threads and 0.1 ms
+with one. :func:`single_threaded_blas` limits numpy's BLAS to one thread for the duration of a
+call and restores it afterwards, so a notebook's own large products are not affected.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+_CONTROLLER: list[Any] = []
+
+
+def _controller():
+    if not _CONTROLLER:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0]
+
+
+def single_threaded_blas(function: Callable) -> Callable:
+    """Decorator: run ``function`` with numpy's BLAS limited to one thread."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with _controller().limit(limits=1, user_api="blas"):
+            return function(*args, **kwargs)
+
+    return wrapper
