@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 
 from ...bootstrap import bootstrap_indices
+from ...comparison import window_counts
 from ...lattice import (
     ADJ_4N,
     ADJACENCIES,
     avalanches,
-    branching_counts,
     pooled_branching,
     susceptibility_of_totals,
 )
@@ -56,15 +56,7 @@ def find_avalanches(
 
 def measure_branching(event_rasters_A: EventRasters, conditions_A: pd.DataFrame) -> pd.DataFrame:
     """Per-window branching counts and event totals of every condition."""
-    parts = []
-    for row in conditions_A.itertuples():
-        counts = np.asarray(event_rasters_A.counts(row.cond_id))
-        table = branching_counts(counts)
-        table.insert(0, "seq_id", event_rasters_A.seq_id)
-        table.insert(0, "cond_id", np.int32(row.cond_id))
-        table["events"] = counts.sum(axis=(1, 2), dtype=np.int64)
-        parts.append(table)
-    return pd.concat(parts, ignore_index=True)
+    return window_counts(event_rasters_A, conditions_A)
 
 
 def _avalanche_stats(avalanches_A: pd.DataFrame) -> pd.DataFrame:
