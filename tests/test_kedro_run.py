@@ -2,8 +2,8 @@
 
 The copy holds pyproject.toml, conf/ and the raw ARC file; the package itself is the installed
 one. Runs the deprecated ``--pipeline`` flag (capture), then ``--pipelines`` (events, cascades,
-controls), then plain ``kedro run`` (the default pipeline: everything) to show that a rerun writes
-new versions whose tables are byte-identical to the first ones.
+controls, calibration), then plain ``kedro run`` (the default pipeline: everything) to show that a
+rerun writes new versions whose tables are byte-identical to the first ones.
 """
 
 from __future__ import annotations
@@ -62,7 +62,12 @@ def project(tmp_path_factory):
     project = _project_copy(tmp_path_factory.mktemp("e2e"))
     _kedro(project, "run", "--pipeline", "capture", "--params", "runtime.device=cpu")
     _kedro(
-        project, "run", "--pipelines", "events,cascades,controls", "--params", "runtime.device=cpu"
+        project,
+        "run",
+        "--pipelines",
+        "events,cascades,controls,calibration",
+        "--params",
+        "runtime.device=cpu",
     )
     _kedro(project, "run", "--params", "runtime.device=cpu")
     return project
@@ -84,6 +89,12 @@ TABLES = [
     "data/07_model_output/base/null_branching_per_window_A.parquet",
     "data/07_model_output/base/marginal_checks_A.parquet",
     "data/07_model_output/base/controls_summary_A.parquet",
+    "data/07_model_output/base/gstar_A.parquet",
+    "data/07_model_output/base/lm_loss_B.parquet",
+    "data/07_model_output/base/generalization_B.parquet",
+    "data/07_model_output/base/arc_scores.parquet",
+    "data/07_model_output/base/arc_summary.parquet",
+    "data/07_model_output/base/ablations_A.parquet",
 ]
 
 
@@ -128,3 +139,14 @@ def test_embedded_default_outputs(project):
         controls["marginals_preserved_perm"].all() and controls["marginals_preserved_shift"].all()
     )
     assert controls["delta_b_tot_tokshuf"].notna().all()  # token shuffle at every gain
+    gstar = pd.read_parquet(_versions(project, "data/07_model_output/base/gstar_A.parquet")[-1])
+    assert len(gstar) == 2 * 4 and set(gstar["g_star"]) <= set(taus["g"])
+    generalization = pd.read_parquet(
+        _versions(project, "data/07_model_output/base/generalization_B.parquet")[-1]
+    )
+    assert len(generalization) == 2 * 4 * 2  # g1 and g* per (spike def, target rate)
+    assert (generalization["ppl"] > 1).all()
+    ablations = pd.read_parquet(
+        _versions(project, "data/07_model_output/base/ablations_A.parquet")[-1]
+    )
+    assert len(ablations) == 2 * 4 * 6  # g1 + g* MLP_GLOBAL and 4 ablations at g*

@@ -72,12 +72,14 @@ def plan_conditions(
     token_shuffle_gains: Any,
     spike_defs: Sequence[str],
     target_rates: Sequence[float],
+    require_mlp_global: bool = True,
 ) -> pd.DataFrame:
     """All real and token-shuffle conditions of one dataset for one model role.
 
     ``interventions`` maps an intervention id to ``"grid"`` or a list of gains. The token
     shuffle null (SPEC §7) reuses the real ``MLP_GLOBAL`` thresholds of the same gain, so its
-    gains must be among the ``MLP_GLOBAL`` gains.
+    gains must be among the ``MLP_GLOBAL`` gains. ``require_mlp_global=False`` allows a plan of
+    ablation interventions alone.
     """
     grid = check_gain_grid(gain_grid)
     unknown = [i for i in interventions if i not in INTERVENTIONS]
@@ -86,7 +88,7 @@ def plan_conditions(
             f"Unknown interventions {unknown} in events.interventions.",
             f"Use ids from {list(INTERVENTIONS)}.",
         )
-    if MLP_GLOBAL not in interventions:
+    if require_mlp_global and MLP_GLOBAL not in interventions:
         raise ConfigurationError(
             "events.interventions has no MLP_GLOBAL entry; the gain sweep needs it.",
             "Add `MLP_GLOBAL: grid` under events.interventions.",
@@ -96,7 +98,7 @@ def plan_conditions(
         for intervention, spec in interventions.items()
     }
     shuffle = resolve_gains(token_shuffle_gains, grid, "events.token_shuffle_gains")
-    missing = sorted(set(shuffle) - set(plan[MLP_GLOBAL]))
+    missing = sorted(set(shuffle) - set(plan.get(MLP_GLOBAL, [])))
     if missing:
         raise ConfigurationError(
             f"Token-shuffle gains {missing} have no MLP_GLOBAL thresholds.",

@@ -8,10 +8,10 @@ from typing import Any
 
 from kedro.pipeline import Pipeline
 
-from .pipelines import capture, cascades, controls, events
+from .pipelines import calibration, capture, cascades, controls, events
 from .pipelines.roles import check_roles
 
-PIPELINE_ORDER = ("capture", "events", "cascades", "controls")
+PIPELINE_ORDER = ("capture", "events", "cascades", "controls", "calibration")
 _ACTIVE: dict[str, Any] = {"config_loader": None}
 
 
@@ -46,7 +46,8 @@ def register_pipelines() -> dict[str, Pipeline]:
     """Register the project's pipelines.
 
     Returns:
-        ``capture``, ``events``, ``cascades``, ``controls`` and ``__default__`` (everything),
+        ``capture``, ``events``, ``cascades``, ``controls``, ``calibration`` and
+        ``__default__`` (everything),
         each containing one
         namespaced copy per role listed in the ``model_roles`` parameter.
     """
@@ -57,6 +58,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "events": events.create_pipeline,
         "cascades": cascades.create_pipeline,
         "controls": controls.create_pipeline,
+        "calibration": calibration.create_pipeline,
     }
     pipelines = {name: factories[name](roles) for name in PIPELINE_ORDER}
     pipelines["__default__"] = sum((pipelines[name] for name in PIPELINE_ORDER), Pipeline([]))

@@ -394,9 +394,14 @@ def record_rasters(
     batch_size: int,
     progress: bool | tqdm = False,
     description: str = "rasters",
+    on_logits=None,
 ) -> PassStats:
     """One pass over ``input_ids`` at ``setting``; A[n, l, t] = #units with v > tau_l for every
-    (spike def, target) pair, written to rows ``cond_rows[s, r]`` of the raster file."""
+    (spike def, target) pair, written to rows ``cond_rows[s, r]`` of the raster file.
+
+    ``on_logits(start, stop, logits)`` (optional) receives each batch's logits from the same
+    pass, e.g. to score the windows' perplexity without a second forward pass.
+    """
     if loaded.d_ff > np.iinfo(np.uint16).max:
         raise ConfigurationError(
             f"d_ff = {loaded.d_ff} exceeds the uint16 range of raster counts.",
@@ -420,6 +425,7 @@ def record_rasters(
         on_u=counter.on_u,
         on_batch=counter.on_batch,
         on_batch_end=counter.on_batch_end,
+        on_logits=on_logits,
         progress=progress,
         description=description,
     )

@@ -52,6 +52,14 @@ SMALL_PARAMS = {
         "tail_fits": {"min_tail_samples": 100},
     },
     "controls": {"bootstrap_replicates": 200},
+    # Calibration (SPEC §8): g*, dataset B, ARC and the ablations.
+    "gstar": {"tie_tolerance": 1e-12},
+    "generalization": {"bootstrap_replicates": 200},
+    "arc": {"bootstrap_replicates": 200, "max_questions": 12},
+    "ablations": {
+        "interventions": ["ATTN_GLOBAL", "MLP_BAND_EARLY", "MLP_BAND_MID", "MLP_BAND_LATE"],
+        "bootstrap_replicates": 200,
+    },
 }
 
 

@@ -1,0 +1,406 @@
+"""Nodes of the calibration pipeline: g*, dataset B, ARC multiple choice, ablations (SPEC §8).
+
+g* is chosen on dataset A from branching alone and frozen in ``gstar_A``; everything after it
+(dataset B, ARC, ablations) reads that artifact and runs each distinct gain once: g = 1 and
+every g* value.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ... import comparison
+from ...arc import arc_accuracy, normalize_arc_records, prompt_set_sha256, score_arc
+from ...bootstrap import DEFAULT_REPLICATES
+from ...checkpoints import load_model
+from ...conditions import plan_conditions
+from ...errors import ConfigurationError
+from ...forward import PassStats, token_progress
+from ...gain import ATTN_GLOBAL, MLP_GLOBAL
+from ...gstar import TIE_TOLERANCE, gstar_table
+from ...moments import DEFAULT_EPS, UnitMoments
+from ...paths import project_path
+from ...perplexity import perplexity_summary, window_nll
+from ...rasters import EventRasters, RasterWriter
+from ...sweep import NULL_NONE, GainSetting, record_rasters, tau_array
+from ...thresholds import check_spike_defs
+from ...windows import slice_windows
+
+logger = logging.getLogger(__name__)
+
+G1, GSTAR = "g1", "gstar"
+#: The perplexity bootstrap resamples B windows with one key at every gain (paired g1 vs g*).
+LM_BOOTSTRAP_KEY = "B|LM"
+
+
+def _real_mlp(table: pd.DataFrame) -> pd.DataFrame:
+    return table[(table["null_id"] == NULL_NONE) & (table["intervention_id"] == MLP_GLOBAL)]
+
+
+def distinct_gains(gstar_A: pd.DataFrame) -> list[float]:
+    """g = 1 and every g* value, ascending: each is run once whatever (spike def, rate) uses it."""
+    return sorted({1.0, *(float(g) for g in gstar_A["g_star"])})
+
+
+def select_gstar(cascade_summary_A: pd.DataFrame, gstar: dict) -> pd.DataFrame:
+    """g* per (spike def, target rate): argmin |b_tot - 1| on dataset A (MLP_GLOBAL, real).
+
+    Reads branching only; no task metric can influence the choice.
+    """
+    rows = _real_mlp(cascade_summary_A[cascade_summary_A["dataset_role"] == "A"])
+    table = gstar_table(rows, float(gstar.get("tie_tolerance", TIE_TOLERANCE)))
+    table.insert(0, "model_role", cascade_summary_A["model_role"].iloc[0])
+    table["selection_rule"] = "argmin |b_tot - 1|; ties: closest to 1, then smaller gain"
+    for row in table.itertuples():
+        logger.info(
+            "g* = %s for %s at %s (b_tot %.4f)",
+            row.g_star,
+            row.spike_def_id,
+            row.target_rate,
+            row.b_tot_at_gstar,
+        )
+    return table
+
+
+def plan_followup_conditions(
+    model_manifest: dict, gstar_A: pd.DataFrame, gain_grid: list, calibration: dict, ablations: dict
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Conditions of dataset B (g = 1 and every g*) and of the ablations (each g*)."""
+    gains = distinct_gains(gstar_A)
+    spike_defs = check_spike_defs(calibration["spike_defs"])
+    rates = [float(r) for r in calibration["target_rates"]]
+    role = model_manifest["model_role"]
+    conditions_B = plan_conditions(role, "B", gain_grid, {MLP_GLOBAL: gains}, [], spike_defs, rates)
+    interventions = list(ablations.get("interventions", []))
+    if MLP_GLOBAL in interventions:
+        raise ConfigurationError(
+            "ablations.interventions lists MLP_GLOBAL, which the gain sweep already measures.",
+            "List only ATTN_GLOBAL and the MLP_BAND_* interventions.",
+        )
+    gstars = sorted({float(g) for g in gstar_A["g_star"]})
+    conditions_ablation = plan_conditions(
+        role,
+        "A",
+        gain_grid,
+        {intervention: gstars for intervention in interventions},
+        [],
+        spike_defs,
+        rates,
+        require_mlp_global=False,
+    )
+    return conditions_B, conditions_ablation
+
+
+def record_dataset_B(
+    model_manifest: dict,
+    windows: pd.DataFrame,
+    unit_moments: pd.DataFrame,
+    tau_table: pd.DataFrame,
+    conditions_B: pd.DataFrame,
+    runtime: dict,
+    calibration: dict,
+) -> tuple[EventRasters, pd.DataFrame, pd.DataFrame]:
+    """Rasters of dataset B with the dataset A thresholds, and the windows' NLL, in one pass
+    per distinct gain (the LM head runs in the same pass as the event counting).
+
+    Returns the rasters, the per-window NLL table and the achieved rates on B per layer.
+    """
+    loaded = load_model(model_manifest, runtime)
+    ids, seq_ids = slice_windows(windows, "eval_b")
+    moments = UnitMoments.from_frame(unit_moments)
+    standardizer = moments.standardizer(loaded.device, float(calibration.get("eps", DEFAULT_EPS)))
+    spike_defs = check_spike_defs(calibration["spike_defs"])
+    rates = [float(r) for r in calibration["target_rates"]]
+    scratch = project_path(runtime.get("scratch_dir", "data/02_intermediate/scratch"))
+    scratch.mkdir(parents=True, exist_ok=True)
+    writer = RasterWriter(
+        Path(tempfile.mkdtemp(prefix="rasters-B-", dir=scratch)),
+        conditions_B["cond_id"].to_numpy(),
+        seq_ids,
+        loaded.n_layers,
+        ids.shape[1],
+    )
+    losses = []
+    gains = sorted(conditions_B["g"].unique())
+    bar = token_progress(
+        len(gains) * ids.size, "dataset B (rasters + NLL)", bool(runtime.get("progress"))
+    )
+    stats = PassStats()
+    try:
+        for g in gains:
+            block = conditions_B[conditions_B["g"] == g].set_index(["spike_def_id", "target_rate"])
+            rows = np.array(
+                [[int(block.loc[(s, r), "cond_id"]) for r in rates] for s in spike_defs]
+            )
+            taus = tau_array(
+                tau_table, GainSetting(MLP_GLOBAL, float(g)), spike_defs, rates, loaded.n_layers
+            )
+
+            def on_logits(start, stop, logits, g=g):
+                batch = torch.as_tensor(ids[start:stop], dtype=torch.long, device=logits.device)
+                nll, n_tokens = window_nll(logits, batch)
+                for offset in range(stop - start):
+                    losses.append(
+                        {
+                            "g": float(g),
+                            "seq_id": int(seq_ids[start + offset]),
+                            "nll_sum": nll[offset],
+                            "n_tokens": int(n_tokens[offset]),
+                        }
+                    )
+
+            stats.add(
+                record_rasters(
+                    loaded,
+                    ids,
+                    standardizer,
+                    taus,
+                    rows,
+                    spike_defs,
+                    GainSetting(MLP_GLOBAL, float(g)),
+                    writer,
+                    int(runtime["batch_size"]),
+                    progress=bar,
+                    description=f"B g={g}",
+                    on_logits=on_logits,
+                )
+            )
+        bar.close()
+        rasters = writer.finalize()
+    except BaseException:
+        bar.close()
+        writer.abort()
+        raise
+    achieved = _achieved_rates(rasters, conditions_B, tau_table, loaded.d_ff)
+    logger.info("Dataset B: %d forward passes (%.1f s)", stats.windows, stats.seconds)
+    return rasters, pd.DataFrame(losses), achieved
+
+
+def _achieved_rates(
+    rasters: EventRasters, conditions: pd.DataFrame, tau_table: pd.DataFrame, d_ff: int
+) -> pd.DataFrame:
+    """Events per layer / (N T d_ff) of every condition, next to the layer's r*."""
+    n_values = rasters.A.shape[1] * rasters.A.shape[3] * d_ff
+    targets = tau_table.drop_duplicates(["spike_def_id", "target_rate", "layer"]).set_index(
+        ["spike_def_id", "target_rate", "layer"]
+    )["r_star"]
+    rows = []
+    for row in conditions.itertuples():
+        per_layer = np.asarray(rasters.counts(row.cond_id)).sum(axis=(0, 2), dtype=np.int64)
+        for layer, events in enumerate(per_layer):
+            rows.append(
+                {
+                    "cond_id": row.cond_id,
+                    "layer": layer,
+                    "n_exceed": int(events),
+                    "n_values": int(n_values),
+                    "achieved_rate": events / n_values,
+                    "r_star": float(targets[(row.spike_def_id, row.target_rate, layer)]),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _rate_errors(achieved: pd.DataFrame) -> pd.DataFrame:
+    error = (achieved["achieved_rate"] - achieved["r_star"]).abs()
+    return (
+        achieved.assign(abs_err=error)
+        .groupby("cond_id")
+        .agg(
+            achieved_rate_mean=("achieved_rate", "mean"),
+            achieved_rate_max_abs_err=("abs_err", "max"),
+        )
+    )
+
+
+def _compare(rasters: EventRasters, conditions: pd.DataFrame, replicates: int) -> pd.DataFrame:
+    windows = comparison.window_counts(rasters, conditions)
+    nulls, checks = comparison.null_window_counts(rasters, conditions)
+    return comparison.compare_with_nulls(conditions, windows, nulls, checks, replicates)
+
+
+def _gain_rows(gstar_A: pd.DataFrame):
+    """(spike def, rate, g_condition, g) for g = 1 and g* of every (spike def, rate)."""
+    for row in gstar_A.itertuples():
+        yield row.spike_def_id, float(row.target_rate), G1, 1.0
+        yield row.spike_def_id, float(row.target_rate), GSTAR, float(row.g_star)
+
+
+def analyze_dataset_B(
+    conditions_B: pd.DataFrame,
+    event_rasters_B: EventRasters,
+    lm_loss_B: pd.DataFrame,
+    achieved_rates_B: pd.DataFrame,
+    gstar_A: pd.DataFrame,
+    generalization: dict,
+) -> pd.DataFrame:
+    """Dataset B at g = 1 and g*: branching, delta_b vs both raster nulls, chi, NLL and ppl.
+
+    One row per (spike def, target rate, g_condition); when g* = 1 both rows hold the same
+    measurement (the gain was run once).
+    """
+    replicates = int(generalization.get("bootstrap_replicates", DEFAULT_REPLICATES))
+    compared = _compare(event_rasters_B, conditions_B, replicates).set_index(
+        ["spike_def_id", "target_rate", "g"]
+    )
+    errors = _rate_errors(achieved_rates_B)
+    quality = {
+        g: perplexity_summary(part["nll_sum"], part["n_tokens"], LM_BOOTSTRAP_KEY, replicates)
+        for g, part in lm_loss_B.sort_values(["g", "seq_id"]).groupby("g")
+    }
+    rows = []
+    for spike_def, rate, g_condition, g in _gain_rows(gstar_A):
+        measured = compared.loc[(spike_def, rate, g)]
+        rows.append(
+            {
+                "model_role": measured["model_role"],
+                "dataset_role": "B",
+                "spike_def_id": spike_def,
+                "target_rate": rate,
+                "g_condition": g_condition,
+                "g": g,
+                **{k: measured[k] for k in _B_COLUMNS},
+                **quality[g],
+                **errors.loc[int(measured["cond_id"])].to_dict(),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+_B_COLUMNS = [
+    "cond_id",
+    "condition_key",
+    "n_sequences",
+    "b_time",
+    "b_depth",
+    "b_tot",
+    "b_tot_ci_low",
+    "b_tot_ci_high",
+    "delta_b_tot",
+    "delta_b_tot_ci_low",
+    "delta_b_tot_ci_high",
+    "b_tot_perm",
+    "delta_b_tot_shift",
+    "delta_b_tot_shift_ci_low",
+    "delta_b_tot_shift_ci_high",
+    "chi",
+    "chi_ci_low",
+    "chi_ci_high",
+    "marginals_preserved_perm",
+    "marginals_preserved_shift",
+]
+
+
+def score_arc_questions(
+    model_manifest: dict, arc_questions: Any, gstar_A: pd.DataFrame, runtime: dict, arc: dict
+) -> tuple[pd.DataFrame, dict]:
+    """Option scores of every ARC question at g = 1 and each g* (one run per distinct gain)."""
+    questions = normalize_arc_records(_arc_rows(arc_questions), "arc_questions")
+    if arc.get("max_questions"):
+        questions = questions[: int(arc["max_questions"])]
+    loaded = load_model(model_manifest, runtime)
+    parts = [score_arc(loaded, questions, g) for g in distinct_gains(gstar_A)]
+    scores = pd.concat(parts, ignore_index=True)
+    manifest = {
+        "model_role": model_manifest["model_role"],
+        "dataset_role": "ARC_MCQ",
+        "n_questions": len(questions),
+        "question_ids": [q.id for q in questions],
+        "prompt_sha256": prompt_set_sha256(questions),
+        "gains": distinct_gains(gstar_A),
+        "scoring_paths": scores.groupby("scoring_path").size().to_dict(),
+    }
+    return scores, manifest
+
+
+def _arc_rows(loaded: Any) -> list:
+    """ARC rows of whatever the catalog loaded (a Hugging Face Dataset or a list of dicts)."""
+    if isinstance(loaded, dict):
+        raise ConfigurationError(
+            f"arc_questions loaded as a mapping of splits ({sorted(loaded)[:5]}), not as one split.",
+            "Add `split: <name>` to the dataset_kwargs of the arc_questions catalog entry.",
+        )
+    return list(loaded)
+
+
+def summarize_arc(arc_scores: pd.DataFrame, gstar_A: pd.DataFrame, arc: dict) -> pd.DataFrame:
+    """ARC accuracy (bootstrap CI over questions) and mean margin at g = 1 and g*.
+
+    One row per (spike def, target rate, g_condition), repeating the measurement of a gain
+    wherever it is that (spike def, rate)'s g = 1 or g*.
+    """
+    replicates = int(arc.get("bootstrap_replicates", DEFAULT_REPLICATES))
+    by_gain = {g: arc_accuracy(part, replicates) for g, part in arc_scores.groupby("g")}
+    rows = [
+        {
+            "dataset_role": "ARC_MCQ",
+            "spike_def_id": spike_def,
+            "target_rate": rate,
+            "g_condition": g_condition,
+            "g": g,
+            **by_gain[g],
+        }
+        for spike_def, rate, g_condition, g in _gain_rows(gstar_A)
+    ]
+    return pd.DataFrame(rows)
+
+
+def analyze_ablations(
+    conditions_ablation: pd.DataFrame,
+    event_rasters_ablation: EventRasters,
+    ablation_tau_table: pd.DataFrame,
+    controls_summary_A: pd.DataFrame,
+    tau_table: pd.DataFrame,
+    gstar_A: pd.DataFrame,
+    ablations: dict,
+) -> pd.DataFrame:
+    """MLP_GLOBAL at g = 1 and g* next to every ablation at g*, per (spike def, target rate).
+
+    Each ablation had its own rate matching; ``achieved_rate_max_abs_err`` is the largest
+    |achieved - r*| over layers on the analysis slice.
+    """
+    replicates = int(ablations.get("bootstrap_replicates", DEFAULT_REPLICATES))
+    compared = _compare(event_rasters_ablation, conditions_ablation, replicates)
+    keys = ["intervention_id", "spike_def_id", "target_rate", "g"]
+    measured = pd.concat([_real_mlp(controls_summary_A), compared], ignore_index=True).set_index(
+        keys
+    )
+    taus = pd.concat([tau_table, ablation_tau_table], ignore_index=True)
+    taus = taus.assign(abs_err=(taus["achieved_rate_analysis"] - taus["r_star"]).abs())
+    rate_error = taus.groupby(keys)["abs_err"].max()
+    rows = []
+    for g_row in gstar_A.itertuples():
+        spike_def, rate, g_star = g_row.spike_def_id, float(g_row.target_rate), float(g_row.g_star)
+        plan = [(MLP_GLOBAL, G1, 1.0), (MLP_GLOBAL, GSTAR, g_star)]
+        plan += [(i, GSTAR, g_star) for i in ablations.get("interventions", [])]
+        for intervention, g_condition, g in plan:
+            key = (intervention, spike_def, rate, g)
+            row = measured.loc[key]
+            rows.append(
+                {
+                    "model_role": row["model_role"],
+                    "spike_def_id": spike_def,
+                    "target_rate": rate,
+                    "g_condition": g_condition,
+                    "g": g,
+                    "intervention_id": intervention,
+                    "gain_target": "ATTN" if intervention == ATTN_GLOBAL else "MLP",
+                    "b_tot": row["b_tot"],
+                    "delta_b_tot": row["delta_b_tot"],
+                    "delta_b_tot_ci_low": row["delta_b_tot_ci_low"],
+                    "delta_b_tot_ci_high": row["delta_b_tot_ci_high"],
+                    "chi": row["chi"],
+                    "chi_ci_low": row["chi_ci_low"],
+                    "chi_ci_high": row["chi_ci_high"],
+                    "achieved_rate_max_abs_err": float(rate_error.loc[key]),
+                    "n_sequences": int(row["n_sequences"]),
+                }
+            )
+    return pd.DataFrame(rows)

@@ -1,0 +1,135 @@
+"""The calibration pipeline, one namespaced copy per model role."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline, node
+
+from ..events.nodes import fit_rate_matched_thresholds, record_event_rasters
+from ..roles import for_role
+from .nodes import (
+    analyze_ablations,
+    analyze_dataset_B,
+    plan_followup_conditions,
+    record_dataset_B,
+    score_arc_questions,
+    select_gstar,
+    summarize_arc,
+)
+
+
+def template() -> Pipeline:
+    return Pipeline(
+        [
+            node(
+                select_gstar,
+                inputs=["cascade_summary_A", "params:gstar"],
+                outputs="gstar_A",
+                name="select_gstar",
+            ),
+            node(
+                plan_followup_conditions,
+                inputs=[
+                    "model_manifest",
+                    "gstar_A",
+                    "params:gain_grid",
+                    "params:calibration",
+                    "params:ablations",
+                ],
+                outputs=["conditions_B", "conditions_ablation"],
+                name="plan_followup_conditions",
+            ),
+            node(
+                record_dataset_B,
+                inputs=[
+                    "model_manifest",
+                    "windows",
+                    "unit_moments",
+                    "tau_table",
+                    "conditions_B",
+                    "params:runtime",
+                    "params:calibration",
+                ],
+                outputs=["event_rasters_B", "lm_loss_B", "achieved_rates_B"],
+                name="record_dataset_B",
+            ),
+            node(
+                analyze_dataset_B,
+                inputs=[
+                    "conditions_B",
+                    "event_rasters_B",
+                    "lm_loss_B",
+                    "achieved_rates_B",
+                    "gstar_A",
+                    "params:generalization",
+                ],
+                outputs="generalization_B",
+                name="analyze_dataset_B",
+            ),
+            node(
+                score_arc_questions,
+                inputs=[
+                    "model_manifest",
+                    "arc_questions",
+                    "gstar_A",
+                    "params:runtime",
+                    "params:arc",
+                ],
+                outputs=["arc_scores", "arc_manifest"],
+                name="score_arc_questions",
+            ),
+            node(
+                summarize_arc,
+                inputs=["arc_scores", "gstar_A", "params:arc"],
+                outputs="arc_summary",
+                name="summarize_arc",
+            ),
+            node(
+                fit_rate_matched_thresholds,
+                inputs=[
+                    "model_manifest",
+                    "windows",
+                    "unit_moments",
+                    "rate_targets",
+                    "conditions_ablation",
+                    "params:runtime",
+                    "params:calibration",
+                    "params:rate_matching",
+                ],
+                outputs="ablation_threshold_fit",
+                name="fit_ablation_thresholds",
+            ),
+            node(
+                record_event_rasters,
+                inputs=[
+                    "model_manifest",
+                    "windows",
+                    "unit_moments",
+                    "ablation_threshold_fit",
+                    "conditions_ablation",
+                    "params:runtime",
+                    "params:calibration",
+                ],
+                outputs=["event_rasters_ablation", "ablation_tau_table", "ablation_events_summary"],
+                name="record_ablation_rasters",
+            ),
+            node(
+                analyze_ablations,
+                inputs=[
+                    "conditions_ablation",
+                    "event_rasters_ablation",
+                    "ablation_tau_table",
+                    "controls_summary_A",
+                    "tau_table",
+                    "gstar_A",
+                    "params:ablations",
+                ],
+                outputs="ablations_A",
+                name="analyze_ablations",
+            ),
+        ]
+    )
+
+
+def create_pipeline(model_roles: list[str] | None = None, **kwargs) -> Pipeline:
+    roles = model_roles or ["base"]
+    return sum((for_role(template(), role, "calibration") for role in roles), Pipeline([]))

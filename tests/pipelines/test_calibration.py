@@ -1,0 +1,342 @@
+"""The calibration pipeline (SPEC §8) on the small embedded-recipe run: g*, dataset B, ARC and
+the ablations, through SequentialRunner on the project catalog re-rooted in a temporary folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from kedro.runner import SequentialRunner
+
+from avalanche_kedro.arc import ArcFormatError, normalize_arc_records, prompt_set_sha256
+from avalanche_kedro.checkpoints import load_model
+from avalanche_kedro.gain import band_edges
+from avalanche_kedro.gstar import select_gstar
+from avalanche_kedro.lattice import branching
+from avalanche_kedro.pipelines import calibration
+from avalanche_kedro.windows import slice_windows
+from tests.conftest import PROJECT_ROOT, SMALL_RECIPE
+
+from .conftest import SMALL_PARAMS, project_catalog, small_parameters
+
+ARC_FILE = PROJECT_ROOT / "data" / "01_raw" / "arc_embedded.jsonl"
+ARC_TARGET = "data/01_raw/arc_embedded.jsonl"  # the catalog's arc_questions filepath
+N_EVAL_B = SMALL_PARAMS["windows"]["n_eval_b"]
+SEQ_LEN = SMALL_PARAMS["windows"]["seq_len"]
+N_QUESTIONS = SMALL_PARAMS["arc"]["max_questions"]
+INTERVENTIONS = SMALL_PARAMS["ablations"]["interventions"]
+KEY = ["spike_def_id", "target_rate"]
+
+
+def load(catalog, name):
+    return catalog.load(f"base.{name}")
+
+
+@pytest.fixture(scope="module")
+def outputs(small_run):
+    catalog, root = small_run
+    target = root / ARC_TARGET
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ARC_FILE, target)
+    SequentialRunner().run(calibration.create_pipeline(["base"]), catalog)
+    names = [
+        "gstar_A",
+        "conditions_B",
+        "conditions_ablation",
+        "lm_loss_B",
+        "achieved_rates_B",
+        "event_rasters_B",
+        "generalization_B",
+        "arc_scores",
+        "arc_manifest",
+        "arc_summary",
+        "ablation_threshold_fit",
+        "ablation_tau_table",
+        "ablations_A",
+        "cascade_summary_A",
+        "controls_summary_A",
+        "tau_table",
+        "windows",
+        "model_manifest",
+    ]
+    return {name: load(catalog, name) for name in names}
+
+
+def gstars(outputs) -> dict[tuple[str, float], float]:
+    return {(r.spike_def_id, r.target_rate): r.g_star for r in outputs["gstar_A"].itertuples()}
+
+
+def n_pairs() -> int:
+    return len(SMALL_PARAMS["calibration"]["spike_defs"]) * len(
+        SMALL_PARAMS["calibration"]["target_rates"]
+    )
+
+
+# --- g* ------------------------------------------------------------------------------------------
+
+
+def test_gstar_is_the_argmin_of_the_dataset_A_curve(outputs):
+    table, summary = outputs["gstar_A"], outputs["cascade_summary_A"]
+    assert len(table) == n_pairs()
+    assert not table.duplicated(KEY).any()
+    real = summary[
+        (summary["dataset_role"] == "A")
+        & (summary["intervention_id"] == "MLP_GLOBAL")
+        & (summary["null_id"] == "NULL_NONE")
+    ]
+    for row in table.itertuples():
+        curve = real[
+            (real["spike_def_id"] == row.spike_def_id) & (real["target_rate"] == row.target_rate)
+        ]
+        curve = curve.sort_values("g")
+        assert list(curve["g"]) == SMALL_PARAMS["gain_grid"]
+        assert row.g_star == select_gstar(curve["g"].to_numpy(), curve["b_tot"].to_numpy())
+        assert row.g_star in SMALL_PARAMS["gain_grid"]
+        np.testing.assert_array_equal(row.curve_b_tot, curve["b_tot"].to_numpy())
+        assert row.b_tot_at_gstar == curve.loc[curve["g"] == row.g_star, "b_tot"].item()
+        assert row.model_role == "base"
+
+
+def test_gstar_reads_branching_only():
+    """The g* node has no task metric among its inputs, so none can influence it."""
+    (node,) = [
+        n for n in calibration.create_pipeline(["base"]).nodes if n.name.endswith("select_gstar")
+    ]
+    assert sorted(node.inputs) == ["base.cascade_summary_A", "params:gstar"]
+
+
+# --- dataset B -----------------------------------------------------------------------------------
+
+
+def test_conditions_B_hold_g1_and_every_gstar(outputs):
+    conditions = outputs["conditions_B"]
+    gains = {1.0, *gstars(outputs).values()}
+    assert set(conditions["g"]) == gains
+    assert len(conditions) == len(gains) * n_pairs()
+    assert not conditions.duplicated([*KEY, "g"]).any()
+    assert (conditions["dataset_role"] == "B").all()
+    assert (conditions["intervention_id"] == "MLP_GLOBAL").all()
+    assert (conditions["null_id"] == "NULL_NONE").all()
+    rasters = outputs["event_rasters_B"]
+    assert rasters.A.shape[0] == len(conditions) and rasters.A.shape[1] == N_EVAL_B
+
+
+def test_lm_loss_B_equals_a_manual_cross_entropy(outputs, small_run):
+    catalog, _ = small_run
+    loss = outputs["lm_loss_B"]
+    gains = sorted({1.0, *gstars(outputs).values()})
+    ids, seq_ids = slice_windows(outputs["windows"], "eval_b")
+    assert ids.shape == (N_EVAL_B, SEQ_LEN)
+    assert len(loss) == len(gains) * N_EVAL_B
+    assert not loss.duplicated(["g", "seq_id"]).any()
+    assert sorted(loss["g"].unique()) == gains
+    assert (loss["n_tokens"] == SEQ_LEN - 1).all()
+    for g in gains:
+        assert sorted(loss.loc[loss["g"] == g, "seq_id"]) == sorted(seq_ids.tolist())
+
+    loaded = load_model(outputs["model_manifest"], catalog.load("params:runtime"))
+    with torch.inference_mode():
+        logits = loaded.model(input_ids=torch.as_tensor(ids), use_cache=False).logits.float()
+    V = logits.shape[-1]
+    per_token = F.cross_entropy(
+        logits[:, :-1].reshape(-1, V), torch.as_tensor(ids)[:, 1:].reshape(-1), reduction="none"
+    )
+    expected = per_token.reshape(N_EVAL_B, SEQ_LEN - 1).double().sum(dim=1).numpy()
+    at_1 = loss[loss["g"] == 1.0].set_index("seq_id").loc[seq_ids, "nll_sum"].to_numpy()
+    np.testing.assert_allclose(at_1, expected, rtol=1e-5)
+    for g in gains:
+        if g != 1.0:
+            other = loss[loss["g"] == g].set_index("seq_id").loc[seq_ids, "nll_sum"].to_numpy()
+            assert not np.allclose(other, at_1, rtol=1e-7, atol=0)  # the gain was applied
+
+
+def test_generalization_B(outputs):
+    table, loss, conditions = (
+        outputs["generalization_B"],
+        outputs["lm_loss_B"],
+        outputs["conditions_B"],
+    )
+    rasters = outputs["event_rasters_B"]
+    picked = gstars(outputs)
+    assert len(table) == 2 * n_pairs()
+    assert not table.duplicated([*KEY, "g_condition"]).any()
+    for key, g_star in picked.items():
+        rows = table.set_index([*KEY, "g_condition"])
+        assert rows.loc[(*key, "g1"), "g"] == 1.0
+        assert rows.loc[(*key, "gstar"), "g"] == g_star
+    for row in table.itertuples():
+        part = loss[loss["g"] == row.g]
+        assert row.nll_mean == pytest.approx(
+            part["nll_sum"].sum() / part["n_tokens"].sum(), rel=1e-12
+        )
+        assert row.ppl == pytest.approx(np.exp(row.nll_mean), rel=1e-12)
+        assert row.ppl_ci_low <= row.ppl <= row.ppl_ci_high
+        assert row.nll_mean_ci_low <= row.nll_mean <= row.nll_mean_ci_high
+        assert row.dataset_role == "B" and row.n_sequences == N_EVAL_B
+        condition = conditions[(conditions["cond_id"] == row.cond_id)].iloc[0]
+        assert (condition.spike_def_id, condition.target_rate, condition.g) == (
+            row.spike_def_id,
+            row.target_rate,
+            row.g,
+        )
+        pooled = branching(np.asarray(rasters.counts(row.cond_id)) > 0)
+        assert row.b_tot == pytest.approx(pooled["b_time"] + pooled["b_depth"], abs=1e-15)
+        assert np.isfinite(row.achieved_rate_mean) and np.isfinite(row.achieved_rate_max_abs_err)
+        assert row.marginals_preserved_perm and row.marginals_preserved_shift
+    # The per-layer achieved rates on B use the dataset A thresholds, reported per condition.
+    achieved = outputs["achieved_rates_B"]
+    assert len(achieved) == len(conditions) * rasters.A.shape[2]
+    d_ff = SMALL_RECIPE["intermediate_size"]
+    assert (achieved["n_values"] == N_EVAL_B * SEQ_LEN * d_ff).all()
+
+
+# --- ARC -----------------------------------------------------------------------------------------
+
+
+def test_arc_scores_and_manifest(outputs):
+    scores, manifest = outputs["arc_scores"], outputs["arc_manifest"]
+    gains = sorted({1.0, *gstars(outputs).values()})
+    records = [json.loads(line) for line in ARC_FILE.read_text().splitlines()][:N_QUESTIONS]
+    assert manifest["question_ids"] == [r["id"] for r in records]
+    assert manifest["n_questions"] == N_QUESTIONS
+    assert manifest["gains"] == gains
+    digest = manifest["prompt_sha256"]
+    assert len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
+    assert digest == prompt_set_sha256(normalize_arc_records(records))
+    assert len(scores) == N_QUESTIONS * len(gains)
+    assert not scores.duplicated(["question_id", "g"]).any()
+    assert sum(manifest["scoring_paths"].values()) == len(scores)
+    for row in scores.itertuples():
+        values = np.asarray(row.scores)
+        assert row.predicted == row.labels[int(np.argmax(values))]
+        assert np.isfinite(values).all() and (values < 0).all()
+
+
+def test_arc_summary(outputs):
+    summary, scores = outputs["arc_summary"], outputs["arc_scores"]
+    assert len(summary) == 2 * n_pairs()
+    for row in summary.itertuples():
+        part = scores[scores["g"] == row.g]
+        assert row.n_questions == N_QUESTIONS
+        assert row.accuracy == pytest.approx(part["correct"].mean())
+        assert 0.0 <= row.accuracy_ci_low <= row.accuracy <= row.accuracy_ci_high <= 1.0
+        assert row.mean_logprob_correct_minus_incorrect == pytest.approx(part["margin"].mean())
+        assert row.n_single_pass + row.n_per_option == N_QUESTIONS
+        expected_g = (
+            1.0 if row.g_condition == "g1" else gstars(outputs)[(row.spike_def_id, row.target_rate)]
+        )
+        assert row.g == expected_g
+
+
+# --- ablations -----------------------------------------------------------------------------------
+
+
+def test_ablation_table(outputs):
+    table, controls = outputs["ablations_A"], outputs["controls_summary_A"]
+    picked = gstars(outputs)
+    assert len(table) == (2 + len(INTERVENTIONS)) * n_pairs()
+    for key, g_star in picked.items():
+        part = table[(table["spike_def_id"] == key[0]) & (table["target_rate"] == key[1])]
+        plan = [(r.g_condition, r.g, r.intervention_id, r.gain_target) for r in part.itertuples()]
+        assert plan == [
+            ("g1", 1.0, "MLP_GLOBAL", "MLP"),
+            ("gstar", g_star, "MLP_GLOBAL", "MLP"),
+            *[("gstar", g_star, i, "ATTN" if i == "ATTN_GLOBAL" else "MLP") for i in INTERVENTIONS],
+        ]
+        for row in part[part["intervention_id"] == "MLP_GLOBAL"].itertuples():
+            real = controls[
+                (controls["intervention_id"] == "MLP_GLOBAL")
+                & (controls["null_id"] == "NULL_NONE")
+                & (controls["spike_def_id"] == key[0])
+                & (controls["target_rate"] == key[1])
+                & (controls["g"] == row.g)
+            ]
+            assert row.b_tot == real["b_tot"].item() and row.chi == real["chi"].item()
+    assert table[["b_tot", "chi", "achieved_rate_max_abs_err"]].notna().all().all()
+    assert (table["n_sequences"] == SMALL_PARAMS["windows"]["n_raster"]).all()
+
+
+def _taus(table, intervention, g, spike_def, rate):
+    part = table[
+        (table["intervention_id"] == intervention)
+        & (table["g"] == g)
+        & (table["spike_def_id"] == spike_def)
+        & (table["target_rate"] == rate)
+    ]
+    return part.sort_values("layer")["tau"].to_numpy()
+
+
+def test_ablation_thresholds_are_rate_matched(outputs):
+    fit = outputs["ablation_threshold_fit"]
+    n_layers = SMALL_RECIPE["num_hidden_layers"]
+    assert set(fit["intervention_id"]) == set(INTERVENTIONS)
+    assert set(fit["g"]) == set(gstars(outputs).values())
+    assert len(fit) == len(INTERVENTIONS) * fit["g"].nunique() * n_pairs() * n_layers
+    assert (fit["rate_match_abs_err"] <= fit["rate_match_tol"]).all()
+    tau_table = outputs["ablation_tau_table"]
+    assert tau_table["achieved_rate_analysis"].notna().all()
+
+
+def test_ablation_hooks_act_only_on_the_intended_layers(outputs):
+    """u of layer l is read before layer l's MLP gain point: an MLP band [lo, hi) leaves the
+    thresholds of layers 0..lo exactly at the g = 1 values and moves those after lo; the
+    attention gain acts before layer 0's MLP, so it moves every layer."""
+    fit, tau_table = outputs["ablation_threshold_fit"], outputs["tau_table"]
+    n_layers = SMALL_RECIPE["num_hidden_layers"]
+    c1, c2 = band_edges(n_layers)
+    first_affected = {"MLP_BAND_EARLY": 1, "MLP_BAND_MID": c1 + 1, "MLP_BAND_LATE": c2 + 1}
+    checked_moved = 0
+    for (spike_def, rate), g_star in gstars(outputs).items():
+        reference = _taus(tau_table, "MLP_GLOBAL", 1.0, spike_def, rate)
+        assert len(reference) == n_layers
+        for intervention in INTERVENTIONS:
+            taus = _taus(fit, intervention, g_star, spike_def, rate)
+            if g_star == 1.0:  # no hook is installed at a factor of 1
+                np.testing.assert_array_equal(taus, reference)
+                continue
+            start = 0 if intervention == "ATTN_GLOBAL" else first_affected[intervention]
+            np.testing.assert_array_equal(taus[:start], reference[:start])
+            assert (taus[start:] != reference[start:]).all(), (intervention, taus, reference)
+            checked_moved += 1
+            # The events pipeline fitted MLP_BAND_LATE at 0.8 too: the same numbers.
+            if intervention == "MLP_BAND_LATE" and g_star == 0.8:
+                np.testing.assert_array_equal(
+                    taus, _taus(tau_table, intervention, 0.8, spike_def, rate)
+                )
+    if not checked_moved:
+        pytest.skip("every g* of the small run is 1: no moved thresholds to check")
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+
+def test_a_malformed_arc_file_stops_the_node_and_nothing_is_saved(outputs, small_run, tmp_path):
+    _, root = small_run
+    records = [json.loads(line) for line in ARC_FILE.read_text().splitlines()][:6]
+    records[1]["question"]["choices"][1]["label"] = records[1]["question"]["choices"][0]["label"]
+    records[3]["answerKey"] = "Z"
+    records[4]["question"]["stem"] = " "
+    target = tmp_path / ARC_TARGET
+    target.parent.mkdir(parents=True)
+    target.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    catalog = project_catalog(tmp_path, small_parameters(root))
+    catalog["base.model_manifest"] = outputs["model_manifest"]
+    catalog["base.gstar_A"] = outputs["gstar_A"]
+    pipeline = calibration.create_pipeline(["base"]).only_nodes("base.score_arc_questions")
+    with pytest.raises(ArcFormatError) as info:
+        SequentialRunner().run(pipeline, catalog)
+    message = str(info.value)
+    assert "3 malformed ARC records in 'arc_questions'" in message
+    assert f"{records[1]['id']}: duplicate labels" in message
+    assert f"{records[3]['id']}: answerKey 'Z' is not among the labels" in message
+    assert f"{records[4]['id']}: empty question" in message
+    for good in (records[0], records[2], records[5]):
+        assert good["id"] not in message
+    out = tmp_path / "data" / "07_model_output" / "base"
+    assert not (out / "arc_scores.parquet").exists()
+    assert not (out / "arc_manifest.json").exists()
