@@ -35,6 +35,7 @@ from .adapters import instrument
 from .bootstrap import bootstrap_indices, percentile_interval
 from .checkpoints import LoadedModel
 from .errors import AvalancheError
+from .forward import count_tokens
 from .gain import MLP_GLOBAL, layer_gains
 
 ARC_DATASET_ROLE = "ARC_MCQ"
@@ -175,6 +176,7 @@ def _option_scores(
     if single_pass and all(len(c) == 1 for c in continuations):
         ids = torch.tensor([prompt_ids], device=device)
         last = model(input_ids=ids, use_cache=False).logits[0, -1].float()
+        count_tokens(ids.numel())
         log_probs = torch.log_softmax(last, dim=-1)
         return [float(log_probs[c[0]]) for c in continuations], PATH_SINGLE
     scores = []
@@ -182,6 +184,7 @@ def _option_scores(
     for continuation in continuations:
         ids = torch.tensor([prompt_ids + continuation], device=device)
         logits = model(input_ids=ids, use_cache=False).logits[0].float()
+        count_tokens(ids.numel())
         log_probs = torch.log_softmax(logits[start : start + len(continuation)], dim=-1)
         picked = log_probs.gather(1, torch.tensor(continuation, device=device).unsqueeze(1))
         scores.append(float(picked.double().sum()))

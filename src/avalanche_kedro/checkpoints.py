@@ -48,6 +48,10 @@ EMBEDDED_DEFAULTS: dict[str, Any] = {
     "rms_norm_eps": 1e-5,
     "rope_theta": 10000.0,
     "tie_word_embeddings": False,
+    # A derived checkpoint (the embedded stand-in for "base vs instruct"): the weights of the
+    # recipe named `perturb_from`, plus Gaussian noise of `perturbation_scale` x each tensor's std.
+    "perturb_from": None,
+    "perturbation_scale": 0.0,
 }
 
 
@@ -138,8 +142,11 @@ def build_embedded_model(recipe: Mapping[str, Any], vocab_size: int, special_id:
     """A random-init ``LlamaForCausalLM`` whose weights depend only on the recipe.
 
     The weights are drawn from torch's CPU generator seeded with
-    ``seed_of("embedded_model", recipe["seed_name"])`` inside a forked RNG state, so building
-    the model does not disturb any other random stream.
+    ``seed_of("embedded_model", seed_name)`` inside a forked RNG state, so building the model
+    does not disturb any other random stream. With ``perturb_from`` the model starts from the
+    weights of that seed name and every tensor ``w`` becomes
+    ``w + perturbation_scale * std(w) * N(0, 1)`` with noise seeded by this recipe's seed name,
+    a deterministic "fine-tuned relative" that shares the base model's tokenizer and shape.
     """
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -159,9 +166,20 @@ def build_embedded_model(recipe: Mapping[str, Any], vocab_size: int, special_id:
         eos_token_id=special_id,
         hidden_act="silu",
     )
+    origin = recipe.get("perturb_from") or recipe["seed_name"]
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed_of("embedded_model", recipe["seed_name"]))
+        torch.manual_seed(seed_of("embedded_model", origin))
         model = LlamaForCausalLM(config)
+        if recipe.get("perturb_from"):
+            noise = torch.Generator().manual_seed(seed_of("embedded_model", recipe["seed_name"]))
+            scale = float(recipe["perturbation_scale"])
+            with torch.no_grad():
+                for _name, parameter in sorted(model.named_parameters()):
+                    spread = parameter.std() if parameter.numel() > 1 else parameter.new_zeros(())
+                    parameter.add_(
+                        torch.randn(parameter.shape, generator=noise, dtype=parameter.dtype)
+                        * (scale * spread)
+                    )
     return model.eval()
 
 
@@ -209,7 +227,12 @@ def ensure_embedded_checkpoint(
             json.dumps(
                 {
                     "recipe": dict(recipe),
-                    "weights_seed": seed_of("embedded_model", recipe["seed_name"]),
+                    "weights_seed": seed_of(
+                        "embedded_model", recipe.get("perturb_from") or recipe["seed_name"]
+                    ),
+                    "perturbation_seed": seed_of("embedded_model", recipe["seed_name"])
+                    if recipe.get("perturb_from")
+                    else None,
                     "tokenizer_training_corpus_sha256": corpus_digest,
                     "tokenizer_training_records": len(records),
                 },

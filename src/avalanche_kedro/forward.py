@@ -25,6 +25,18 @@ from .gain import LayerGains, layer_gains
 
 BatchCallback = Callable[[int, int], None]
 
+#: Tokens forwarded by this process (every pass, every model); read by the provenance hook.
+_TOKENS_FORWARDED = [0]
+
+
+def tokens_forwarded() -> int:
+    """Total tokens forwarded through any model by this process so far."""
+    return _TOKENS_FORWARDED[0]
+
+
+def count_tokens(n_tokens: int) -> None:
+    _TOKENS_FORWARDED[0] += int(n_tokens)
+
 
 @dataclass
 class PassStats:
@@ -97,6 +109,7 @@ def run_pass(
             if on_batch is not None:
                 on_batch(start, stop)
             output = module(input_ids=batch, use_cache=False)
+            count_tokens(batch.numel())
             if on_logits is not None:
                 on_logits(start, stop, output.logits)
             if on_batch_end is not None:

@@ -1,8 +1,18 @@
-"""Project hooks."""
+"""Project hooks: the active configuration for the pipeline registry, and run provenance."""
 
 from __future__ import annotations
 
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
 from kedro.framework.hooks import hook_impl
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_FOLDER = Path("data/08_reporting/run_manifests")
 
 
 class ActiveConfigHooks:
@@ -20,3 +30,173 @@ class ActiveConfigHooks:
 
         remember_config_loader(context.config_loader)
         remember_project_root(context.project_path)
+
+
+class ProvenanceHooks:
+    """Writes one run manifest per ``kedro run`` (SPEC §12), also when the run fails.
+
+    ``data/08_reporting/run_manifests/<session id>.json`` holds the session id and the content
+    run id, the config hash, code version, package versions, machine, device and dtype, each
+    role's model identity and slice hashes, per-node wall time and tokens forwarded, and the
+    path, size and sha256 of every artifact saved by the run.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.context = None
+        self.catalog = None
+        self.started = 0.0
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self.artifacts: list[dict[str, Any]] = []
+        self._node_start: dict[str, tuple[float, int]] = {}
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._reset()
+        self.context = context
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        self.catalog = catalog
+        self.started = time.time()
+
+    @hook_impl
+    def before_node_run(self, node, catalog, inputs, is_async, run_id) -> None:
+        from .forward import tokens_forwarded
+
+        self._node_start[node.name] = (time.perf_counter(), tokens_forwarded())
+
+    @hook_impl
+    def after_node_run(self, node, catalog, inputs, outputs, is_async, run_id) -> None:
+        from .forward import tokens_forwarded
+
+        started, tokens = self._node_start.pop(node.name, (time.perf_counter(), tokens_forwarded()))
+        self.nodes[node.name] = {
+            "seconds": round(time.perf_counter() - started, 3),
+            "tokens_forwarded": tokens_forwarded() - tokens,
+        }
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any, node) -> None:
+        from .provenance import artifact_records
+
+        path = _saved_path(self.catalog, dataset_name)
+        if path is None:
+            return
+        for record in artifact_records(path):
+            self.artifacts.append({"dataset": dataset_name, **record})
+
+    @hook_impl
+    def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
+        self._write(run_params, status="completed")
+
+    @hook_impl
+    def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
+        self._write(run_params, status=f"failed: {type(error).__name__}: {error}"[:2000])
+
+    def _write(self, run_params: dict[str, Any], status: str) -> None:
+        try:
+            manifest = self._manifest(run_params, status)
+        except Exception as exc:  # provenance must never hide the run's own outcome
+            logger.warning("Could not assemble the run manifest: %s", exc)
+            return
+        folder = (
+            Path(self.context.project_path) / MANIFEST_FOLDER if self.context else MANIFEST_FOLDER
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{manifest['session_id']}.json"
+        if target.exists():  # never overwrite an earlier manifest
+            target = folder / f"{manifest['session_id']}-{int(time.time() * 1000)}.json"
+        target.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+        logger.info("Run manifest written to %s", target)
+
+    def _manifest(self, run_params: dict[str, Any], status: str) -> dict[str, Any]:
+        from .forward import tokens_forwarded
+        from .provenance import code_version, config_hash, content_run_id, machine, package_versions
+
+        parameters = self.context.params if self.context else {}
+        roles = list(parameters.get("model_roles") or [])
+        models, slices, devices = {}, {}, {}
+        for role in roles:
+            models[role] = _load_latest(self.catalog, f"{role}.model_manifest")
+            slices[role] = _load_latest(self.catalog, f"{role}.slice_manifest")
+            report = _load_latest(self.catalog, f"{role}.instrumentation_report")
+            if report:
+                devices[role] = {
+                    k: report.get(k)
+                    for k in ("device", "dtype", "n_layers", "d_ff", "n_parameters")
+                }
+        config_sha = config_hash(parameters)
+        code = code_version(self.context.project_path if self.context else None)
+        complete = all(models.values()) and all(slices.values()) and roles
+        return {
+            "session_id": run_params.get("run_id") or run_params.get("session_id"),
+            "run_id": content_run_id(config_sha, code, models, slices) if complete else None,
+            "status": status,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),
+            "wall_seconds": round(time.time() - self.started, 3),
+            "env": run_params.get("env"),
+            "pipeline_names": run_params.get("pipeline_names"),
+            "namespaces": run_params.get("namespaces"),
+            "runtime_params": run_params.get("runtime_params"),
+            "config_hash": config_sha,
+            "code_version": code,
+            "packages": package_versions(),
+            "machine": machine(),
+            "runtime": parameters.get("runtime"),
+            "devices": devices,
+            "models": {
+                role: {
+                    k: (m or {}).get(k)
+                    for k in (
+                        "model_id",
+                        "checkpoint",
+                        "source",
+                        "revision",
+                        "content_sha256",
+                        "tokenizer_sha256",
+                        "model_type",
+                    )
+                }
+                for role, m in models.items()
+            },
+            "slices": {
+                role: [
+                    {
+                        k: s.get(k)
+                        for k in ("dataset_role", "slice", "n_windows", "seq_len", "sha256")
+                    }
+                    for s in (m or {}).get("slices", [])
+                ]
+                for role, m in slices.items()
+            },
+            "tokens_forwarded": tokens_forwarded(),
+            "nodes": self.nodes,
+            "artifacts": self.artifacts,
+        }
+
+
+def _load_latest(catalog, name: str) -> dict | None:
+    try:
+        if catalog is None or not catalog.exists(name):
+            return None
+        return catalog.load(name)
+    except Exception:  # a missing or unreadable optional input leaves a gap, not a crash
+        return None
+
+
+def _saved_path(catalog, name: str) -> Path | None:
+    """Where the dataset just saved its data (the version folder's file for versioned ones)."""
+    if catalog is None:
+        return None
+    try:
+        dataset = catalog.get(name)
+    except Exception:
+        return None
+    if dataset is None or not hasattr(dataset, "_filepath"):
+        return None
+    if getattr(dataset, "_version", None) is not None:
+        return Path(str(dataset._get_versioned_path(dataset.resolve_save_version())))
+    return Path(str(dataset._filepath))

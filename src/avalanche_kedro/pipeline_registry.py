@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 from kedro.pipeline import Pipeline
 
-from .pipelines import calibration, capture, cascades, controls, events
+from .pipelines import calibration, capture, cascades, controls, events, replication, reporting
 from .pipelines.roles import check_roles
 
-PIPELINE_ORDER = ("capture", "events", "cascades", "controls", "calibration")
+PIPELINE_ORDER = (
+    "capture",
+    "events",
+    "cascades",
+    "controls",
+    "calibration",
+    "replication",
+    "reporting",
+)
 _ACTIVE: dict[str, Any] = {"config_loader": None}
+
+# The replication and reporting nodes read every role's namespaced datasets (`base.gstar_A`)
+# on purpose; Kedro would warn about dotted names outside their namespace on every run.
+warnings.filterwarnings("ignore", message="One or more dataset names contain '.' characters")
 
 
 def remember_config_loader(config_loader: Any) -> None:
@@ -46,9 +59,9 @@ def register_pipelines() -> dict[str, Pipeline]:
     """Register the project's pipelines.
 
     Returns:
-        ``capture``, ``events``, ``cascades``, ``controls``, ``calibration`` and
-        ``__default__`` (everything),
-        each containing one
+        ``capture``, ``events``, ``cascades``, ``controls``, ``calibration`` (one namespaced
+        copy per model role), ``replication`` and ``reporting`` (across roles) and
+        ``__default__`` (everything), each containing one
         namespaced copy per role listed in the ``model_roles`` parameter.
     """
     parameters = configured_parameters()
@@ -59,6 +72,8 @@ def register_pipelines() -> dict[str, Pipeline]:
         "cascades": cascades.create_pipeline,
         "controls": controls.create_pipeline,
         "calibration": calibration.create_pipeline,
+        "replication": replication.create_pipeline,
+        "reporting": reporting.create_pipeline,
     }
     pipelines = {name: factories[name](roles) for name in PIPELINE_ORDER}
     pipelines["__default__"] = sum((pipelines[name] for name in PIPELINE_ORDER), Pipeline([]))

@@ -1,8 +1,10 @@
 """Project settings (see https://docs.kedro.org/en/stable/configure/configuration_basics/)."""
 
-from avalanche_kedro.hooks import ActiveConfigHooks
+from avalanche_kedro.hooks import ActiveConfigHooks, ProvenanceHooks
 
-HOOKS = (ActiveConfigHooks(),)
+# Kedro calls hooks last-in-first-out: ActiveConfigHooks must see the context first, because
+# the provenance hook reads parameters (which makes Kedro register the pipelines).
+HOOKS = (ProvenanceHooks(), ActiveConfigHooks())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -1,0 +1,55 @@
+"""Nodes of the replication pipeline (cross-role, not namespaced)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from ...bootstrap import DEFAULT_REPLICATES
+from ...replication import check_comparable_roles, replication_table
+from ..roles_io import regroup
+
+CHECK_INPUTS = ["model_manifest", "slice_manifest", "instrumentation_report"]
+COMPARE_INPUTS = [
+    "model_manifest",
+    "gstar_A",
+    "conditions_A",
+    "branching_per_window_A",
+    "null_branching_per_window_A",
+]
+
+
+def check_roles(*values, roles: Sequence[str]) -> dict:
+    """Stop unless every role shares the tokenizer, the windows and the layer count."""
+    data = regroup(values, roles, CHECK_INPUTS)
+    check_comparable_roles(
+        data["model_manifest"], data["slice_manifest"], data["instrumentation_report"]
+    )
+    reference = roles[0]
+    return {
+        "roles": list(roles),
+        "reference_role": reference,
+        "tokenizer_sha256": data["model_manifest"][reference]["tokenizer_sha256"],
+        "n_layers": data["instrumentation_report"][reference]["n_layers"],
+        "slice_sha256": {
+            s["slice"]: s["sha256"] for s in data["slice_manifest"][reference]["slices"]
+        },
+        "model_ids": {role: data["model_manifest"][role]["model_id"] for role in roles},
+    }
+
+
+def compare_roles(
+    replication_checks: dict, controls: dict, *values, roles: Sequence[str]
+) -> pd.DataFrame:
+    """Paired differences of delta_b_tot and chi between each role and the reference."""
+    data = regroup(values, roles, COMPARE_INPUTS)
+    return replication_table(
+        roles,
+        {role: manifest["model_id"] for role, manifest in data["model_manifest"].items()},
+        data["gstar_A"],
+        data["conditions_A"],
+        data["branching_per_window_A"],
+        data["null_branching_per_window_A"],
+        int(controls.get("bootstrap_replicates", DEFAULT_REPLICATES)),
+    )

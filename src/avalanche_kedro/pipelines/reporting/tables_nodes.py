@@ -1,0 +1,135 @@
+"""Nodes that describe the run and build the paper tables T01-T07 (cross-role)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from ... import tables
+from ...paths import project_path
+from ...provenance import code_version, config_hash, content_run_id, package_versions
+from ..roles_io import regroup
+
+DESCRIBE_INPUTS = ["model_manifest", "slice_manifest", "instrumentation_report"]
+T01_INPUTS = [
+    "model_manifest",
+    "controls_summary_A",
+    "cascade_summary_A",
+    "crackling_fits_A",
+    "tau_table",
+    "gstar_A",
+]
+T02_INPUTS = ["model_manifest", "generalization_B"]
+T03_INPUTS = ["model_manifest", "arc_summary", "arc_manifest"]
+T04_INPUTS = ["model_manifest", "conditions_A", "tail_fits_A"]
+T05_INPUTS = ["model_manifest", "conditions_A", "crackling_fits_A"]
+T06_INPUTS = ["model_manifest", "ablations_A"]
+
+
+def describe_run(parameters: dict, *values, roles: Sequence[str]) -> dict:
+    """The provenance shared by every table of this run (content run id, hashes, versions)."""
+    data = regroup(values, roles, DESCRIBE_INPUTS)
+    config_sha = config_hash(parameters)
+    code = code_version(project_path("."))
+    return {
+        "run_id": content_run_id(config_sha, code, data["model_manifest"], data["slice_manifest"]),
+        "config_hash": config_sha,
+        "code_version": code,
+        "roles": list(roles),
+        "models": {
+            role: {
+                k: manifest.get(k)
+                for k in (
+                    "model_id",
+                    "source",
+                    "revision",
+                    "content_sha256",
+                    "tokenizer_sha256",
+                    "model_type",
+                )
+            }
+            for role, manifest in data["model_manifest"].items()
+        },
+        "slices": {
+            role: {s["slice"]: s["sha256"] for s in manifest["slices"]}
+            for role, manifest in data["slice_manifest"].items()
+        },
+        "devices": {
+            role: {k: report.get(k) for k in ("device", "dtype", "n_layers", "d_ff")}
+            for role, report in data["instrumentation_report"].items()
+        },
+        "packages": {
+            k: v
+            for k, v in package_versions().items()
+            if k in ("python", "torch", "transformers", "kedro")
+        },
+        "parameters": {
+            "windows": parameters.get("windows"),
+            "calibration": parameters.get("calibration"),
+            "gain_grid": parameters.get("gain_grid"),
+        },
+    }
+
+
+def _both(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The Parquet table and its CSV rendering."""
+    return table, tables.to_csv_frame(table)
+
+
+def build_t01(run_provenance, calibration, rate_matching, *values, roles):
+    data = regroup(values, roles, T01_INPUTS)
+    return _both(
+        tables.build_t01(
+            run_provenance,
+            calibration,
+            rate_matching,
+            data["model_manifest"],
+            data["controls_summary_A"],
+            data["cascade_summary_A"],
+            data["crackling_fits_A"],
+            data["tau_table"],
+            data["gstar_A"],
+        )
+    )
+
+
+def build_t02(run_provenance, *values, roles):
+    data = regroup(values, roles, T02_INPUTS)
+    return _both(tables.build_t02(run_provenance, data["model_manifest"], data["generalization_B"]))
+
+
+def build_t03(run_provenance, *values, roles):
+    data = regroup(values, roles, T03_INPUTS)
+    return _both(
+        tables.build_t03(
+            run_provenance, data["model_manifest"], data["arc_summary"], data["arc_manifest"]
+        )
+    )
+
+
+def build_t04(run_provenance, *values, roles):
+    data = regroup(values, roles, T04_INPUTS)
+    return _both(
+        tables.build_t04(
+            run_provenance, data["model_manifest"], data["conditions_A"], data["tail_fits_A"]
+        )
+    )
+
+
+def build_t05(run_provenance, *values, roles):
+    data = regroup(values, roles, T05_INPUTS)
+    return _both(
+        tables.build_t05(
+            run_provenance, data["model_manifest"], data["conditions_A"], data["crackling_fits_A"]
+        )
+    )
+
+
+def build_t06(run_provenance, *values, roles):
+    data = regroup(values, roles, T06_INPUTS)
+    return _both(tables.build_t06(run_provenance, data["model_manifest"], data["ablations_A"]))
+
+
+def build_t07(run_provenance, replication_A):
+    return _both(tables.build_t07(run_provenance, replication_A))

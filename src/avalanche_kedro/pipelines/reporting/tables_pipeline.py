@@ -1,0 +1,88 @@
+"""Reporting nodes that describe the run and build the tables."""
+
+from __future__ import annotations
+
+from functools import partial, update_wrapper
+
+from kedro.pipeline import Pipeline, node
+
+from ..roles_io import role_inputs
+from . import tables_nodes as n
+
+
+def _node(function, inputs, outputs, name, roles):
+    return node(
+        update_wrapper(partial(function, roles=roles), function) if roles else function,
+        inputs=inputs,
+        outputs=outputs,
+        name=name,
+    )
+
+
+def create_tables_pipeline(roles: list[str]) -> Pipeline:
+    nodes = [
+        _node(
+            n.describe_run,
+            ["parameters", *role_inputs(roles, n.DESCRIBE_INPUTS)],
+            "run_provenance",
+            "describe_run",
+            roles,
+        ),
+        _node(
+            n.build_t01,
+            [
+                "run_provenance",
+                "params:calibration",
+                "params:rate_matching",
+                *role_inputs(roles, n.T01_INPUTS),
+            ],
+            ["T01_SUMMARY", "T01_SUMMARY_csv"],
+            "build_T01_SUMMARY",
+            roles,
+        ),
+        _node(
+            n.build_t02,
+            ["run_provenance", *role_inputs(roles, n.T02_INPUTS)],
+            ["T02_GENERALIZATION", "T02_GENERALIZATION_csv"],
+            "build_T02_GENERALIZATION",
+            roles,
+        ),
+        _node(
+            n.build_t03,
+            ["run_provenance", *role_inputs(roles, n.T03_INPUTS)],
+            ["T03_ARC", "T03_ARC_csv"],
+            "build_T03_ARC",
+            roles,
+        ),
+        _node(
+            n.build_t04,
+            ["run_provenance", *role_inputs(roles, n.T04_INPUTS)],
+            ["T04_TAIL_FITS", "T04_TAIL_FITS_csv"],
+            "build_T04_TAIL_FITS",
+            roles,
+        ),
+        _node(
+            n.build_t05,
+            ["run_provenance", *role_inputs(roles, n.T05_INPUTS)],
+            ["T05_CRACKLING_DIAGNOSTICS", "T05_CRACKLING_DIAGNOSTICS_csv"],
+            "build_T05_CRACKLING_DIAGNOSTICS",
+            roles,
+        ),
+        _node(
+            n.build_t06,
+            ["run_provenance", *role_inputs(roles, n.T06_INPUTS)],
+            ["T06_ABLATIONS", "T06_ABLATIONS_csv"],
+            "build_T06_ABLATIONS",
+            roles,
+        ),
+    ]
+    if len(roles) >= 2:
+        nodes.append(
+            node(
+                n.build_t07,
+                inputs=["run_provenance", "replication_A"],
+                outputs=["T07_REPLICATION_SUMMARY", "T07_REPLICATION_SUMMARY_csv"],
+                name="build_T07_REPLICATION_SUMMARY",
+            )
+        )
+    return Pipeline(nodes, tags=["reporting"])
