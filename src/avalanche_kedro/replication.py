@@ -104,6 +104,18 @@ def _role_at_gstar(
     return g_star, real, null
 
 
+def _paired_delta_b_tot(weights: np.ndarray, real: pd.DataFrame, null: pd.DataFrame):
+    """delta_b_tot = b_tot(real) - b_tot(null): the point value and its replicates."""
+    point = (
+        pooled_branching(real["n_time"], real["n_depth"], real["den"])["b_tot"]
+        - (pooled_branching(null["n_time"], null["n_depth"], null["den"])["b_tot"])
+    )
+    replicates = pooled_ratio(
+        weights, real["n_time"] + real["n_depth"], real["den"]
+    ) - pooled_ratio(weights, null["n_time"] + null["n_depth"], null["den"])
+    return point, replicates
+
+
 @single_threaded_blas
 def replication_table(
     roles: Sequence[str],
@@ -143,23 +155,13 @@ def replication_table(
         )
         weights = resample_weights(indices, len(seq_ids))
 
-        def delta(real, null):
-            point = (
-                pooled_branching(real["n_time"], real["n_depth"], real["den"])["b_tot"]
-                - (pooled_branching(null["n_time"], null["n_depth"], null["den"])["b_tot"])
-            )
-            reps = pooled_ratio(
-                weights, real["n_time"] + real["n_depth"], real["den"]
-            ) - pooled_ratio(weights, null["n_time"] + null["n_depth"], null["den"])
-            return point, reps
-
         ref_g, ref_real, ref_null = measured[reference]
-        ref_delta, ref_delta_reps = delta(ref_real, ref_null)
+        ref_delta, ref_delta_reps = _paired_delta_b_tot(weights, ref_real, ref_null)
         ref_chi = susceptibility_of_totals(ref_real["events"])
         ref_chi_reps = susceptibility_replicates(indices, ref_real["events"])
         for role in roles[1:]:
             g_star, real, null = measured[role]
-            role_delta, role_delta_reps = delta(real, null)
+            role_delta, role_delta_reps = _paired_delta_b_tot(weights, real, null)
             role_chi = susceptibility_of_totals(real["events"])
             role_chi_reps = susceptibility_replicates(indices, real["events"])
             diff_low, diff_high = percentile_interval(role_delta_reps - ref_delta_reps)
