@@ -10,6 +10,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -65,3 +68,61 @@ def small_windows(small_model, python_corpus_a):
 
     stream = tokenize_stream(python_corpus_a, small_model.tokenizer, max_tokens=24 * 32)
     return cut_windows(stream.ids, 32)[:24]
+
+
+def copy_project(tmp_path: Path) -> Path:
+    """A fresh project directory: pyproject.toml, conf/ (no local), the raw ARC file, empty src/.
+
+    The package itself is the installed one. ``conf/local/parameters.yml`` turns the progress
+    bars off: a user's local override that, like ``--params``, must change only the keys it
+    names (soft merge), leaving batch_size, dtype, ... from conf/base.
+    """
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", project)
+    shutil.copy(PROJECT_ROOT / ".telemetry", project)
+    shutil.copytree(PROJECT_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
+    (project / "conf" / "local").mkdir()
+    (project / "conf" / "local" / "parameters.yml").write_text("runtime:\n  progress: false\n")
+    shutil.copytree(PROJECT_ROOT / "data" / "01_raw", project / "data" / "01_raw")
+    (project / "src").mkdir()  # the package comes from the environment
+    return project
+
+
+def run_kedro(project: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """``python -m kedro <args>`` in ``project``; fails the test with its output on error."""
+    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "kedro", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return result
+
+
+@pytest.fixture(scope="session")
+def e2e_project(tmp_path_factory) -> Path:
+    """A project copy after three real ``kedro run``s on the embedded default (minutes).
+
+    Runs the deprecated ``--pipeline`` flag (capture), then ``--pipelines`` (events, cascades,
+    controls, calibration), then plain ``kedro run`` (the default pipeline: everything,
+    replication and reporting included), so every dataset has one or two versions. Shared by
+    every test module that needs a finished project (``test_kedro_run``, ``test_kedro_viz``,
+    ``test_explore_notebook``); they must only add files to it, never change its data.
+    """
+    project = copy_project(tmp_path_factory.mktemp("e2e"))
+    run_kedro(project, "run", "--pipeline", "capture", "--params", "runtime.device=cpu")
+    run_kedro(
+        project,
+        "run",
+        "--pipelines",
+        "events,cascades,controls,calibration",
+        "--params",
+        "runtime.device=cpu",
+    )
+    run_kedro(project, "run", "--params", "runtime.device=cpu")
+    return project

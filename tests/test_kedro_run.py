@@ -1,55 +1,21 @@
 """End to end: `kedro run` on the embedded default, in a fresh copy of the project config.
 
 The copy holds pyproject.toml, conf/ and the raw ARC file; the package itself is the installed
-one. Runs the deprecated ``--pipeline`` flag (capture), then ``--pipelines`` (events, cascades,
-controls, calibration), then plain ``kedro run`` (the default pipeline: everything) to show that a
-rerun writes new versions whose tables are byte-identical to the first ones.
+one. The session fixture ``e2e_project`` (tests/conftest.py) runs the deprecated ``--pipeline``
+flag (capture), then ``--pipelines`` (events, cascades, controls, calibration), then plain
+``kedro run`` (the default pipeline: everything) to show that a rerun writes new versions whose
+tables are byte-identical to the first ones.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import PROJECT_ROOT
-
 pytestmark = pytest.mark.slow
-
-
-def _project_copy(tmp_path: Path) -> Path:
-    project = tmp_path / "project"
-    project.mkdir()
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", project)
-    shutil.copy(PROJECT_ROOT / ".telemetry", project)
-    shutil.copytree(PROJECT_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
-    (project / "conf" / "local").mkdir()
-    # A user's local override plus --params on the command line: both must change only the
-    # keys they name (soft merge), leaving batch_size, dtype, ... from conf/base.
-    (project / "conf" / "local" / "parameters.yml").write_text("runtime:\n  progress: false\n")
-    shutil.copytree(PROJECT_ROOT / "data" / "01_raw", project / "data" / "01_raw")
-    (project / "src").mkdir()  # the package comes from the environment
-    return project
-
-
-def _kedro(project: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    result = subprocess.run(
-        [sys.executable, "-m", "kedro", *args],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return result
 
 
 def _versions(project: Path, relative: str) -> list[Path]:
@@ -57,20 +23,10 @@ def _versions(project: Path, relative: str) -> list[Path]:
     return sorted((project / relative).glob(f"*/{name}"))
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    project = _project_copy(tmp_path_factory.mktemp("e2e"))
-    _kedro(project, "run", "--pipeline", "capture", "--params", "runtime.device=cpu")
-    _kedro(
-        project,
-        "run",
-        "--pipelines",
-        "events,cascades,controls,calibration",
-        "--params",
-        "runtime.device=cpu",
-    )
-    _kedro(project, "run", "--params", "runtime.device=cpu")
-    return project
+@pytest.fixture
+def project(e2e_project):
+    """The shared end-to-end project of tests/conftest.py (three kedro runs, once a session)."""
+    return e2e_project
 
 
 TABLES = [

@@ -6,23 +6,36 @@
   with a description that never contacts the Hub, because Kedro describes a dataset on every
   load and the upstream description queries the Hub API.
 * :class:`EventRasterDataset` - versioned raster directories (:mod:`avalanche_kedro.rasters`).
+* :class:`FigureDataset` - ``kedro_datasets.matplotlib.MatplotlibDataset`` writing each figure
+  as PNG and PDF with its provenance (run id, models, condition, config hash) in the files'
+  metadata (:mod:`avalanche_kedro.figures`).
 """
 
 from __future__ import annotations
 
 import ast
+import io
 import os
 import shutil
 import sysconfig
 import tempfile
 import tokenize
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
-from kedro.io.core import AbstractDataset, AbstractVersionedDataset, DatasetError, Version
+from kedro.io.core import (
+    AbstractDataset,
+    AbstractVersionedDataset,
+    DatasetError,
+    Version,
+    get_filepath_str,
+)
 from kedro_datasets.huggingface import HFDataset
+from kedro_datasets.matplotlib import MatplotlibDataset
+from matplotlib.figure import Figure
 
 from .errors import ArtifactError, ConfigurationError
 from .rasters import A_FILE, COND_FILE, META_FILE, SEQ_FILE, X_FILE, EventRasters
@@ -240,3 +253,159 @@ def _write_in_memory(data: EventRasters, directory: Path) -> None:
     (directory / META_FILE).write_text(
         json.dumps({"shape": list(data.A.shape), "axes": ["C", "N", "L", "T"]}, indent=2)
     )
+
+
+# ---- figures ------------------------------------------------------------------------------------
+
+FIGURE_FORMATS = ("png", "pdf")
+
+
+def figure_file_metadata(metadata: Mapping[str, str], fmt: str) -> dict[str, Any]:
+    """The ``savefig(metadata=...)`` argument for one format.
+
+    PNG: every key becomes a text chunk (``Title``, ``Subject``, ``Keywords``, ``Creator`` and
+    the custom ``run_id``, ``model_ids``, ``condition``, ``config_hash``, ...). PDF: the same
+    keys in the document information dictionary (custom keys are allowed there by the PDF
+    specification); ``CreationDate`` and ``ModDate`` are left out so the file is reproducible.
+    """
+    info: dict[str, Any] = {str(k): str(v) for k, v in metadata.items()}
+    if fmt == "pdf":
+        info["CreationDate"] = None
+        info["ModDate"] = None
+    return info
+
+
+def render_figure(
+    figure: Figure,
+    fmt: str,
+    save_args: Mapping[str, Any] | None = None,
+    require_provenance: bool = True,
+) -> bytes:
+    """The bytes of ``figure`` as ``fmt`` with the provenance the figure function attached."""
+    from .figures import REQUIRED_METADATA, figure_metadata
+
+    metadata = figure_metadata(figure) or {}
+    missing = [key for key in REQUIRED_METADATA if not metadata.get(key)]
+    if require_provenance and missing:
+        raise DatasetError(
+            f"The figure carries no provenance for {missing}; figures are saved only with "
+            "their run id, models, condition and config hash in the file metadata. Attach it "
+            "with avalanche_kedro.figures.attach_metadata(figure, {...}) (the figure functions "
+            "of avalanche_kedro.figures do), or set require_provenance: false."
+        )
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # matplotlib warns about PDF info keys outside the standard set, which is the point
+        warnings.filterwarnings("ignore", message="Unknown infodict keyword")
+        figure.savefig(
+            buffer, format=fmt, metadata=figure_file_metadata(metadata, fmt), **(save_args or {})
+        )
+    return buffer.getvalue()
+
+
+class FigureDataset(MatplotlibDataset):
+    """Saves a Matplotlib figure as PNG and PDF (``formats``) with provenance metadata.
+
+    ``filepath`` names a directory; with ``versioned: true`` a save writes
+    ``<filepath>/<version>/<name>/<name>.png`` and ``.pdf`` (``<name>`` = the last part of
+    ``filepath``). The data is a Figure, or a dict ``{name: Figure}`` (a name with a suffix
+    is saved in that format only). Every format of every figure is rendered in memory first,
+    so a figure that cannot be drawn or has no provenance leaves nothing on disk; a failed
+    write removes the new version folder. The metadata comes from the figure itself
+    (:func:`avalanche_kedro.figures.figure_metadata`), so it is specific to each run.
+    Figures are closed after saving; loading is not supported (as for MatplotlibDataset).
+    """
+
+    DEFAULT_SAVE_ARGS: dict[str, Any] = {"dpi": 150}
+
+    def __init__(
+        self,
+        *,
+        filepath: str,
+        formats: list[str] | tuple[str, ...] | None = None,
+        require_provenance: bool = True,
+        fs_args: dict[str, Any] | None = None,
+        credentials: dict[str, Any] | None = None,
+        save_args: dict[str, Any] | None = None,
+        version: Version | None = None,
+        metadata: dict[str, Any] | None = None,
+    ):
+        reserved = sorted({"format", "metadata"} & set(save_args or {}))
+        if reserved:
+            raise ConfigurationError(
+                f"FigureDataset '{filepath}' sets {reserved} in save_args.",
+                "List the file types under 'formats' (png, pdf); the metadata comes from the "
+                "figure's provenance.",
+            )
+        self._formats = tuple(formats or FIGURE_FORMATS)
+        unknown = [f for f in self._formats if f not in FIGURE_FORMATS]
+        if unknown:
+            raise ConfigurationError(
+                f"FigureDataset '{filepath}' asks for formats {unknown}.",
+                f"Use any of {list(FIGURE_FORMATS)}: both carry the provenance metadata.",
+            )
+        self._require_provenance = require_provenance
+        super().__init__(
+            filepath=filepath,
+            fs_args=fs_args,
+            credentials=credentials,
+            save_args=save_args,
+            version=version,
+            overwrite=False,
+            metadata=metadata,
+        )
+
+    def _files(self, data: Any, stem: str) -> dict[str, tuple[Figure, str]]:
+        """``{file name: (figure, format)}`` for a Figure or a ``{name: Figure}`` dict."""
+        if isinstance(data, Figure):
+            data = {stem: data}
+        if not isinstance(data, Mapping) or not all(isinstance(f, Figure) for f in data.values()):
+            raise DatasetError(
+                f"FigureDataset saves a matplotlib Figure or a dict of them, got {type(data)}."
+            )
+        files: dict[str, tuple[Figure, str]] = {}
+        for name, figure in data.items():
+            suffix = PurePosixPath(name).suffix.lstrip(".")
+            if suffix in FIGURE_FORMATS:
+                files[name] = (figure, suffix)
+            else:
+                files.update({f"{name}.{fmt}": (figure, fmt) for fmt in self._formats})
+        return files
+
+    def save(self, data: Figure | dict[str, Figure]) -> None:
+        save_path = self._get_save_path()
+        files = self._files(data, save_path.name)
+        rendered = {
+            name: render_figure(figure, fmt, self._save_args, self._require_provenance)
+            for name, (figure, fmt) in files.items()
+        }
+        directory = get_filepath_str(save_path, self._protocol)
+        existed = self._fs.exists(directory)
+        try:
+            for name, payload in rendered.items():
+                path = get_filepath_str(save_path / name, self._protocol)
+                with self._fs.open(path, **self._fs_open_args_save) as handle:
+                    handle.write(payload)
+        except BaseException:
+            if not existed and self._fs.exists(directory):
+                self._fs.rm(directory, recursive=True)
+            raise
+        import matplotlib.pyplot as plt
+
+        for figure, _ in files.values():
+            plt.close(figure)  # only these figures (no-op for figures pyplot does not manage)
+        self._invalidate_cache()
+
+    def _describe(self) -> dict[str, Any]:
+        return {**super()._describe(), "formats": list(self._formats)}
+
+    def preview(self):
+        """The PNG of the latest version as a base64 image (Kedro-Viz)."""
+        import base64
+
+        from kedro_datasets._typing import ImagePreview
+
+        load_path = self._get_load_path()
+        png = get_filepath_str(load_path / f"{load_path.name}.png", self._protocol)
+        with self._fs.open(png, mode="rb") as handle:
+            return ImagePreview(base64.b64encode(handle.read()).decode("utf-8"))

@@ -32,6 +32,67 @@ class ActiveConfigHooks:
         remember_project_root(context.project_path)
 
 
+class InputCheckHooks:
+    """Before a run: every dataset the selected pipelines read but do not write must exist and
+    be readable, otherwise stop with the dataset's name and the command that produces it.
+
+    This runs before any node, so a `kedro run --pipelines reporting` without upstream outputs,
+    or with a truncated or corrupted artifact, stops before anything is written.
+    """
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        from kedro.framework.project import pipelines as registered
+
+        from .errors import ArtifactError
+
+        produced_by = {
+            output: key
+            for key, candidate in sorted(registered.items())
+            if key != "__default__"
+            for output in candidate.all_outputs()
+        }
+        problems = []
+        for name in sorted(pipeline.inputs()):
+            # raw inputs (corpora, the ARC file) are not produced by the project: their own
+            # loaders report problems with them; parameters are always there
+            if name not in produced_by:
+                continue
+            try:
+                dataset = catalog.get(name)
+            except Exception:
+                dataset = None
+            if dataset is None or type(dataset).__name__ == "MemoryDataset":
+                continue
+            try:
+                if not catalog.exists(name):
+                    problems.append((name, "has not been produced yet"))
+                    continue
+                catalog.load(name)
+            except Exception as exc:  # unreadable: truncated, corrupted, wrong format
+                reason = (
+                    str(exc).strip().splitlines()[-1][:300]
+                    if str(exc).strip()
+                    else type(exc).__name__
+                )
+                problems.append((name, f"cannot be read ({reason})"))
+        if not problems:
+            return
+        lines, commands = [], []
+        for name, what in problems:
+            command = f"kedro run --pipelines {produced_by[name]}"
+            commands.append(command)
+            lines.append(f"{name} {what}; it is written by `{command}`")
+        shown = lines[:12] + ([f"... and {len(lines) - 12} more"] if len(lines) > 12 else [])
+        raise ArtifactError(
+            "The selected pipelines need saved datasets that are missing or unreadable:\n  "
+            + "\n  ".join(shown),
+            "Run the producing pipelines first (or plain `kedro run` for everything): "
+            + ", ".join(f"`{c}`" for c in dict.fromkeys(commands))
+            + ". Earlier versions are never overwritten; a rerun writes a new version.",
+        )
+
+
 class ProvenanceHooks:
     """Writes one run manifest per ``kedro run`` (SPEC §12), also when the run fails.
 

@@ -1,10 +1,10 @@
 """Project settings (see https://docs.kedro.org/en/stable/configure/configuration_basics/)."""
 
-from avalanche_kedro.hooks import ActiveConfigHooks, ProvenanceHooks
+from avalanche_kedro.hooks import ActiveConfigHooks, InputCheckHooks, ProvenanceHooks
 
 # Kedro calls hooks last-in-first-out: ActiveConfigHooks must see the context first, because
-# the provenance hook reads parameters (which makes Kedro register the pipelines).
-HOOKS = (ProvenanceHooks(), ActiveConfigHooks())
+# the other hooks read parameters and pipelines (which makes Kedro register the pipelines).
+HOOKS = (InputCheckHooks(), ProvenanceHooks(), ActiveConfigHooks())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

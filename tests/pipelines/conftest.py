@@ -7,11 +7,13 @@ temporary directory, so the pipelines save and load through the real versioned d
 from __future__ import annotations
 
 import copy
+import shutil
 from pathlib import Path
 
 import pytest
 from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog
+from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
 
 from avalanche_kedro.pipelines import capture, cascades, controls, events
@@ -151,3 +153,62 @@ def small_run(tmp_path_factory):
     """(catalog, root) after one run of capture, events, cascades and controls."""
     root = tmp_path_factory.mktemp("pipeline-run")
     return run_study(root), root
+
+
+#: The second role of the two-role run: the small recipe's weights plus seeded noise.
+INSTRUCT_RECIPE = {
+    **SMALL_RECIPE,
+    "seed_name": "test-tiny-llama-instruct",
+    "perturb_from": SMALL_RECIPE["seed_name"],
+    "perturbation_scale": 0.25,
+}
+
+
+def two_role_parameters(root: Path) -> dict:
+    params = small_parameters(root)
+    params["model_roles"] = ["base", "instruct"]
+    params["models"]["instruct"] = {
+        "checkpoint": str(root / "models" / "small-llama-instruct"),
+        "revision": None,
+        "trust_remote_code": False,
+    }
+    params["embedded_checkpoints"]["small-llama-instruct"] = {
+        "path": str(root / "models" / "small-llama-instruct"),
+        **INSTRUCT_RECIPE,
+    }
+    return params
+
+
+def run_everything(root: Path, params: dict) -> DataCatalog:
+    """All seven pipelines for the roles of ``params`` through SequentialRunner."""
+    from avalanche_kedro.pipeline_registry import PIPELINE_ORDER
+    from avalanche_kedro.pipelines import calibration, replication, reporting
+
+    modules = {
+        "capture": capture,
+        "events": events,
+        "cascades": cascades,
+        "controls": controls,
+        "calibration": calibration,
+        "replication": replication,
+        "reporting": reporting,
+    }
+    arc = root / "data" / "01_raw" / "arc_embedded.jsonl"
+    arc.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT_ROOT / "data" / "01_raw" / "arc_embedded.jsonl", arc)
+    catalog = project_catalog(root, params)
+    catalog["parameters"] = params
+    pipeline = sum(
+        (modules[name].create_pipeline(params["model_roles"]) for name in PIPELINE_ORDER),
+        Pipeline([]),
+    )
+    SequentialRunner().run(pipeline, catalog)
+    return catalog
+
+
+@pytest.fixture(scope="package")
+def two_role_run(tmp_path_factory):
+    """(catalog, root, params) after every pipeline ran for two roles on the small config."""
+    root = tmp_path_factory.mktemp("two-role-run")
+    params = two_role_parameters(root)
+    return run_everything(root, params), root, params

@@ -393,6 +393,8 @@ def analyze_ablations(
                     "intervention_id": intervention,
                     "gain_target": "ATTN" if intervention == ATTN_GLOBAL else "MLP",
                     "b_tot": row["b_tot"],
+                    "b_tot_ci_low": row["b_tot_ci_low"],
+                    "b_tot_ci_high": row["b_tot_ci_high"],
                     "delta_b_tot": row["delta_b_tot"],
                     "delta_b_tot_ci_low": row["delta_b_tot_ci_low"],
                     "delta_b_tot_ci_high": row["delta_b_tot_ci_high"],

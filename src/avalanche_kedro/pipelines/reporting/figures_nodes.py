@@ -1,0 +1,68 @@
+"""Nodes that draw the paper figures F01-F11 (SPEC §11) from saved tables and rasters.
+
+Each node returns one :class:`matplotlib.figure.Figure` carrying its provenance
+(:mod:`avalanche_kedro.figures`); the catalog's ``FigureDataset`` writes it as PNG and PDF with
+that provenance in the file metadata. Nothing here runs a model: the inputs are the paper
+tables, the per-role tau tables and the base role's dataset A rasters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from matplotlib.figure import Figure
+
+from ... import figures
+from ..roles_io import regroup
+
+F02_INPUTS = ["tau_table"]
+
+
+def raster_role(roles: Sequence[str]) -> str:
+    """The role whose raster F01 shows: ``base`` when present, else the first role."""
+    return "base" if "base" in roles else roles[0]
+
+
+def draw_f01(run_provenance: dict, t01, rasters, *, role: str) -> Figure:
+    return figures.f01_raster(t01, rasters, run_provenance, role=role)
+
+
+def draw_f02(run_provenance: dict, *values, roles: Sequence[str]) -> Figure:
+    data = regroup(values, roles, F02_INPUTS)
+    return figures.f02_rate_matching(data["tau_table"], run_provenance)
+
+
+def draw_f03(run_provenance: dict, t01) -> Figure:
+    return figures.f03_branching_vs_gain(t01, run_provenance)
+
+
+def draw_f04(run_provenance: dict, t01) -> Figure:
+    return figures.f04_delta_b_vs_gain(t01, run_provenance)
+
+
+def draw_f05(run_provenance: dict, t01) -> Figure:
+    return figures.f05_gstar_selection(t01, run_provenance)
+
+
+def draw_f06(run_provenance: dict, t02) -> Figure:
+    return figures.f06_generalization_b(t02, run_provenance)
+
+
+def draw_f07(run_provenance: dict, t03) -> Figure:
+    return figures.f07_arc_accuracy(t03, run_provenance)
+
+
+def draw_f08(run_provenance: dict, t01) -> Figure:
+    return figures.f08_spike_def_robustness(t01, run_provenance)
+
+
+def draw_f09(run_provenance: dict, t01) -> Figure:
+    return figures.f09_susceptibility(t01, run_provenance)
+
+
+def draw_f10(run_provenance: dict, t01) -> Figure:
+    return figures.f10_null_comparison(t01, run_provenance)
+
+
+def draw_f11(run_provenance: dict, t06) -> Figure:
+    return figures.f11_ablations(t06, run_provenance)

@@ -1,0 +1,81 @@
+"""`kedro run` checks its saved inputs before any node runs (issue: bad input).
+
+Running a pipeline whose inputs were never produced, or were truncated on disk, stops with the
+dataset's name and the command that writes it, and nothing earlier is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def _project(tmp_path: Path) -> Path:
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("pyproject.toml", ".telemetry"):
+        shutil.copy(PROJECT_ROOT / name, project)
+    shutil.copytree(PROJECT_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
+    (project / "conf" / "local").mkdir()
+    (project / "conf" / "local" / "parameters.yml").write_text(
+        "model_roles: [base]\nruntime:\n  progress: false\n"
+    )
+    shutil.copytree(PROJECT_ROOT / "data" / "01_raw", project / "data" / "01_raw")
+    (project / "src").mkdir()
+    return project
+
+
+def _kedro(project: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", HF_HUB_OFFLINE="1")
+    return subprocess.run(
+        [sys.executable, "-m", "kedro", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def _files(project: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(project).as_posix(): p.read_bytes()
+        for p in sorted((project / "data").rglob("*"))
+        if p.is_file() and "run_manifests" not in p.parts
+    }
+
+
+def test_reporting_before_its_inputs_exist(tmp_path):
+    project = _project(tmp_path)
+    result = _kedro(project, "run", "--pipelines", "reporting")
+    assert result.returncode != 0
+    output = " ".join((result.stdout + result.stderr).split())  # rich wraps long lines
+    assert "base.gstar_A has not been produced yet" in output
+    assert "kedro run --pipelines calibration" in output
+    assert "base.cascade_summary_A has not been produced yet" in output
+    assert all(path.startswith("data/01_raw/") for path in _files(project))  # nothing written
+
+
+def test_a_truncated_artifact_is_named_with_the_command_that_rewrites_it(tmp_path):
+    project = _project(tmp_path)
+    assert _kedro(project, "run", "--pipelines", "capture").returncode == 0
+    windows = sorted(project.glob("data/02_intermediate/base/windows.parquet/*/windows.parquet"))[
+        -1
+    ]
+    windows.write_bytes(windows.read_bytes()[:100])  # a crashed copy, say
+    before = _files(project)
+    result = _kedro(project, "run", "--pipelines", "events")
+    assert result.returncode != 0
+    output = " ".join((result.stdout + result.stderr).split())
+    assert "base.windows cannot be read" in output
+    assert "kedro run --pipelines capture" in output
+    assert _files(project) == before  # nothing written, nothing overwritten
