@@ -110,7 +110,8 @@ def e2e_project(tmp_path_factory) -> Path:
 
     Runs the deprecated ``--pipeline`` flag (capture), then ``--pipelines`` (events, cascades,
     controls, calibration), then plain ``kedro run`` (the default pipeline: everything,
-    replication and reporting included), so every dataset has one or two versions. Shared by
+    replication and reporting included), then ``--pipelines replication,reporting`` again, so
+    every dataset has one or two versions. Shared by
     every test module that needs a finished project (``test_kedro_run``, ``test_kedro_viz``,
     ``test_explore_notebook``); they must only add files to it, never change its data.
     """
@@ -125,4 +126,6 @@ def e2e_project(tmp_path_factory) -> Path:
         "runtime.device=cpu",
     )
     run_kedro(project, "run", "--params", "runtime.device=cpu")
+    # same parameters as the run before (the device is part of the config hash)
+    run_kedro(project, "run", "--pipelines", "replication,reporting", "--params", "runtime.device=cpu")
     return project

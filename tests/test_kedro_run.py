@@ -106,3 +106,66 @@ def test_embedded_default_outputs(project):
         _versions(project, "data/07_model_output/base/ablations_A.parquet")[-1]
     )
     assert len(ablations) == 2 * 4 * 6  # g1 + g* MLP_GLOBAL and 4 ablations at g*
+
+
+PAPER_TABLES = [
+    "T01_SUMMARY",
+    "T02_GENERALIZATION",
+    "T03_ARC",
+    "T04_TAIL_FITS",
+    "T05_CRACKLING_DIAGNOSTICS",
+    "T06_ABLATIONS",
+    "T07_REPLICATION_SUMMARY",
+]
+
+
+def test_paper_tables_are_byte_identical_across_runs(project):
+    for table in PAPER_TABLES:
+        for suffix in ("parquet", "csv"):
+            versions = _versions(project, f"data/08_reporting/tables/{table}.{suffix}")
+            assert len(versions) == 2, (table, suffix)
+            assert versions[0].read_bytes() == versions[1].read_bytes(), (table, suffix)
+    t01 = pd.read_parquet(_versions(project, "data/08_reporting/tables/T01_SUMMARY.parquet")[-1])
+    assert set(t01["model_role"]) == {"base", "instruct"} and t01["run_id"].nunique() == 1
+    assert set(t01["code_version"]) == {"no_git_metadata"}  # the copy is not a git checkout
+
+
+def test_figures_and_report_are_written(project):
+    figures = sorted((project / "data" / "08_reporting" / "figures").glob("F*"))
+    assert [f.name[:3] for f in figures] == [f"F{i:02d}" for i in range(1, 12)]
+    for folder in figures:
+        latest = sorted(folder.glob("*/*"))[-1]
+        assert sorted(p.suffix for p in latest.iterdir()) == [".pdf", ".png"], folder
+    report = _versions(project, "data/08_reporting/report.md")[-1].read_text()
+    assert "S1" in report and "falsifier" in report.lower() and "T01[" in report
+
+
+def test_every_run_wrote_a_manifest_with_hashes_of_its_artifacts(project):
+    import hashlib
+    import json
+
+    manifests = sorted((project / "data" / "08_reporting" / "run_manifests").glob("*.json"))
+    assert len(manifests) == 4  # one per kedro run
+    first = json.loads(manifests[0].read_text())
+    assert first["status"] == "completed"
+    assert (
+        first["tokens_forwarded"] > 0
+        and first["nodes"]["base.accumulate_unit_moments"]["tokens_forwarded"] > 0
+    )
+    assert all(node["seconds"] >= 0 for node in first["nodes"].values())
+    assert len(first["config_hash"]) == 64 and first["code_version"] == "no_git_metadata"
+    assert set(first["models"]) == {"base", "instruct"}
+    for manifest_path in manifests:
+        manifest = json.loads(manifest_path.read_text())
+        assert manifest["artifacts"], manifest_path
+        for artifact in manifest["artifacts"]:
+            content = Path(artifact["path"]).read_bytes()
+            assert len(content) == artifact["bytes"]
+            assert hashlib.sha256(content).hexdigest() == artifact["sha256"]
+    last = json.loads(manifests[-1].read_text())
+    assert (
+        last["run_id"]
+        == pd.read_parquet(_versions(project, "data/08_reporting/tables/T01_SUMMARY.parquet")[-1])[
+            "run_id"
+        ].iloc[0]
+    )
