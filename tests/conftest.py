@@ -127,5 +127,7 @@ def e2e_project(tmp_path_factory) -> Path:
     )
     run_kedro(project, "run", "--params", "runtime.device=cpu")
     # same parameters as the run before (the device is part of the config hash)
-    run_kedro(project, "run", "--pipelines", "replication,reporting", "--params", "runtime.device=cpu")
+    run_kedro(
+        project, "run", "--pipelines", "replication,reporting", "--params", "runtime.device=cpu"
+    )
     return project
