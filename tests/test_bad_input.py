@@ -386,8 +386,8 @@ def test_corpus_B_file_with_too_few_windows(workspace, good_root, tmp_path):
         run(workspace.root, datasets={"corpus_B": corpus})
     message = message_of(info)
     assert (
-        f"Dataset B (corpus_B) yields only {available} windows, but 4 are needed (4 eval_b)"
-        in message
+        f"Dataset B (corpus_B, file {path}) yields only {available} windows, but 4 are needed "
+        "(4 eval_b)" in message
     )
     assert "catalog entry 'corpus_B'" in message
     workspace.assert_failed_cleanly(
@@ -405,6 +405,7 @@ def test_corpus_B_file_with_too_few_windows(workspace, good_root, tmp_path):
     ],
 )
 def test_empty_corpus(workspace, tmp_path, name, source):
+    path = None
     if source == "records":
         corpus = ["", "   ", "\n\t\n", None]
     elif source == "empty-jsonl":
@@ -419,7 +420,8 @@ def test_empty_corpus(workspace, tmp_path, name, source):
         run(workspace.root, datasets={name: corpus})
     message = message_of(info)
     role = name[-1]
-    assert f"Corpus '{name}' (dataset {role}) has no non-empty text records" in message
+    where = f"file {path}, " if path else ""  # a file-backed corpus also names its file
+    assert f"Corpus '{name}' ({where}dataset {role}) has no non-empty text records" in message
     assert f"catalog entry '{name}'" in message
     workspace.assert_failed_cleanly(
         saved={"model_manifest"}, failed=CAPTURE_OUTPUTS - {"model_manifest"}

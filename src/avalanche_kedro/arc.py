@@ -80,9 +80,13 @@ def _choices(record: Mapping) -> tuple[str | None, list[tuple[object, object]] |
 
 
 def normalize_arc_records(
-    records: Iterable[Mapping], source: str = "arc_questions"
+    records: Iterable[Mapping], source: str = "arc_questions", detail: str | None = None
 ) -> list[ArcQuestion]:
-    """Validate and convert ARC records; every problem is reported with the record's id."""
+    """Validate and convert ARC records; every problem is reported with the record's id.
+
+    ``source`` is the catalog entry and ``detail`` where its data came from (e.g. the file).
+    """
+    where = f"'{source}'" + (f" ({detail})" if detail else "")
     questions: list[ArcQuestion] = []
     problems: list[str] = []
     seen: set[str] = set()
@@ -127,14 +131,14 @@ def normalize_arc_records(
             rest = [problem.split(":", 1)[0] for problem in problems[20:]]
             listing += f"\n  and {len(rest)} more: {', '.join(rest)}"
         raise ArcFormatError(
-            f"{len(problems)} malformed ARC records in '{source}':\n  {listing}",
+            f"{len(problems)} malformed ARC records in {where}:\n  {listing}",
             "Fix or remove these records in the ARC file (each needs a question, at least two "
             "choices with distinct labels and texts, and an answerKey among the labels); "
             "records are never dropped silently.",
         )
     if not questions:
         raise ArcFormatError(
-            f"'{source}' holds no ARC questions.",
+            f"{where} holds no ARC questions.",
             "Point the catalog entry arc_questions at a non-empty ARC file or split.",
         )
     return questions

@@ -248,6 +248,39 @@ def ensure_embedded_checkpoint(
     return True
 
 
+def checkpoint_d_ff(checkpoint: str | Path) -> int:
+    """The MLP width (d_ff) of a local checkpoint, read from its ``config.json``."""
+    path = Path(checkpoint).expanduser() / "config.json"
+    if not path.exists():
+        raise CheckpointError(
+            f"Cannot read d_ff: '{path}' does not exist.",
+            "Point the checkpoint at a local directory saved with save_pretrained(), or give "
+            "calibration.target_rates explicitly.",
+        )
+    config = json.loads(path.read_text())
+    for key in ("intermediate_size", "ffn_dim", "n_inner"):
+        if config.get(key):
+            return int(config[key])
+    hidden = config.get("hidden_size") or config.get("n_embd")
+    if hidden:
+        return 4 * int(hidden)  # the transformers default of GPT-2-style configs
+    raise CheckpointError(
+        f"'{path}' names no MLP width (intermediate_size, ffn_dim, n_inner or hidden_size).",
+        "Give calibration.target_rates explicitly.",
+    )
+
+
+def rates_for_expected_events(checkpoint: str | Path, events_per_site) -> list[float]:
+    """Target rates giving ``events_per_site`` expected events per site: ``r = e / d_ff``.
+
+    SPEC §3: the per-site expected count r * d_ff should sit in the paper's range (0.19 ... 1.52
+    for the rates {1, 2, 4, 8}e-5 at d_ff = 18944), whatever the model's width. Registered as the
+    config resolver ``${per_site_rates:<checkpoint>,<list>}``.
+    """
+    d_ff = checkpoint_d_ff(checkpoint)
+    return [float(e) / d_ff for e in events_per_site]
+
+
 # --------------------------------------------------------------------------------------------
 # Resolution: what exactly is this model?
 

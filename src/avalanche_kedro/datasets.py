@@ -161,8 +161,16 @@ class HubDataset(HFDataset):
             # node reading it reports as such, naming its catalog entry and the fix.
             from datasets import Dataset
 
-            return Dataset.from_list([])
-        return super().load()
+            loaded = Dataset.from_list([])
+        else:
+            loaded = super().load()
+        # Errors about the content (too short, wrong schema) name the file it came from.
+        files = self._dataset_kwargs.get("data_files")
+        try:
+            loaded.source_description = f"file {files}" if files else self.dataset_name
+        except AttributeError:  # an object that takes no attributes: errors name the entry only
+            pass
+        return loaded
 
     def _describe(self) -> dict[str, Any]:
         return {"dataset_name": self.dataset_name, "dataset_kwargs": self._dataset_kwargs}
@@ -185,6 +193,11 @@ def _blank_local_files(data_files: Any, max_bytes: int = 1 << 20) -> bool:
         p.stat().st_size == 0 or (p.stat().st_size <= max_bytes and not p.read_bytes().strip())
         for p in paths
     )
+
+
+def source_detail(loaded: Any) -> str | None:
+    """Where a loaded dataset's data came from (e.g. ``file /data/a.txt``), when it recorded it."""
+    return getattr(loaded, "source_description", None)
 
 
 class EventRasterDataset(AbstractVersionedDataset[EventRasters, EventRasters]):

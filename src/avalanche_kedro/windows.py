@@ -115,6 +115,7 @@ def select_slices(
     dataset_role: str,
     window_pool_factor: int,
     corpus_name: str,
+    source: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Choose the chunk indices of each slice (SPEC §1 step 3-4).
 
@@ -137,7 +138,8 @@ def select_slices(
     if n_available < n_needed:
         parts = " + ".join(f"{size} {name}" for name, size in slice_sizes.items())
         raise CorpusError(
-            f"Dataset {dataset_role} ({corpus_name}) yields only {n_available} windows, "
+            f"Dataset {dataset_role} ({corpus_name}{', ' + source if source else ''}) yields only "
+            f"{n_available} windows, "
             f"but {n_needed} are needed ({parts}).",
             f"Lower the window counts or windows.seq_len, or point the catalog entry "
             f"'{corpus_name}' at a larger text source.",

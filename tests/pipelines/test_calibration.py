@@ -331,7 +331,7 @@ def test_a_malformed_arc_file_stops_the_node_and_nothing_is_saved(outputs, small
     with pytest.raises(ArcFormatError) as info:
         SequentialRunner().run(pipeline, catalog)
     message = str(info.value)
-    assert "3 malformed ARC records in 'arc_questions'" in message
+    assert "3 malformed ARC records in 'arc_questions' (file " in message  # entry and its file
     assert f"{records[1]['id']}: duplicate labels" in message
     assert f"{records[3]['id']}: answerKey 'Z' is not among the labels" in message
     assert f"{records[4]['id']}: empty question" in message

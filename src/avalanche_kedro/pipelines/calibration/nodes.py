@@ -20,7 +20,8 @@ from ... import comparison
 from ...arc import arc_accuracy, normalize_arc_records, prompt_set_sha256, score_arc
 from ...bootstrap import DEFAULT_REPLICATES
 from ...checkpoints import load_model
-from ...conditions import plan_conditions
+from ...conditions import plan_conditions, resolve_gains
+from ...datasets import source_detail
 from ...errors import ConfigurationError
 from ...forward import PassStats, token_progress
 from ...gain import ATTN_GLOBAL, MLP_GLOBAL
@@ -70,10 +71,19 @@ def select_gstar(cascade_summary_A: pd.DataFrame, gstar: dict) -> pd.DataFrame:
 
 
 def plan_followup_conditions(
-    model_manifest: dict, gstar_A: pd.DataFrame, gain_grid: list, calibration: dict, ablations: dict
+    model_manifest: dict,
+    gstar_A: pd.DataFrame,
+    gain_grid: list,
+    calibration: dict,
+    generalization: dict,
+    ablations: dict,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Conditions of dataset B (g = 1 and every g*) and of the ablations (each g*)."""
-    gains = distinct_gains(gstar_A)
+    """Conditions of dataset B (g = 1, every g* and ``generalization.perplexity_gains``) and of
+    the ablations (each g*)."""
+    extra = resolve_gains(
+        generalization.get("perplexity_gains", []), gain_grid, "generalization.perplexity_gains"
+    )
+    gains = sorted({*distinct_gains(gstar_A), *extra})
     spike_defs = check_spike_defs(calibration["spike_defs"])
     rates = [float(r) for r in calibration["target_rates"]]
     role = model_manifest["model_role"]
@@ -274,6 +284,24 @@ def analyze_dataset_B(
     return pd.DataFrame(rows)
 
 
+def summarize_perplexity_curve(lm_loss_B: pd.DataFrame, generalization: dict) -> pd.DataFrame:
+    """Dataset B perplexity at every gain B was run at (g = 1, each g*, the extra gains).
+
+    Windows are resampled with one key at every gain, so the CIs of two gains are paired.
+    """
+    replicates = int(generalization.get("bootstrap_replicates", DEFAULT_REPLICATES))
+    rows = [
+        {
+            "g": float(g),
+            "n_sequences": int(len(part)),
+            "n_tokens": int(part["n_tokens"].sum()),
+            **perplexity_summary(part["nll_sum"], part["n_tokens"], LM_BOOTSTRAP_KEY, replicates),
+        }
+        for g, part in lm_loss_B.sort_values(["g", "seq_id"]).groupby("g")
+    ]
+    return pd.DataFrame(rows)
+
+
 _B_COLUMNS = [
     "cond_id",
     "condition_key",
@@ -302,7 +330,9 @@ def score_arc_questions(
     model_manifest: dict, arc_questions: Any, gstar_A: pd.DataFrame, runtime: dict, arc: dict
 ) -> tuple[pd.DataFrame, dict]:
     """Option scores of every ARC question at g = 1 and each g* (one run per distinct gain)."""
-    questions = normalize_arc_records(_arc_rows(arc_questions), "arc_questions")
+    questions = normalize_arc_records(
+        _arc_rows(arc_questions), "arc_questions", source_detail(arc_questions)
+    )
     if arc.get("max_questions"):
         questions = questions[: int(arc["max_questions"])]
     loaded = load_model(model_manifest, runtime)

@@ -14,6 +14,7 @@ from .nodes import (
     score_arc_questions,
     select_gstar,
     summarize_arc,
+    summarize_perplexity_curve,
 )
 
 
@@ -33,6 +34,7 @@ def template() -> Pipeline:
                     "gstar_A",
                     "params:gain_grid",
                     "params:calibration",
+                    "params:generalization",
                     "params:ablations",
                 ],
                 outputs=["conditions_B", "conditions_ablation"],
@@ -64,6 +66,12 @@ def template() -> Pipeline:
                 ],
                 outputs="generalization_B",
                 name="analyze_dataset_B",
+            ),
+            node(
+                summarize_perplexity_curve,
+                inputs=["lm_loss_B", "params:generalization"],
+                outputs="perplexity_curve_B",
+                name="summarize_perplexity_curve",
             ),
             node(
                 score_arc_questions,

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from ...checkpoints import load_model, looks_like_hub_id, resolve_checkpoint
+from ...datasets import source_detail
 from ...errors import ConfigurationError, CorpusError, InstrumentationError
 from ...forward import validate_instrumentation
 from ...moments import DEFAULT_EPS, UnitMoments
@@ -93,6 +94,7 @@ def _load_tokenizer(model_manifest: dict):
 def _dataset_windows(
     corpus: Any, corpus_name: str, dataset_role: str, tokenizer, windows: dict
 ) -> tuple[pd.DataFrame, list[dict]]:
+    source = source_detail(corpus)
     seq_len = int(windows["seq_len"])
     factor = int(windows.get("window_pool_factor", 10))
     sizes = {name: int(windows[key]) for name, key in SLICE_PLAN[dataset_role]}
@@ -104,12 +106,13 @@ def _dataset_windows(
     )
     if stream.n_records == 0:
         raise CorpusError(
-            f"Corpus '{corpus_name}' (dataset {dataset_role}) has no non-empty text records.",
+            f"Corpus '{corpus_name}' ({source + ', ' if source else ''}dataset {dataset_role}) "
+            "has no non-empty text records.",
             f"Point the catalog entry '{corpus_name}' at a text source with content "
             "(and check windows.text_field).",
         )
     all_windows = cut_windows(stream.ids, seq_len)
-    slices = select_slices(len(all_windows), sizes, dataset_role, factor, corpus_name)
+    slices = select_slices(len(all_windows), sizes, dataset_role, factor, corpus_name, source)
     frame = windows_frame(dataset_role, slices, all_windows)
     manifests = [
         {
