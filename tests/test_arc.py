@@ -21,6 +21,8 @@ from avalanche_kedro.arc import (
     ArcQuestion,
     arc_accuracy,
     arc_prompt,
+    context_length,
+    fit_prompt_to_context,
     normalize_arc_records,
     prompt_set_sha256,
     score_arc,
@@ -300,10 +302,17 @@ def questions(single_token_labels) -> list[ArcQuestion]:
     )
 
 
-def manual_score(loaded, prompt: str, label: str) -> float:
-    """Summed float64 log-probs of the tokens of ``" label"`` after ``prompt`` (own pass)."""
+def manual_score(loaded, question: ArcQuestion, label: str) -> float:
+    """Summed float64 log-probs of the tokens of ``" label"`` after the question's prompt (own pass).
+
+    The prompt is cut to the model's context as scoring does (the test model has 64 positions).
+    """
     tokenizer = loaded.tokenizer
-    prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+    prompt_ids = tokenizer(arc_prompt(question), add_special_tokens=True)["input_ids"]
+    longest = max(n_tokens(tokenizer, option) for option in question.labels)
+    prompt_ids, _ = fit_prompt_to_context(
+        list(prompt_ids), longest, context_length(loaded.model), tokenizer.bos_token_id
+    )
     continuation = tokenizer(f" {label}", add_special_tokens=False)["input_ids"]
     ids = torch.tensor([list(prompt_ids) + list(continuation)])
     with torch.inference_mode():
@@ -357,8 +366,7 @@ def test_single_pass_scores_equal_per_option_scores(scored):
 def test_scores_equal_a_manual_log_prob_sum(small_model, questions, scored):
     table = scored["single"].set_index("question_id")
     for question in questions:
-        prompt = arc_prompt(question)
-        expected = [manual_score(small_model, prompt, label) for label in question.labels]
+        expected = [manual_score(small_model, question, label) for label in question.labels]
         np.testing.assert_allclose(table.loc[question.id, "scores"], expected, rtol=1e-5, atol=1e-5)
         assert (np.asarray(expected) < 0).all()
 
@@ -368,9 +376,7 @@ def test_multi_token_question_is_scored_option_by_option(small_model, questions,
     assert row["scoring_path"] == PATH_PER_OPTION
     assert list(row["labels"]) == MULTI_TOKEN_LABELS
     question = next(q for q in questions if q.id == "M1")
-    expected = [
-        manual_score(small_model, arc_prompt(question), label) for label in MULTI_TOKEN_LABELS
-    ]
+    expected = [manual_score(small_model, question, label) for label in MULTI_TOKEN_LABELS]
     np.testing.assert_allclose(row["scores"], expected, rtol=1e-5, atol=1e-5)
 
 
@@ -408,9 +414,7 @@ def test_the_gain_is_applied(small_model, questions, scored):
     question = questions[0]
     gains = layer_gains(MLP_GLOBAL, 0.7, small_model.n_layers)
     with instrument(small_model.model, small_model.adapter, gains=gains):
-        expected = [
-            manual_score(small_model, arc_prompt(question), label) for label in question.labels
-        ]
+        expected = [manual_score(small_model, question, label) for label in question.labels]
     np.testing.assert_allclose(low["scores"].iloc[0], expected, rtol=1e-5, atol=1e-5)
 
 
@@ -423,6 +427,73 @@ def test_the_intervention_is_applied(small_model, questions, scored):
     np.testing.assert_array_equal(again["scores"].iloc[0], scored["single"]["scores"].iloc[0])
 
 
+# --- prompts longer than the model's context ---------------------------------------------------
+
+
+def test_a_prompt_that_fits_is_left_alone():
+    assert fit_prompt_to_context([1, 5, 6, 7], 2, context=6, bos_token_id=1) == ([1, 5, 6, 7], 0)
+    assert fit_prompt_to_context([1, 5, 6, 7], 2, context=None, bos_token_id=1) == (
+        [1, 5, 6, 7],
+        0,
+    )
+
+
+def test_a_long_prompt_loses_its_oldest_tokens_and_keeps_bos():
+    # context 6, continuation 2: BOS + the last 3 prompt tokens + 2 continuation tokens = 6
+    assert fit_prompt_to_context([1, 10, 11, 12, 13, 14], 2, context=6, bos_token_id=1) == (
+        [1, 12, 13, 14],
+        2,
+    )
+    # no BOS at the front: the last 4 tokens
+    assert fit_prompt_to_context([10, 11, 12, 13, 14], 2, context=6, bos_token_id=1) == (
+        [11, 12, 13, 14],
+        1,
+    )
+
+
+def test_a_continuation_longer_than_the_context_is_an_error():
+    with pytest.raises(ValueError, match="does not fit the model's context of 3 tokens"):
+        fit_prompt_to_context([1, 10, 11], 3, context=3, bos_token_id=1)
+
+
+def test_a_long_question_is_scored_within_the_context(small_model, single_token_labels):
+    context = context_length(small_model.model)
+    assert context == small_model.model.config.max_position_embeddings
+    a, b = single_token_labels[:2]
+    long_question = ArcQuestion(
+        "LONG", "Which one? " + "Read the code again. " * context, (a, b), ("x", "y"), a
+    )
+    row = score_arc(small_model, [long_question], 1.0).iloc[0]
+    assert row["prompt_tokens"] + 1 == context  # one single-token continuation after it
+    assert row["prompt_tokens_dropped"] > 0
+    # the score is the manual log-prob of the label after the left-truncated prompt
+    tokenizer = small_model.tokenizer
+    full = tokenizer(arc_prompt(long_question), add_special_tokens=True)["input_ids"]
+    kept, dropped = fit_prompt_to_context(list(full), 1, context, tokenizer.bos_token_id)
+    assert dropped == row["prompt_tokens_dropped"] == len(full) - len(kept)
+    with torch.inference_mode():
+        logits = small_model.model(input_ids=torch.tensor([kept]), use_cache=False).logits
+    log_probs = torch.log_softmax(logits[0, -1].double(), dim=-1)
+    expected = [
+        float(log_probs[tokenizer(f" {label}", add_special_tokens=False)["input_ids"][0]])
+        for label in (a, b)
+    ]
+    np.testing.assert_allclose(row["scores"], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_only_questions_beyond_the_context_are_cut(small_model, questions, scored):
+    tokenizer, context = small_model.tokenizer, context_length(small_model.model)
+    expected = {}
+    for question in questions:
+        full = len(tokenizer(arc_prompt(question), add_special_tokens=True)["input_ids"])
+        longest = max(n_tokens(tokenizer, label) for label in question.labels)
+        expected[question.id] = max(0, full + longest - context)
+    assert any(expected.values()) and not all(expected.values())  # both cases are exercised
+    for table in scored.values():
+        dropped = dict(zip(table["question_id"], table["prompt_tokens_dropped"], strict=True))
+        assert dropped == expected
+
+
 # --- accuracy --------------------------------------------------------------------------------
 
 
@@ -432,6 +503,7 @@ def test_arc_accuracy_hand_example():
             "correct": [True, False, True, True],
             "margin": [1.0, -2.0, 0.5, 0.5],
             "scoring_path": [PATH_SINGLE, PATH_SINGLE, PATH_PER_OPTION, PATH_SINGLE],
+            "prompt_tokens_dropped": [0, 12, 0, 3],
         }
     )
     result = arc_accuracy(table, replicates=300)
@@ -445,6 +517,7 @@ def test_arc_accuracy_hand_example():
         "mean_logprob_correct_minus_incorrect": 0.0,
         "n_single_pass": 3,
         "n_per_option": 1,
+        "n_prompts_truncated": 2,
     }
     assert 0.0 <= low <= 0.75 <= high <= 1.0
     assert arc_accuracy(table, replicates=300) == result  # seeded: the same CI every time

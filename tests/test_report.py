@@ -512,6 +512,14 @@ def test_generalization_sentence_fires_on_perplexity_and_on_arc():
     worse_arc = Scenario(acc=((0.6, 0.5, 0.7), (0.3, 0.2, 0.4)))
     fired = line_of(render(worse_arc), ".** (c) ")
     assert "(c) **fires**" in fired and "**lower at g*** (CIs do not overlap)" in fired
+    assert "left-truncated" not in quiet  # no prompt was cut: nothing to say
+
+
+def test_generalization_sentence_counts_prompts_cut_to_the_context():
+    frames = make_tables({"base": Scenario()})
+    frames["T03"] = frames["T03"].assign(opt_n_prompts_truncated=7)
+    text = line_of(report.build_report(provenance(), frames), ".** (c) ")
+    assert "7 of those prompts were longer than the model's context" in text
 
 
 def test_ablation_sentence_names_what_the_effect_tracks():

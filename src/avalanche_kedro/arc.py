@@ -169,6 +169,43 @@ def prompt_set_sha256(questions: Sequence[ArcQuestion]) -> str:
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
+def context_length(model: torch.nn.Module) -> int | None:
+    """The number of positions the model was trained for, from its config (None if unstated)."""
+    config = getattr(model, "config", None)
+    for key in ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def fit_prompt_to_context(
+    prompt_ids: list[int],
+    continuation_tokens: int,
+    context: int | None,
+    bos_token_id: int | None,
+) -> tuple[list[int], int]:
+    """(prompt, tokens dropped): the prompt left-truncated so prompt + continuation fits.
+
+    Options and "Answer:" sit at the end of the SPEC prompt, so dropping the oldest tokens keeps
+    what the score depends on (the usual left truncation of harness evaluations). A leading BOS is
+    kept. Positions past the trained context would be extrapolated (RoPE) or out of range
+    (learned absolute positions), so neither is allowed to happen silently.
+    """
+    if context is None or len(prompt_ids) + continuation_tokens <= context:
+        return prompt_ids, 0
+    keep_bos = bool(prompt_ids) and bos_token_id is not None and prompt_ids[0] == bos_token_id
+    budget = context - continuation_tokens - int(keep_bos)
+    if budget < 1:
+        raise ValueError(
+            f"an ARC continuation of {continuation_tokens} tokens does not fit the model's "
+            f"context of {context} tokens; use a model with a longer context"
+        )
+    kept = prompt_ids[len(prompt_ids) - budget :]
+    fitted = ([prompt_ids[0]] if keep_bos else []) + kept
+    return fitted, len(prompt_ids) - len(fitted)
+
+
 def _option_scores(
     loaded: LoadedModel,
     prompt_ids: list[int],
@@ -205,18 +242,29 @@ def score_arc(
     """One row per question: option scores, prediction, correctness and margin at gain ``g``.
 
     ``single_pass=False`` scores every option by its own pass even when all continuations are
-    single tokens (the slow path, used to check that both paths agree).
+    single tokens (the slow path, used to check that both paths agree). A prompt that would not
+    fit the model's context with its longest continuation is left-truncated
+    (:func:`fit_prompt_to_context`); ``prompt_tokens_dropped`` says by how much.
     """
     tokenizer = loaded.tokenizer
+    context = context_length(loaded.model)
     rows = []
     gains = layer_gains(intervention_id, g, loaded.n_layers)
     with instrument(loaded.model, loaded.adapter, gains=gains), torch.inference_mode():
         for question in questions:
-            prompt_ids = list(tokenizer(arc_prompt(question), add_special_tokens=True)["input_ids"])
+            # verbose=False: a prompt longer than the context is expected; it is cut below
+            encoded = tokenizer(arc_prompt(question), add_special_tokens=True, verbose=False)
+            prompt_ids = list(encoded["input_ids"])
             continuations = [
                 list(tokenizer(f" {label}", add_special_tokens=False)["input_ids"])
                 for label in question.labels
             ]
+            prompt_ids, dropped = fit_prompt_to_context(
+                prompt_ids,
+                max(len(c) for c in continuations),
+                context,
+                getattr(tokenizer, "bos_token_id", None),
+            )
             scores, path = _option_scores(loaded, prompt_ids, continuations, single_pass)
             scores_array = np.asarray(scores, dtype=np.float64)
             predicted = question.labels[int(np.argmax(scores_array))]  # first label on ties
@@ -230,6 +278,7 @@ def score_arc(
                     "n_options": len(question.labels),
                     "scoring_path": path,
                     "prompt_tokens": len(prompt_ids),
+                    "prompt_tokens_dropped": dropped,
                     "labels": list(question.labels),
                     "scores": scores_array,
                     "answer": question.answer,
@@ -246,6 +295,7 @@ def arc_accuracy(scores: pd.DataFrame, replicates: int) -> dict[str, float | int
 
     The questions are resampled with ``seed_of("boot", "ARC_MCQ")``: the same indices at every
     gain, so accuracies at g = 1 and g* are compared on the same resampled question sets.
+    ``n_prompts_truncated`` counts the questions whose prompt was cut to the model's context.
     """
     correct = scores["correct"].to_numpy(dtype=np.float64)
     indices = bootstrap_indices(len(correct), replicates, ARC_DATASET_ROLE)
@@ -258,4 +308,5 @@ def arc_accuracy(scores: pd.DataFrame, replicates: int) -> dict[str, float | int
         "mean_logprob_correct_minus_incorrect": float(scores["margin"].mean()),
         "n_single_pass": int((scores["scoring_path"] == PATH_SINGLE).sum()),
         "n_per_option": int((scores["scoring_path"] == PATH_PER_OPTION).sum()),
+        "n_prompts_truncated": int((scores["prompt_tokens_dropped"] > 0).sum()),
     }

@@ -750,6 +750,12 @@ def generalization_finding(group: Group) -> Finding:
         f"over {int(_get(a1, 'n_questions')) if _finite(_get(a1, 'n_questions')) else 'n/a'} "
         f"questions: {arc_verdict}."
     )
+    truncated = _get(a1, "opt_n_prompts_truncated")
+    if _finite(truncated) and truncated > 0:
+        text += (
+            f" {int(truncated)} of those prompts were longer than the model's context and were "
+            "left-truncated (their oldest tokens dropped) before scoring."
+        )
     return Finding("c", result.decision, text)
 
 
