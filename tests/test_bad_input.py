@@ -428,6 +428,22 @@ def test_empty_corpus(workspace, tmp_path, name, source):
     )
 
 
+@pytest.mark.parametrize(
+    "name, saved",
+    [("corpus_A", set()), ("corpus_B", {"model_manifest"})],  # the embedded model needs A
+)
+def test_a_corpus_file_that_does_not_exist(workspace, tmp_path, name, saved):
+    from kedro.io import DatasetError
+
+    missing = tmp_path / "nowhere" / "a.txt"
+    with pytest.raises(DatasetError) as info:
+        run(workspace.root, datasets={name: local_corpus("text", missing)})
+    message = message_of(info)
+    assert f"The 'text' file {missing} does not exist" in message
+    assert "--params corpus_a=" in message
+    workspace.assert_failed_cleanly(saved=saved, failed=CAPTURE_OUTPUTS - saved)
+
+
 def test_embedded_model_cannot_train_its_tokenizer_on_an_empty_corpus(workspace):
     directory = workspace.root / "models" / "fresh-llama"
     model = {**local(directory), "embedded": dict(SMALL_RECIPE)}

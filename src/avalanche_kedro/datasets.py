@@ -150,11 +150,25 @@ class HubDataset(HFDataset):
         metadata: dict[str, Any] | None = None,
     ):
         kwargs = dict(dataset_kwargs or {})
+        self._local_file = None if filepath is None else str(filepath)
         if filepath is not None:
             kwargs["data_files"] = str(filepath)
         super().__init__(dataset_name=dataset_name, dataset_kwargs=kwargs, metadata=metadata)
 
     def load(self) -> Any:
+        local = self._local_file
+        if (
+            local
+            and "://" not in local
+            and not any(c in local for c in "*?[")
+            and not (Path(local).exists())
+        ):
+            raise DatasetError(
+                f"The {self.dataset_name!r} file {local} does not exist.\n"
+                "  How to fix: point the catalog entry's `filepath` (or the runtime parameter "
+                "that sets it, e.g. --params corpus_a=/path/to/a.txt in the local_model "
+                "environment) at an existing file."
+            )
         if _blank_local_files(self._dataset_kwargs.get("data_files")):
             # `datasets` cannot build a split from empty files (a bare StopIteration or
             # DatasetGenerationError); an empty file is a corpus with no records, which the
