@@ -3,8 +3,12 @@
     python -m avalanche_kedro.benchmark events --preset embedded --out docs/benchmarks/embedded-cpu.json
     python -m avalanche_kedro.benchmark events --preset qwen2.5-0.5b-shape --out docs/benchmarks/qwen05b-shape-cpu.json
     python -m avalanche_kedro.benchmark components --out docs/benchmarks/components-cpu.json
+    python -m avalanche_kedro.benchmark scaling --out docs/benchmarks/scaling-localcluster-cpu.json
 
 ``events``: the events sweep against a bare forward pass of the same model on the same windows.
+``scaling``: the whole embedded-default study (``kedro run --env dask``) with Kedro's
+SequentialRunner and with the DaskRunner on a LocalCluster, each in a fresh project copy
+(embedded models built in both), tables compared byte for byte.
 ``components``: avalanche extraction of a whole condition in one vectorized call against a
 straightforward per-window Python breadth-first search (results compared for equality).
 
@@ -411,6 +415,71 @@ def run_components(
     return result
 
 
+def run_scaling(project_root: Path, n_workers: int, repeats: int) -> dict[str, Any]:
+    """Wall time of ``kedro run --env dask`` sequentially and on a local Dask cluster."""
+    import hashlib
+    import shutil
+    import subprocess
+    import tempfile
+
+    def fresh_copy(folder: Path) -> Path:
+        project = folder / "project"
+        project.mkdir()
+        shutil.copy(project_root / "pyproject.toml", project)
+        shutil.copytree(
+            project_root / "conf", project / "conf", ignore=shutil.ignore_patterns("local")
+        )
+        (project / "conf" / "local").mkdir()
+        (project / "conf" / "local" / "parameters.yml").write_text("runtime:\n  progress: false\n")
+        shutil.copytree(project_root / "data" / "01_raw", project / "data" / "01_raw")
+        (project / "src").mkdir()
+        return project
+
+    def tables(project: Path) -> dict[str, str]:
+        return {
+            path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted((project / "data/08_reporting/tables").rglob("*.parquet"))
+            if path.is_file()
+        }
+
+    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", HF_HUB_OFFLINE="1")
+    runs: dict[str, list[float]] = {"sequential": [], "dask": []}
+    digests: dict[str, dict[str, str]] = {}
+    runner = ["--runner", "avalanche_kedro.runners.DaskRunner"]
+    runner += ["--runner-params", f"n_workers={n_workers}"]
+    for _ in range(repeats):
+        for name, extra in (("sequential", []), ("dask", runner)):
+            with tempfile.TemporaryDirectory() as folder:
+                project = fresh_copy(Path(folder))
+                started = time.perf_counter()
+                subprocess.run(
+                    [sys.executable, "-m", "kedro", "run", "--env", "dask", *extra],
+                    cwd=project,
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                )
+                runs[name].append(round(time.perf_counter() - started, 2))
+                digests[name] = tables(project)
+    sequential, distributed = min(runs["sequential"]), min(runs["dask"])
+    return {
+        "benchmark": "kedro run --env dask: SequentialRunner vs DaskRunner on a LocalCluster",
+        "n_workers": n_workers,
+        "repeats": repeats,
+        "sequential_seconds": runs["sequential"],
+        "dask_seconds": runs["dask"],
+        "speedup_best_of": round(sequential / distributed, 3),
+        "tables_identical": digests["sequential"] == digests["dask"],
+        "n_tables": len(digests["sequential"]),
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "torch_threads_sequential": torch.get_num_threads(),
+        },
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -426,13 +495,20 @@ def main(argv: list[str] | None = None) -> None:
     events.add_argument("--gains", type=float, nargs="+", help="override the preset's gains")
     events.add_argument("--n-calibration", type=int, help="override calibration windows")
     events.add_argument("--n-analysis", type=int, help="override analysis windows")
+    scaling = commands.add_parser("scaling", help="sequential vs Dask LocalCluster, whole run")
+    scaling.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    scaling.add_argument("--n-workers", type=int, default=2)
+    scaling.add_argument("--repeats", type=int, default=1)
     components = commands.add_parser("components", help="vectorized avalanches vs Python BFS")
     components.add_argument("--out", type=Path, required=True, help="JSON file to write")
     components.add_argument("--occupancy", type=float, default=0.02)
     components.add_argument("--shape", type=int, nargs=3, default=[128, 28, 256])
     args = parser.parse_args(argv)
 
-    if args.command == "components":
+    if args.command == "scaling":
+        result = run_scaling(Path.cwd(), args.n_workers, args.repeats)
+        summary = result
+    elif args.command == "components":
         result = run_components(tuple(args.shape), args.occupancy)
         summary = {k: v for k, v in result.items() if k.endswith(("speedup", "seconds"))}
     else:

@@ -56,3 +56,7 @@ class RateMatchingError(AvalancheError):
 
 class ArtifactError(AvalancheError):
     """A saved artifact is missing, truncated or inconsistent with its metadata."""
+
+
+class ScaleOutError(AvalancheError):
+    """A distributed run cannot start or lost its workers (scheduler, shared storage, workers)."""

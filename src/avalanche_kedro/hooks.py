@@ -12,7 +12,7 @@ from kedro.framework.hooks import hook_impl
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_FOLDER = Path("data/08_reporting/run_manifests")
+MANIFEST_FOLDER = Path("08_reporting/run_manifests")  # under globals.data_root (default data)
 
 
 class ActiveConfigHooks:
@@ -112,6 +112,8 @@ class ProvenanceHooks:
         self.nodes: dict[str, dict[str, Any]] = {}
         self.artifacts: list[dict[str, Any]] = []
         self._node_start: dict[str, tuple[float, int]] = {}
+        self.remote_tokens = 0
+        self.runner: dict[str, Any] = {}
 
     @hook_impl
     def after_context_created(self, context) -> None:
@@ -149,6 +151,24 @@ class ProvenanceHooks:
         for record in artifact_records(path):
             self.artifacts.append({"dataset": dataset_name, **record})
 
+    def record_remote_node(self, record: dict[str, Any]) -> None:
+        """A node that ran in another process (a Dask worker): its time, tokens and artifacts.
+
+        Node hooks fire in the worker, so the worker measures them (see
+        :mod:`avalanche_kedro.runners.dask`) and the runner hands the record over here.
+        """
+        self.nodes[record["node"]] = {
+            "seconds": record["seconds"],
+            "tokens_forwarded": record["tokens_forwarded"],
+            "worker": record.get("worker"),
+        }
+        self.remote_tokens += int(record["tokens_forwarded"])
+        self.artifacts.extend(record.get("artifacts", []))
+
+    def record_runner(self, description: dict[str, Any]) -> None:
+        """How the run was executed (runner, scheduler address, workers)."""
+        self.runner = dict(description)
+
     @hook_impl
     def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
         self._write(run_params, status="completed")
@@ -163,9 +183,7 @@ class ProvenanceHooks:
         except Exception as exc:  # provenance must never hide the run's own outcome
             logger.warning("Could not assemble the run manifest: %s", exc)
             return
-        folder = (
-            Path(self.context.project_path) / MANIFEST_FOLDER if self.context else MANIFEST_FOLDER
-        )
+        folder = manifest_folder(self.context)
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"{manifest['session_id']}.json"
         if target.exists():  # never overwrite an earlier manifest
@@ -233,10 +251,22 @@ class ProvenanceHooks:
                 ]
                 for role, m in slices.items()
             },
-            "tokens_forwarded": tokens_forwarded(),
+            "tokens_forwarded": tokens_forwarded() + self.remote_tokens,
+            "runner": self.runner or {"name": "in-process"},
             "nodes": self.nodes,
             "artifacts": self.artifacts,
         }
+
+
+def manifest_folder(context) -> Path:
+    """``<data_root>/08_reporting/run_manifests`` of the active configuration."""
+    if context is None:
+        return Path("data") / MANIFEST_FOLDER
+    try:
+        data_root = context.config_loader["globals"].get("data_root", "data")
+    except Exception:  # no globals: the default layout
+        data_root = "data"
+    return Path(context.project_path) / str(data_root) / MANIFEST_FOLDER
 
 
 def _load_latest(catalog, name: str) -> dict | None:

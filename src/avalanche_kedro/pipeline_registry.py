@@ -75,6 +75,16 @@ def register_pipelines() -> dict[str, Pipeline]:
         "replication": replication.create_pipeline,
         "reporting": reporting.create_pipeline,
     }
-    pipelines = {name: factories[name](roles) for name in PIPELINE_ORDER}
+    # events.gain_blocks > 1 splits the event rasters into blocks of gains that a distributed
+    # runner can record on different workers at once (conf/dask); 1 keeps one node per role.
+    gain_blocks = int((parameters.get("events") or {}).get("gain_blocks", 1) or 1)
+    pipelines = {
+        name: (
+            factories[name](roles, gain_blocks=gain_blocks)
+            if name == "events"
+            else factories[name](roles)
+        )
+        for name in PIPELINE_ORDER
+    }
     pipelines["__default__"] = sum((pipelines[name] for name in PIPELINE_ORDER), Pipeline([]))
     return pipelines

@@ -26,7 +26,13 @@ from typing import Any
 import numpy as np
 
 #: Parameters that cannot change any result.
-NON_SCIENTIFIC_PARAMETERS = (("runtime", "progress"), ("runtime", "scratch_dir"))
+# How a run is executed, not what it measures: the gain blocks of the event rasters merge into
+# byte-identical outputs, so a distributed run shares the config hash of a sequential one.
+NON_SCIENTIFIC_PARAMETERS = (
+    ("runtime", "progress"),
+    ("runtime", "scratch_dir"),
+    ("events", "gain_blocks"),
+)
 PACKAGES = (
     "avalanche_kedro",
     "kedro",

@@ -53,6 +53,7 @@ def template() -> Pipeline:
                 ],
                 outputs=["event_rasters_B", "lm_loss_B", "achieved_rates_B"],
                 name="record_dataset_B",
+                tags=["model"],
             ),
             node(
                 analyze_dataset_B,
@@ -84,6 +85,7 @@ def template() -> Pipeline:
                 ],
                 outputs=["arc_scores", "arc_manifest"],
                 name="score_arc_questions",
+                tags=["model"],
             ),
             node(
                 summarize_arc,
@@ -105,6 +107,7 @@ def template() -> Pipeline:
                 ],
                 outputs="ablation_threshold_fit",
                 name="fit_ablation_thresholds",
+                tags=["model"],
             ),
             node(
                 record_event_rasters,
@@ -119,6 +122,7 @@ def template() -> Pipeline:
                 ],
                 outputs=["event_rasters_ablation", "ablation_tau_table", "ablation_events_summary"],
                 name="record_ablation_rasters",
+                tags=["model"],
             ),
             node(
                 analyze_ablations,

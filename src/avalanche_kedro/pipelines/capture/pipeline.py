@@ -42,6 +42,7 @@ def template(model_role: str) -> Pipeline:
                 inputs=["model_manifest", "windows", "params:runtime"],
                 outputs="instrumentation_report",
                 name="validate_instrumentation",
+                tags=["model"],
             ),
             node(
                 accumulate_unit_moments,
@@ -54,6 +55,7 @@ def template(model_role: str) -> Pipeline:
                 ],
                 outputs=["unit_moments", "calibration_summary"],
                 name="accumulate_unit_moments",
+                tags=["model"],
             ),
             node(
                 measure_baseline_rates,
@@ -66,6 +68,7 @@ def template(model_role: str) -> Pipeline:
                 ],
                 outputs="baseline_rates",
                 name="measure_baseline_rates",
+                tags=["model"],
             ),
             node(
                 derive_rate_targets,

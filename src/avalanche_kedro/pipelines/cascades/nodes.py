@@ -8,6 +8,7 @@ the science is in :mod:`avalanche_kedro.lattice`, :mod:`avalanche_kedro.scaling`
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 
@@ -163,6 +164,10 @@ def fit_tails(
     options = cascades.get("tail_fits", {})
     min_tail = int(options.get("min_tail_samples", 100))
     workers = int(options.get("workers", 0)) or os.cpu_count() or 1
+    if multiprocessing.current_process().daemon:
+        # a Dask worker (or any daemonic process) may not start children: fit in-process; the
+        # scheduler already spreads this node's siblings over the workers
+        workers = 1
     positions = avalanches_A.groupby(["cond_id", "adjacency"], sort=False).indices
     sizes = avalanches_A["size"].to_numpy()
     none = np.zeros(0, dtype=np.int64)

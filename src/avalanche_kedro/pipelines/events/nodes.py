@@ -9,6 +9,7 @@ token but destroys their order) is thresholded with the same real thresholds.
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -93,7 +94,21 @@ def fit_rate_matched_thresholds(
     return table
 
 
-def record_event_rasters(
+def gain_blocks(conditions: pd.DataFrame, n_blocks: int) -> list[list[tuple]]:
+    """The (null_id, intervention, g) pass groups of ``conditions`` cut into ``n_blocks`` blocks.
+
+    Groups keep the condition table's order and each block is a contiguous run of them (sizes
+    differ by at most one), so block k always holds the same gains for the same config. A block
+    past the number of groups is empty.
+    """
+    if int(n_blocks) < 1:
+        raise ValueError(f"events.gain_blocks must be a positive integer, got {n_blocks!r}")
+    keys = list(conditions.groupby(["null_id", "intervention_id", "g"], sort=False).groups)
+    bounds = np.array_split(np.arange(len(keys)), int(n_blocks))
+    return [[keys[i] for i in part] for part in bounds]
+
+
+def _record(
     model_manifest: dict,
     windows: pd.DataFrame,
     unit_moments: pd.DataFrame,
@@ -101,13 +116,9 @@ def record_event_rasters(
     conditions: pd.DataFrame,
     runtime: dict,
     calibration: dict,
-) -> tuple[EventRasters, pd.DataFrame, dict]:
-    """Rasters of the analysis slice for every condition, plus the completed tau table.
-
-    One forward pass per window per (input, intervention, g): each pass counts events for all
-    spike definitions and target rates at once. The tau table gains the achieved rate on the
-    analysis slice (reported, not gated: SPEC §4).
-    """
+    description: str,
+) -> tuple[EventRasters, PassStats, int]:
+    """Rasters of the analysis slice for the conditions given (one pass per window per group)."""
     loaded = load_model(model_manifest, runtime)
     ids, seq_ids = slice_windows(windows, "analysis")
     moments = UnitMoments.from_frame(unit_moments)
@@ -117,16 +128,19 @@ def record_event_rasters(
     batch_size = int(runtime["batch_size"])
     progress = bool(runtime.get("progress", False))
 
-    scratch = project_path(runtime.get("scratch_dir", "data/02_intermediate/scratch"))
-    scratch.mkdir(parents=True, exist_ok=True)
-    directory = Path(tempfile.mkdtemp(prefix="rasters-", dir=scratch))
     writer = RasterWriter(
-        directory, conditions["cond_id"].to_numpy(), seq_ids, loaded.n_layers, ids.shape[1]
+        _scratch_directory(runtime),
+        conditions["cond_id"].to_numpy(),
+        seq_ids,
+        loaded.n_layers,
+        ids.shape[1],
     )
+    # raster row of each cond_id (the row order is the condition table's, also for a block)
+    row_of = {int(c): i for i, c in enumerate(conditions["cond_id"].to_numpy())}
     shuffled = None
     stats = PassStats()
     groups = conditions.groupby(["null_id", "intervention_id", "g"], sort=False)
-    bar = token_progress(groups.ngroups * ids.size, "event rasters (analysis slice)", progress)
+    bar = token_progress(groups.ngroups * ids.size, description, progress)
     try:
         for (null_id, intervention, g), block in groups:
             setting = GainSetting(intervention, float(g))
@@ -142,7 +156,7 @@ def record_event_rasters(
             lookup = block.set_index(["spike_def_id", "target_rate"])["cond_id"]
             for si, spike_def in enumerate(spike_defs):
                 for ri, rate in enumerate(target_rates):
-                    rows[si, ri] = int(lookup[(spike_def, rate)])
+                    rows[si, ri] = row_of[int(lookup[(spike_def, rate)])]
             stats.add(
                 record_rasters(
                     loaded,
@@ -161,31 +175,182 @@ def record_event_rasters(
                 )
             )
         bar.close()
-        rasters = writer.finalize()
+        return writer.finalize(), stats, loaded.d_ff
     except BaseException:
         bar.close()
         writer.abort()
         raise
 
+
+def _scratch_directory(runtime: dict) -> Path:
+    scratch = project_path(runtime.get("scratch_dir", "data/02_intermediate/scratch"))
+    scratch.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="rasters-", dir=scratch))
+
+
+def _finish(
+    model_manifest: dict,
+    threshold_fit: pd.DataFrame,
+    conditions: pd.DataFrame,
+    rasters: EventRasters,
+    d_ff: int,
+    forward_passes: int,
+    tokens: int,
+    seconds: float,
+    abort,
+) -> tuple[EventRasters, pd.DataFrame, dict]:
+    """The tau table completed with analysis-slice rates, and the run summary."""
     try:
-        tau_table = _with_analysis_rates(threshold_fit, conditions, rasters, loaded.d_ff)
+        tau_table = _with_analysis_rates(threshold_fit, conditions, rasters, d_ff)
         occupancy = [float(rasters.X[c].mean()) for c in range(rasters.n_conditions)]
     except BaseException:
-        writer.abort()  # the finished rasters are not saved: remove them from the scratch
+        abort()  # the finished rasters are not saved: remove them from the scratch
         raise
     summary = {
         "model_role": model_manifest["model_role"],
         "n_conditions": int(len(conditions)),
-        "n_windows": int(ids.shape[0]),
-        "seq_len": int(ids.shape[1]),
-        "n_layers": loaded.n_layers,
-        "d_ff": loaded.d_ff,
-        "forward_passes": stats.windows,
-        "tokens_forwarded": stats.tokens,
-        "seconds": stats.seconds,
+        "n_windows": int(rasters.A.shape[1]),
+        "seq_len": int(rasters.A.shape[3]),
+        "n_layers": int(rasters.A.shape[2]),
+        "d_ff": int(d_ff),
+        "forward_passes": int(forward_passes),
+        "tokens_forwarded": int(tokens),
+        "seconds": float(seconds),
         "occupancy_mean": float(np.mean(occupancy)),
     }
     return rasters, tau_table, summary
+
+
+def record_event_rasters(
+    model_manifest: dict,
+    windows: pd.DataFrame,
+    unit_moments: pd.DataFrame,
+    threshold_fit: pd.DataFrame,
+    conditions: pd.DataFrame,
+    runtime: dict,
+    calibration: dict,
+) -> tuple[EventRasters, pd.DataFrame, dict]:
+    """Rasters of the analysis slice for every condition, plus the completed tau table.
+
+    One forward pass per window per (input, intervention, g): each pass counts events for all
+    spike definitions and target rates at once. The tau table gains the achieved rate on the
+    analysis slice (reported, not gated: SPEC §4).
+    """
+    rasters, stats, d_ff = _record(
+        model_manifest,
+        windows,
+        unit_moments,
+        threshold_fit,
+        conditions,
+        runtime,
+        calibration,
+        "event rasters (analysis slice)",
+    )
+    return _finish(
+        model_manifest,
+        threshold_fit,
+        conditions,
+        rasters,
+        d_ff,
+        stats.windows,
+        stats.tokens,
+        stats.seconds,
+        lambda: _remove(rasters),
+    )
+
+
+def record_event_raster_block(
+    block: int,
+    n_blocks: int,
+    model_manifest: dict,
+    windows: pd.DataFrame,
+    unit_moments: pd.DataFrame,
+    threshold_fit: pd.DataFrame,
+    conditions: pd.DataFrame,
+    runtime: dict,
+    calibration: dict,
+) -> tuple[EventRasters, dict]:
+    """Rasters of gain block ``block`` of ``n_blocks`` (:func:`gain_blocks`) and its pass stats.
+
+    Blocks are independent (each condition's raster depends only on its own thresholds and
+    passes), so they can run on different workers; :func:`merge_event_raster_blocks` puts them
+    back together into exactly the raster :func:`record_event_rasters` writes.
+    """
+    keys = gain_blocks(conditions, n_blocks)[block]
+    if not keys:
+        raise ValueError(
+            f"Gain block {block} of {n_blocks} is empty: there are fewer (input, intervention, g) "
+            "pass groups than blocks. Lower events.gain_blocks."
+        )
+    selected = set(keys)
+    mask = [
+        (row.null_id, row.intervention_id, row.g) in selected
+        for row in conditions.itertuples(index=False)
+    ]
+    rasters, stats, d_ff = _record(
+        model_manifest,
+        windows,
+        unit_moments,
+        threshold_fit,
+        conditions[mask],
+        runtime,
+        calibration,
+        f"event rasters (analysis slice, gain block {block + 1}/{n_blocks})",
+    )
+    return rasters, {
+        "block": block,
+        "d_ff": d_ff,
+        "forward_passes": stats.windows,
+        "tokens_forwarded": stats.tokens,
+        "seconds": stats.seconds,
+    }
+
+
+def merge_event_raster_blocks(
+    model_manifest: dict,
+    threshold_fit: pd.DataFrame,
+    conditions: pd.DataFrame,
+    runtime: dict,
+    *blocks: EventRasters | dict,
+) -> tuple[EventRasters, pd.DataFrame, dict]:
+    """One raster set in condition-table order from the gain blocks' rasters (given as
+    ``rasters_0, stats_0, rasters_1, stats_1, ...``), plus the tau table and the summary."""
+    parts, stats = list(blocks[0::2]), list(blocks[1::2])
+    order = conditions["cond_id"].to_numpy()
+    found = np.concatenate([part.cond_id for part in parts])
+    if sorted(found.tolist()) != sorted(order.tolist()):
+        raise ValueError(
+            f"The gain blocks cover cond_ids {sorted(found.tolist())}, the condition table "
+            f"{sorted(order.tolist())}: re-run the events pipeline so every block is recomputed."
+        )
+    first = parts[0]
+    writer = RasterWriter(
+        _scratch_directory(runtime), order, first.seq_id, first.A.shape[2], first.A.shape[3]
+    )
+    try:
+        owner = {int(c): part for part in parts for c in part.cond_id}
+        for row, cond_id in enumerate(order):
+            writer.write(row, 0, np.asarray(owner[int(cond_id)].counts(int(cond_id))))
+        rasters = writer.finalize()
+    except BaseException:
+        writer.abort()
+        raise
+    return _finish(
+        model_manifest,
+        threshold_fit,
+        conditions,
+        rasters,
+        stats[0]["d_ff"],
+        sum(s["forward_passes"] for s in stats),
+        sum(s["tokens_forwarded"] for s in stats),
+        sum(s["seconds"] for s in stats),
+        lambda: _remove(rasters),
+    )
+
+
+def _remove(rasters: EventRasters) -> None:
+    if rasters.directory is not None:
+        shutil.rmtree(rasters.directory, ignore_errors=True)
 
 
 def _with_analysis_rates(

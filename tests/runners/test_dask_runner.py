@@ -1,0 +1,395 @@
+"""The study on a Dask cluster: same bytes as a sequential run, pinned resources, lost workers.
+
+A two-worker cluster runs in this test process (one worker with a ``GPU`` resource, one with a
+``CPU`` resource, both real worker processes); ``kedro run --env dask --runner
+avalanche_kedro.runners.DaskRunner --runner-params address=...`` connects to it from a separate
+``kedro`` process exactly as on a real cluster. Its outputs are compared byte for byte with the
+sequential run of the shared ``e2e_project`` (same parameters, same config hash).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import copy_project, run_kedro
+
+pytestmark = pytest.mark.slow
+
+distributed = pytest.importorskip("distributed")
+
+RUNNER = "avalanche_kedro.runners.DaskRunner"
+# Everything a run computes (tables, rasters, taus, per-role outputs, the report); run
+# manifests, model folders and figure files (PDF metadata carries a creation date) excluded.
+COMPARED = ("02_intermediate", "03_primary", "04_feature", "07_model_output", "08_reporting")
+
+
+def make_cluster(resources: list[dict[str, float]], allowed_failures: int = 3):
+    """A SpecCluster of real worker processes (Nannies), one per entry of ``resources``."""
+    import dask
+    from distributed import Nanny, Scheduler, SpecCluster
+
+    from avalanche_kedro.runners.dask_runner import worker_environment
+
+    workers = {
+        f"worker-{i}": {"cls": Nanny, "options": {"nthreads": 1, "resources": spec}}
+        for i, spec in enumerate(resources)
+    }
+    config = {
+        **worker_environment(1),
+        "distributed.scheduler.allowed-failures": allowed_failures,
+    }
+    with dask.config.set(config):
+        return SpecCluster(
+            workers=workers,
+            scheduler={"cls": Scheduler, "options": {"dashboard_address": None}},
+            silence_logs=40,
+        )
+
+
+def digests(project: Path) -> dict[str, str]:
+    """sha256 of every computed file, keyed by its path without the version folder."""
+    found = {}
+    for folder in COMPARED:
+        for path in sorted((project / "data" / folder).rglob("*")):
+            if not path.is_file() or path.suffix in (".json",) or "/figures/" in str(path):
+                continue
+            if "scratch" in path.parts or ".dask-storage-probe" in path.parts:
+                continue
+            relative = path.relative_to(project / "data")
+            key = "/".join(p for p in relative.parts if not p.endswith("Z"))
+            found[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def latest_digests(project: Path) -> dict[str, str]:
+    """Like :func:`digests` but only the newest version of each versioned dataset."""
+    newest: dict[str, tuple[str, str]] = {}
+    for folder in COMPARED:
+        for path in sorted((project / "data" / folder).rglob("*")):
+            if not path.is_file() or path.suffix == ".json" or "/figures/" in str(path):
+                continue
+            if "scratch" in path.parts or ".dask-storage-probe" in path.parts:
+                continue
+            relative = path.relative_to(project / "data")
+            version = next((p for p in relative.parts if p.endswith("Z")), "")
+            key = "/".join(p for p in relative.parts if not p.endswith("Z"))
+            if key not in newest or version > newest[key][0]:
+                newest[key] = (version, hashlib.sha256(path.read_bytes()).hexdigest())
+    return {key: digest for key, (_, digest) in newest.items()}
+
+
+def manifest(project: Path) -> dict:
+    return json.loads(
+        sorted((project / "data/08_reporting/run_manifests").glob("*.json"))[-1].read_text()
+    )
+
+
+@pytest.fixture(scope="module")
+def pinned_cluster():
+    cluster = make_cluster([{"GPU": 1}, {"CPU": 1}])
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def dask_run(tmp_path_factory, pinned_cluster) -> Path:
+    project = copy_project(tmp_path_factory.mktemp("dask"))
+    run_kedro(
+        project,
+        "run",
+        "--env",
+        "dask",
+        "--params",
+        "runtime.device=cpu",
+        "--runner",
+        RUNNER,
+        "--runner-params",
+        f"address={pinned_cluster.scheduler_address},model_resource=GPU,analysis_resource=CPU",
+    )
+    return project
+
+
+def test_the_dask_run_is_byte_identical_to_the_sequential_run(dask_run, e2e_project):
+    distributed_run, sequential = digests(dask_run), latest_digests(e2e_project)
+    # the dask environment records the event rasters in gain blocks; everything else matches
+    blocks = {k for k in distributed_run if "event_rasters_A_blocks" in k}
+    assert blocks, "conf/dask should split the event rasters into gain blocks"
+    compared = {k: v for k, v in distributed_run.items() if k not in blocks}
+    assert set(compared) == set(sequential)
+    different = sorted(k for k in compared if compared[k] != sequential[k])
+    assert not different, different
+    tables = [k for k in compared if k.startswith("08_reporting/tables/")]
+    assert len(tables) >= 14 and any(k.endswith("report.md") for k in compared)
+
+
+def test_model_nodes_ran_on_the_gpu_worker_and_analysis_on_the_cpu_worker(dask_run):
+    record = manifest(dask_run)
+    runner = record["runner"]
+    assert runner["name"] == "DaskRunner" and runner["n_workers"] == 2
+    gpu = next(w for w, r in runner["resources"].items() if "GPU" in r)
+    cpu = next(w for w, r in runner["resources"].items() if "CPU" in r)
+    nodes = record["nodes"]
+    assert len(nodes) > 60
+    for name, info in nodes.items():
+        is_model = "model" in _tags_of(name)
+        assert info["worker"] == (gpu if is_model else cpu), (name, info["worker"])
+    # both roles' gain blocks and the events merge are separate tasks
+    assert {"base.record_event_rasters_block0", "base.record_event_rasters_block1"} <= set(nodes)
+    assert "instruct.merge_event_raster_blocks" in nodes
+    # provenance gathered from the workers: tokens, artifacts with hashes
+    assert record["tokens_forwarded"] == sum(n["tokens_forwarded"] for n in nodes.values())
+    assert record["tokens_forwarded"] > 0
+    assert any(
+        a["dataset"] == "base.tau_table" and len(a["sha256"]) == 64 for a in record["artifacts"]
+    )
+
+
+MODEL_NODE_NAMES = {
+    "validate_instrumentation",
+    "accumulate_unit_moments",
+    "measure_baseline_rates",
+    "fit_rate_matched_thresholds",
+    "record_event_rasters_block0",
+    "record_event_rasters_block1",
+    "record_dataset_B",
+    "score_arc_questions",
+    "fit_ablation_thresholds",
+    "record_ablation_rasters",
+}
+
+
+def _tags_of(name: str) -> set[str]:
+    return {"model"} if name.split(".")[-1] in MODEL_NODE_NAMES else set()
+
+
+def test_every_model_node_is_tagged():
+    """The pinning above relies on the `model` tag: it must sit on exactly the nodes that load
+    the model (checked against the pipeline definitions)."""
+    from avalanche_kedro.pipelines import calibration, capture, events
+
+    tagged = set()
+    for module in (capture, events, calibration):
+        kwargs = {"gain_blocks": 2} if module is events else {}
+        for n in module.create_pipeline(["base"], **kwargs).nodes:
+            if "model" in n.tags:
+                tagged.add(n.name.split(".")[-1])
+    assert tagged == MODEL_NODE_NAMES
+
+
+# -------------------------------------------------------------------------------------------
+# A lost worker, then --only-missing-outputs
+
+
+def _versions(project: Path) -> dict[str, set[str]]:
+    """Version folders of every versioned dataset: {dataset path: {versions}}."""
+    found: dict[str, set[str]] = {}
+    for path in (project / "data").rglob("*Z"):
+        if path.is_dir() and path.name.endswith("Z"):
+            found.setdefault(str(path.parent.relative_to(project)), set()).add(path.name)
+    return found
+
+
+def test_a_lost_worker_stops_the_run_and_only_missing_outputs_finishes_it(tmp_path, e2e_project):
+    from distributed import Client
+
+    cluster = make_cluster([{}, {}], allowed_failures=0)
+    client = Client(cluster)
+    project = copy_project(tmp_path)
+    args = [
+        sys.executable, "-m", "kedro", "run", "--env", "dask", "--pipelines", "capture,events",
+        "--params", "runtime.device=cpu", "--runner", RUNNER,
+        "--runner-params", f"address={cluster.scheduler_address}",
+    ]  # fmt: skip
+    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", HF_HUB_OFFLINE="1")
+    try:
+        process = subprocess.Popen(
+            args, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        victim = None
+        deadline = time.time() + 600
+        while victim is None and time.time() < deadline and process.poll() is None:
+            for worker, keys in client.processing().items():
+                if any("record_event_rasters_block" in str(k) for k in keys):
+                    victim = worker
+                    break
+            time.sleep(0.2)
+        assert victim is not None, "no gain-block task was ever seen running"
+        pid = client.run(os.getpid, workers=[victim])[victim]
+        os.kill(pid, signal.SIGKILL)
+        output, _ = process.communicate(timeout=600)
+        assert process.returncode != 0
+        assert "were lost" in output and "--only-missing-outputs" in output
+        before = _versions(project)
+        assert any("windows.parquet" in k for k in before)  # capture finished before the kill
+
+        run_kedro(project, *args[3:], "--only-missing-outputs")
+        after = _versions(project)
+        # completed artifacts were kept and not recomputed: no new version next to them
+        for dataset, versions in before.items():
+            if "event_rasters_A_blocks" in dataset and len(versions) == 0:
+                continue
+            assert after[dataset] == versions, dataset
+        assert any("tau_table" in k for k in set(after) - set(before))
+        finished = latest_digests(project)
+        sequential = latest_digests(e2e_project)
+        for key in ("04_feature/base/tau_table.parquet/tau_table.parquet",
+                    "04_feature/instruct/event_rasters_A/event_rasters_A/A.npy"):  # fmt: skip
+            assert key in finished and finished[key] == sequential[key], key
+    finally:
+        client.close()
+        cluster.close()
+
+
+# -------------------------------------------------------------------------------------------
+# Bad input
+
+
+def test_an_unreachable_scheduler_is_a_clear_error_and_writes_nothing(tmp_path):
+    project = copy_project(tmp_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kedro",
+            "run",
+            "--env",
+            "dask",
+            "--pipelines",
+            "capture",
+            "--runner",
+            RUNNER,
+            "--runner-params",
+            "address=tcp://127.0.0.1:9,timeout=2",
+        ],  # fmt: skip
+        cwd=project,
+        env=dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", HF_HUB_OFFLINE="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Cannot reach the Dask scheduler at tcp://127.0.0.1:9 within 2 s" in output
+    assert "How to fix" in output
+    written = [p for p in (project / "data").rglob("*") if p.is_file() and "01_raw" not in p.parts]
+    assert [p for p in written if "run_manifests" not in p.parts] == []
+
+
+def _first(frame):
+    return frame.head(1)
+
+
+def test_datasets_only_in_memory_are_refused(tmp_path):
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.pipeline import Pipeline, node
+    from kedro_datasets.pandas import CSVDataset
+
+    from avalanche_kedro.errors import ScaleOutError
+    from avalanche_kedro.runners.dask_runner import check_persisted
+
+    pipeline = Pipeline([node(_first, "a", "b", name="n1"), node(_first, "b", "c", name="n2")])
+    catalog = DataCatalog(
+        datasets={"a": CSVDataset(filepath=str(tmp_path / "a.csv")), "b": MemoryDataset()}
+    )
+    with pytest.raises(ScaleOutError, match="only in memory cannot cross Dask workers: b, c"):
+        check_persisted(pipeline, catalog)
+
+
+def test_storage_the_workers_cannot_see_is_refused(tmp_path):
+    """A path that means something else on the workers (here: relative, with the workers in
+    another directory) fails before any node runs, naming the workers and the path."""
+    from distributed import Client
+    from kedro.io import DataCatalog
+    from kedro.pipeline import Pipeline, node
+    from kedro_datasets.pandas import CSVDataset
+
+    from avalanche_kedro.errors import ScaleOutError
+    from avalanche_kedro.runners.dask_runner import check_shared_storage
+
+    client_side, worker_side = tmp_path / "client", tmp_path / "elsewhere"
+    client_side.mkdir()
+    worker_side.mkdir()
+    cluster = make_cluster([{}, {}])
+    client = Client(cluster)
+    here = os.getcwd()
+    try:
+        client.run(os.chdir, str(worker_side))
+        os.chdir(client_side)
+        pipeline = Pipeline([node(_first, "a", "b", name="n1")])
+        catalog = DataCatalog(
+            datasets={
+                "a": CSVDataset(filepath=str(client_side / "a.csv")),
+                "b": CSVDataset(filepath="out/b.csv"),
+            }
+        )
+        (client_side / "a.csv").write_text("x\n1\n")
+        with pytest.raises(ScaleOutError) as info:
+            check_shared_storage(client, pipeline, catalog)
+        message = str(info.value)
+        assert "Dask workers do not share this run's storage (out)" in message
+        assert message.count("cannot read out/.dask-storage-probe/") == 2
+        assert "How to fix" in message
+        # the same catalog with absolute paths on this machine's disk is shared: no error
+        catalog = DataCatalog(
+            datasets={
+                "a": CSVDataset(filepath=str(client_side / "a.csv")),
+                "b": CSVDataset(filepath=str(client_side / "out" / "b.csv")),
+            }
+        )
+        check_shared_storage(client, pipeline, catalog)
+        assert not list((client_side / "out" / ".dask-storage-probe").iterdir())
+    finally:
+        os.chdir(here)
+        client.close()
+        cluster.close()
+
+
+# -------------------------------------------------------------------------------------------
+# kedro airflow create
+
+
+def test_kedro_airflow_creates_one_dag_per_pipeline_grouped_by_namespace(tmp_path):
+    from avalanche_kedro.pipeline_registry import PIPELINE_ORDER
+
+    project = copy_project(tmp_path)
+    template = Path(__file__).resolve().parents[2] / "src/avalanche_kedro/templates/airflow_dag.j2"
+    run_kedro(
+        project, "airflow", "create", "--all", "--group-by", "namespace",
+        "--target-dir", "dags", "--jinja-file", str(template),
+    )  # fmt: skip
+    dags = {path.name: path.read_text() for path in (project / "dags").glob("*.py")}
+    expected = {f"avalanche_kedro_{name}_dag.py" for name in PIPELINE_ORDER}
+    assert set(dags) == expected | {"avalanche_kedro_dag.py"}
+    dag_ids = set()
+    for name, text in dags.items():
+        tree = ast.parse(text)  # valid Python
+        assigned = {
+            node.targets[0].id: node.value.value
+            for node in tree.body
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+        }
+        pipeline = assigned["PIPELINE_NAME"]
+        assert name == (
+            "avalanche_kedro_dag.py"
+            if pipeline == "__default__"
+            else f"avalanche_kedro_{pipeline}_dag.py"
+        )
+        dag_ids.add(text.split('dag_id="')[1].split('"')[0])
+    assert len(dag_ids) == len(dags)  # one distinct DAG id per pipeline
+    default = dags["avalanche_kedro_dag.py"]
+    # the per-role work is one task per namespace; cross-role nodes are their own tasks
+    assert 'run_group(namespaces=["base"])' in default
+    assert 'run_group(namespaces=["instruct"])' in default
+    assert 'tasks["base"] >> tasks["compare-roles"]' in default
+    for pipeline in PIPELINE_ORDER:
+        assert f'PIPELINE_NAME = "{pipeline}"' in dags[f"avalanche_kedro_{pipeline}_dag.py"]
