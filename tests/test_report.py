@@ -593,11 +593,16 @@ def test_pipeline_inputs_follow_the_roles_and_the_reporting_pipeline_includes_it
 
 
 def test_catalog_entry_is_a_versioned_markdown_text_dataset():
-    entry = yaml.safe_load((PROJECT_ROOT / "conf/base/catalog_report.yml").read_text())[
-        "run_report"
-    ]
+    from kedro.config import OmegaConfigLoader
+
+    raw = yaml.safe_load((PROJECT_ROOT / "conf/base/catalog_report.yml").read_text())
+    assert raw["run_report"]["filepath"] == "${globals:data_root}/08_reporting/report.md"
+    loader = OmegaConfigLoader(
+        conf_source=str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base"
+    )
+    entry = loader["catalog"]["run_report"]
     assert entry["type"] == "text.TextDataset"
-    assert entry["filepath"] == "data/08_reporting/report.md"
+    assert entry["filepath"] == "data/08_reporting/report.md"  # data_root defaults to data
     assert entry["versioned"] is True
 
 

@@ -506,6 +506,7 @@ class LoadedModel:
 
 
 _LOADED: dict[tuple, LoadedModel] = {}
+_LOADS: list[str] = []  # every real load in this process, "<checkpoint> on <device>"
 
 
 def load_model(manifest: Mapping[str, Any], runtime: Mapping[str, Any]) -> LoadedModel:
@@ -571,6 +572,7 @@ def load_model(manifest: Mapping[str, Any], runtime: Mapping[str, Any]) -> Loade
         manifest=dict(manifest),
     )
     _LOADED[key] = loaded
+    _LOADS.append(f"{location} on {device}")
     logger.info(
         "Loaded %s (%s) on %s as %s: %d layers, d_ff %d",
         manifest.get("model_id"),
@@ -581,6 +583,11 @@ def load_model(manifest: Mapping[str, Any], runtime: Mapping[str, Any]) -> Loade
         loaded.d_ff,
     )
     return loaded
+
+
+def models_loaded() -> list[str]:
+    """Every model this process has loaded so far (a cache hit does not count)."""
+    return list(_LOADS)
 
 
 def clear_loaded_models() -> None:

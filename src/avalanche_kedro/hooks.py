@@ -161,6 +161,7 @@ class ProvenanceHooks:
             "seconds": record["seconds"],
             "tokens_forwarded": record["tokens_forwarded"],
             "worker": record.get("worker"),
+            "models_loaded_by_worker": record.get("models_loaded_by_worker", []),
         }
         self.remote_tokens += int(record["tokens_forwarded"])
         self.artifacts.extend(record.get("artifacts", []))

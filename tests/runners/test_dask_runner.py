@@ -34,19 +34,30 @@ COMPARED = ("02_intermediate", "03_primary", "04_feature", "07_model_output", "0
 
 
 def make_cluster(resources: list[dict[str, float]], allowed_failures: int = 3):
-    """A SpecCluster of real worker processes (Nannies), one per entry of ``resources``."""
+    """A cluster of real worker processes (Nannies), one per entry of ``resources``: a
+    ``LocalCluster`` when no worker has resources, else a SpecCluster with one spec each."""
     import dask
-    from distributed import Nanny, Scheduler, SpecCluster
+    from distributed import LocalCluster, Nanny, Scheduler, SpecCluster
 
     from avalanche_kedro.runners.dask_runner import worker_environment
+
+    config = {
+        **worker_environment(1),
+        "distributed.scheduler.allowed-failures": allowed_failures,
+    }
+    if not any(resources):
+        with dask.config.set(config):
+            return LocalCluster(
+                n_workers=len(resources),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=40,
+            )
 
     workers = {
         f"worker-{i}": {"cls": Nanny, "options": {"nthreads": 1, "resources": spec}}
         for i, spec in enumerate(resources)
-    }
-    config = {
-        **worker_environment(1),
-        "distributed.scheduler.allowed-failures": allowed_failures,
     }
     with dask.config.set(config):
         return SpecCluster(
@@ -56,24 +67,8 @@ def make_cluster(resources: list[dict[str, float]], allowed_failures: int = 3):
         )
 
 
-def digests(project: Path) -> dict[str, str]:
-    """sha256 of every computed file, keyed by its path without the version folder."""
-    found = {}
-    for folder in COMPARED:
-        for path in sorted((project / "data" / folder).rglob("*")):
-            if not path.is_file() or path.suffix in (".json",) or "/figures/" in str(path):
-                continue
-            if "scratch" in path.parts or ".dask-storage-probe" in path.parts:
-                continue
-            relative = path.relative_to(project / "data")
-            key = "/".join(p for p in relative.parts if not p.endswith("Z"))
-            found[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return found
-
-
-def latest_digests(project: Path) -> dict[str, str]:
-    """Like :func:`digests` but only the newest version of each versioned dataset."""
-    newest: dict[str, tuple[str, str]] = {}
+def computed_files(project: Path):
+    """(path without its version folder, version, sha256) of every computed file."""
     for folder in COMPARED:
         for path in sorted((project / "data" / folder).rglob("*")):
             if not path.is_file() or path.suffix == ".json" or "/figures/" in str(path):
@@ -83,8 +78,24 @@ def latest_digests(project: Path) -> dict[str, str]:
             relative = path.relative_to(project / "data")
             version = next((p for p in relative.parts if p.endswith("Z")), "")
             key = "/".join(p for p in relative.parts if not p.endswith("Z"))
-            if key not in newest or version > newest[key][0]:
-                newest[key] = (version, hashlib.sha256(path.read_bytes()).hexdigest())
+            yield key, version, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def digests(project: Path) -> dict[str, str]:
+    """sha256 of every computed file of a single run, keyed by its path without the version."""
+    found: dict[str, str] = {}
+    for key, _, digest in computed_files(project):
+        assert key not in found, f"{key}: more than one version in a single-run project"
+        found[key] = digest
+    return found
+
+
+def latest_digests(project: Path) -> dict[str, str]:
+    """Like :func:`digests` but only the newest version of each versioned dataset."""
+    newest: dict[str, tuple[str, str]] = {}
+    for key, version, digest in computed_files(project):
+        if key not in newest or version > newest[key][0]:
+            newest[key] = (version, digest)
     return {key: digest for key, (_, digest) in newest.items()}
 
 
@@ -143,6 +154,13 @@ def test_model_nodes_ran_on_the_gpu_worker_and_analysis_on_the_cpu_worker(dask_r
     for name, info in nodes.items():
         is_model = "model" in _tags_of(name)
         assert info["worker"] == (gpu if is_model else cpu), (name, info["worker"])
+    # each worker loaded each model once, however many of its nodes it ran
+    loads: dict[str, list[str]] = {}
+    for info in nodes.values():
+        if len(info["models_loaded_by_worker"]) >= len(loads.get(info["worker"], [])):
+            loads[info["worker"]] = info["models_loaded_by_worker"]
+    assert len(loads[gpu]) == 2 and len(set(loads[gpu])) == 2  # base and instruct, once each
+    assert loads.get(cpu, []) == []  # analysis never loads a model
     # both roles' gain blocks and the events merge are separate tasks
     assert {"base.record_event_rasters_block0", "base.record_event_rasters_block1"} <= set(nodes)
     assert "instruct.merge_event_raster_blocks" in nodes

@@ -432,9 +432,12 @@ def run_node_on_worker(
         hook_manager=_worker_hook_manager(recorder),
         run_id=run_id,
     ).execute()
+    from ..checkpoints import models_loaded
+
     return {
         "node": node.name,
         "worker": get_worker().address,
+        "models_loaded_by_worker": models_loaded(),
         "seconds": round(recorder.seconds, 3),
         "tokens_forwarded": int(recorder.tokens),
         "artifacts": recorder.artifacts,
