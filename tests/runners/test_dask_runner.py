@@ -51,7 +51,7 @@ def make_cluster(resources: list[dict[str, float]], allowed_failures: int = 3):
                 n_workers=len(resources),
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",  # any free port: never clash with a running cluster
                 silence_logs=40,
             )
 

@@ -154,7 +154,7 @@ class DaskRunner(AbstractRunner):
                     n_workers=self.n_workers,
                     threads_per_worker=self.threads_per_worker,
                     processes=True,
-                    dashboard_address=None,
+                    dashboard_address=":0",  # any free port: never clash with a running cluster
                 )
             return Client(cluster), cluster
         try:
