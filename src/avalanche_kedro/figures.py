@@ -249,6 +249,28 @@ def _attach(
 
 # ---- shared drawing helpers ----------------------------------------------------------------
 
+REAL_MLP_CONDITION = f"intervention_id={MLP_GLOBAL}; null_id={NULL_NONE}"
+
+
+def _attach_t01(
+    figure: Figure,
+    figure_id: str,
+    t01: pd.DataFrame,
+    provenance: Mapping[str, Any] | None,
+    roles: Sequence[str],
+    condition: str = REAL_MLP_CONDITION,
+) -> Figure:
+    """:func:`_attach` for a figure drawn from T01 alone (dataset A)."""
+    return _attach(
+        figure,
+        figure_id,
+        _condition_text(t01, "A", condition),
+        provenance,
+        [("T01_SUMMARY", t01)],
+        roles,
+        ["T01_SUMMARY"],
+    )
+
 
 def _styled(function: Callable[..., Figure]) -> Callable[..., Figure]:
     """Build the figure inside the fixed style (rcParams restored afterwards)."""
@@ -741,15 +763,7 @@ def f03_branching_vs_gain(t01: pd.DataFrame, provenance: Mapping[str, Any] | Non
     figure.suptitle(
         f"F03 branching ratios vs MLP gain · dataset A (analysis slice) · {_models_title(roles, model_ids)}"
     )
-    return _attach(
-        figure,
-        "F03_BRANCHING_VS_GAIN",
-        _condition_text(t01, "A", f"intervention_id={MLP_GLOBAL}; null_id={NULL_NONE}"),
-        provenance,
-        [("T01_SUMMARY", t01)],
-        roles,
-        ["T01_SUMMARY"],
-    )
+    return _attach_t01(figure, "F03_BRANCHING_VS_GAIN", t01, provenance, roles)
 
 
 def _marginal_caption(t01: pd.DataFrame) -> str:
@@ -809,18 +823,13 @@ def f04_delta_b_vs_gain(t01: pd.DataFrame, provenance: Mapping[str, Any] | None 
     figure.suptitle(
         f"F04 branching above the marginal-preserving permutation null · dataset A · {_models_title(roles, model_ids)}"
     )
-    return _attach(
+    return _attach_t01(
         figure,
         "F04_DELTA_B_VS_GAIN",
-        _condition_text(
-            t01,
-            "A",
-            f"intervention_id={MLP_GLOBAL}; real vs null_id={NULL_PERM} (preserves every (window, layer) marginal exactly)",
-        ),
+        t01,
         provenance,
-        [("T01_SUMMARY", t01)],
         roles,
-        ["T01_SUMMARY"],
+        f"intervention_id={MLP_GLOBAL}; real vs null_id={NULL_PERM} (preserves every (window, layer) marginal exactly)",
     )
 
 
@@ -897,15 +906,7 @@ def f05_gstar_selection(t01: pd.DataFrame, provenance: Mapping[str, Any] | None 
     figure.suptitle(
         f"F05 g* selection on dataset A (branching only, no task metric) · {_models_title(roles, model_ids)}"
     )
-    return _attach(
-        figure,
-        "F05_GSTAR_SELECTION",
-        _condition_text(t01, "A", f"intervention_id={MLP_GLOBAL}; null_id={NULL_NONE}"),
-        provenance,
-        [("T01_SUMMARY", t01)],
-        roles,
-        ["T01_SUMMARY"],
-    )
+    return _attach_t01(figure, "F05_GSTAR_SELECTION", t01, provenance, roles)
 
 
 @_styled
@@ -939,15 +940,7 @@ def f09_susceptibility(t01: pd.DataFrame, provenance: Mapping[str, Any] | None =
     handles += [Patch(color="0.5", alpha=0.3, label=f"shaded: {CI_NOTE}")]
     _outside_legend(figure, handles, ncols=4)
     figure.suptitle(f"F09 susceptibility vs MLP gain · {_models_title(roles, model_ids)}")
-    return _attach(
-        figure,
-        "F09_SUSCEPTIBILITY",
-        _condition_text(t01, "A", f"intervention_id={MLP_GLOBAL}; null_id={NULL_NONE}"),
-        provenance,
-        [("T01_SUMMARY", t01)],
-        roles,
-        ["T01_SUMMARY"],
-    )
+    return _attach_t01(figure, "F09_SUSCEPTIBILITY", t01, provenance, roles)
 
 
 @_styled
@@ -989,18 +982,13 @@ def f10_null_comparison(t01: pd.DataFrame, provenance: Mapping[str, Any] | None 
     )
     _outside_legend(figure, handles, title=_wrap(caption), ncols=3)
     figure.suptitle(f"F10 null comparison · dataset A · {_models_title(roles, model_ids)}")
-    return _attach(
+    return _attach_t01(
         figure,
         "F10_NULL_COMPARISON",
-        _condition_text(
-            t01,
-            "A",
-            f"intervention_id={MLP_GLOBAL}; nulls={NULL_PERM},{NULL_SHIFT},{NULL_TOKEN_SHUFFLE_INPUT}",
-        ),
+        t01,
         provenance,
-        [("T01_SUMMARY", t01)],
         roles,
-        ["T01_SUMMARY"],
+        f"intervention_id={MLP_GLOBAL}; nulls={NULL_PERM},{NULL_SHIFT},{NULL_TOKEN_SHUFFLE_INPUT}",
     )
 
 
@@ -1257,15 +1245,7 @@ def f08_spike_def_robustness(
     figure.suptitle(
         f"F08 spike-definition robustness · dataset A · MLP_GLOBAL · {_models_title(roles, model_ids)}"
     )
-    return _attach(
-        figure,
-        "F08_SPIKE_DEF_ROBUSTNESS",
-        _condition_text(t01, "A", f"intervention_id={MLP_GLOBAL}; null_id={NULL_NONE}"),
-        provenance,
-        [("T01_SUMMARY", t01)],
-        roles,
-        ["T01_SUMMARY"],
-    )
+    return _attach_t01(figure, "F08_SPIKE_DEF_ROBUSTNESS", t01, provenance, roles)
 
 
 # ---- F11 ----------------------------------------------------------------------------------------

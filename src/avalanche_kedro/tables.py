@@ -301,29 +301,48 @@ def build_t01(
     )
 
 
+def _stack_roles(
+    model_manifests: Mapping[str, dict],
+    per_role: Mapping[str, pd.DataFrame],
+    dataset_role: str,
+    extra: Mapping[str, Mapping[str, Any]] | None = None,
+) -> pd.DataFrame:
+    """Every role's frame with its model_id, model_role and dataset_role, stacked in role order
+    (``extra[role]`` adds constant columns per role)."""
+    parts = []
+    for role, manifest in model_manifests.items():
+        frame = per_role[role].copy()
+        frame["model_id"] = manifest["model_id"]
+        frame["model_role"] = role
+        frame["dataset_role"] = dataset_role
+        for column, value in ((extra or {}).get(role) or {}).items():
+            frame[column] = value
+        parts.append(frame)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _opt_extras(table: pd.DataFrame, columns: Sequence[str]) -> dict[str, str]:
+    """Every column outside the SPEC columns and provenance, renamed ``opt_<column>``."""
+    return {
+        column: f"opt_{column}"
+        for column in table.columns
+        if column not in columns
+        and column not in PROVENANCE_COLUMNS
+        and not column.startswith("opt_")
+    }
+
+
 def build_t02(
     provenance: Mapping[str, Any],
     model_manifests: Mapping[str, dict],
     generalization: Mapping[str, pd.DataFrame],
 ) -> pd.DataFrame:
     """T02_GENERALIZATION: dataset B at g1 and g* per (role, spike def, target rate)."""
-    parts = []
-    for role, manifest in model_manifests.items():
-        frame = generalization[role].copy()
-        frame["model_id"] = manifest["model_id"]
-        frame["model_role"] = role
-        frame["dataset_role"] = "B"
-        parts.append(frame)
-    table = pd.concat(parts, ignore_index=True)
-    extras = {
-        column: f"opt_{column}"
-        for column in table.columns
-        if column not in T02_COLUMNS and column not in PROVENANCE_COLUMNS
-    }
+    table = _stack_roles(model_manifests, generalization, "B")
     return _finish(
         table,
         T02_COLUMNS,
-        extras,
+        _opt_extras(table, T02_COLUMNS),
         provenance,
         TABLE_IDS["T02"],
         ["model_role", "spike_def_id", "target_rate", "g_condition"],
@@ -337,26 +356,14 @@ def build_t03(
     arc_manifests: Mapping[str, dict],
 ) -> pd.DataFrame:
     """T03_ARC: accuracy at g1 and g* per (role, spike def, target rate)."""
-    parts = []
-    for role, manifest in model_manifests.items():
-        frame = arc_summary[role].copy()
-        frame["model_id"] = manifest["model_id"]
-        frame["model_role"] = role
-        frame["dataset_role"] = "ARC_MCQ"
-        frame["opt_prompt_sha256"] = arc_manifests[role]["prompt_sha256"]
-        parts.append(frame)
-    table = pd.concat(parts, ignore_index=True)
-    extras = {
-        column: f"opt_{column}"
-        for column in table.columns
-        if column not in T03_COLUMNS
-        and column not in PROVENANCE_COLUMNS
-        and not column.startswith("opt_")
+    prompt_hashes = {
+        role: {"opt_prompt_sha256": arc_manifests[role]["prompt_sha256"]} for role in arc_manifests
     }
+    table = _stack_roles(model_manifests, arc_summary, "ARC_MCQ", prompt_hashes)
     return _finish(
         table,
         T03_COLUMNS,
-        extras,
+        _opt_extras(table, T03_COLUMNS),
         provenance,
         TABLE_IDS["T03"],
         ["model_role", "spike_def_id", "target_rate", "g_condition"],
@@ -435,23 +442,11 @@ def build_t06(
     ablations: Mapping[str, pd.DataFrame],
 ) -> pd.DataFrame:
     """T06_ABLATIONS: MLP_GLOBAL at g1 and g*, every ablation at g*."""
-    parts = []
-    for role, manifest in model_manifests.items():
-        frame = ablations[role].copy()
-        frame["model_id"] = manifest["model_id"]
-        frame["model_role"] = role
-        frame["dataset_role"] = "A"
-        parts.append(frame)
-    table = pd.concat(parts, ignore_index=True)
-    extras = {
-        column: f"opt_{column}"
-        for column in table.columns
-        if column not in T06_COLUMNS and column not in PROVENANCE_COLUMNS
-    }
+    table = _stack_roles(model_manifests, ablations, "A")
     return _finish(
         table,
         T06_COLUMNS,
-        extras,
+        _opt_extras(table, T06_COLUMNS),
         provenance,
         TABLE_IDS["T06"],
         ["model_role", "spike_def_id", "target_rate", "g_condition", "intervention_id"],
