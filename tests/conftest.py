@@ -36,7 +36,7 @@ SMALL_RECIPE = {
 
 @pytest.fixture(scope="session")
 def python_corpus_a() -> list[str]:
-    from avalanche_kedro.datasets import pydoc_topics
+    from avalanche_kedro.framework.datasets import pydoc_topics
 
     return pydoc_topics()
 
@@ -44,7 +44,7 @@ def python_corpus_a() -> list[str]:
 @pytest.fixture(scope="session")
 def small_checkpoint(tmp_path_factory, python_corpus_a) -> dict:
     """Manifest of a small embedded-recipe checkpoint built once per test session."""
-    from avalanche_kedro.checkpoints import resolve_checkpoint
+    from avalanche_kedro.measure.checkpoints import resolve_checkpoint
 
     directory = tmp_path_factory.mktemp("checkpoints") / "small-llama"
     return resolve_checkpoint(
@@ -55,7 +55,7 @@ def small_checkpoint(tmp_path_factory, python_corpus_a) -> dict:
 @pytest.fixture(scope="session")
 def small_model(small_checkpoint):
     """The small checkpoint loaded on the CPU in fp32 (a real LlamaForCausalLM)."""
-    from avalanche_kedro.checkpoints import load_model
+    from avalanche_kedro.measure.checkpoints import load_model
 
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     return load_model(small_checkpoint, {"device": "cpu", "dtype": "float32"})
@@ -64,7 +64,7 @@ def small_model(small_checkpoint):
 @pytest.fixture(scope="session")
 def small_windows(small_model, python_corpus_a):
     """Token windows [N=24, T=32] of corpus A under the small model's tokenizer."""
-    from avalanche_kedro.windows import cut_windows, tokenize_stream
+    from avalanche_kedro.measure.windows import cut_windows, tokenize_stream
 
     stream = tokenize_stream(python_corpus_a, small_model.tokenizer, max_tokens=24 * 32)
     return cut_windows(stream.ids, 32)[:24]

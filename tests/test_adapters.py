@@ -21,20 +21,20 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 from transformers import AutoConfig, AutoModelForCausalLM  # noqa: E402
 
-from avalanche_kedro.adapters import (  # noqa: E402
+from avalanche_kedro.core.errors import (  # noqa: E402
+    ConfigurationError,
+    InstrumentationError,
+    UnsupportedArchitectureError,
+)
+from avalanche_kedro.measure.adapters import (  # noqa: E402
     ADAPTERS,
     SUPPORTED_MODEL_TYPES,
     adapter_for,
     instrument,
 )
-from avalanche_kedro.checkpoints import LoadedModel  # noqa: E402
-from avalanche_kedro.errors import (  # noqa: E402
-    ConfigurationError,
-    InstrumentationError,
-    UnsupportedArchitectureError,
-)
-from avalanche_kedro.forward import validate_instrumentation  # noqa: E402
-from avalanche_kedro.gain import band_edges, layer_gains  # noqa: E402
+from avalanche_kedro.measure.checkpoints import LoadedModel  # noqa: E402
+from avalanche_kedro.measure.forward import validate_instrumentation  # noqa: E402
+from avalanche_kedro.measure.gain import band_edges, layer_gains  # noqa: E402
 
 transformers.logging.set_verbosity_error()
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))

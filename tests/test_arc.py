@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import torch
 
-from avalanche_kedro import arc
-from avalanche_kedro.adapters import instrument
-from avalanche_kedro.arc import (
+from avalanche_kedro.analysis.bootstrap import bootstrap_indices, percentile_interval
+from avalanche_kedro.evaluation import arc
+from avalanche_kedro.evaluation.arc import (
     PATH_PER_OPTION,
     PATH_SINGLE,
     ArcFormatError,
@@ -27,8 +27,8 @@ from avalanche_kedro.arc import (
     prompt_set_sha256,
     score_arc,
 )
-from avalanche_kedro.bootstrap import bootstrap_indices, percentile_interval
-from avalanche_kedro.gain import ATTN_GLOBAL, MLP_GLOBAL, layer_gains
+from avalanche_kedro.measure.adapters import instrument
+from avalanche_kedro.measure.gain import ATTN_GLOBAL, MLP_GLOBAL, layer_gains
 
 ARC_FIXTURE = (
     Path(__file__).resolve().parents[2]

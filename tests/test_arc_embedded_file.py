@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from avalanche_kedro.datasets import HubDataset
+from avalanche_kedro.framework.datasets import HubDataset
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ARC_FILE = PROJECT_ROOT / "data" / "01_raw" / "arc_embedded.jsonl"

@@ -30,30 +30,30 @@ import pytest
 import torch
 from kedro.runner import SequentialRunner
 
-from avalanche_kedro import paths
-from avalanche_kedro.adapters import SUPPORTED_MODEL_TYPES
-from avalanche_kedro.checkpoints import load_model, resolve_checkpoint
-from avalanche_kedro.datasets import HubDataset, pydoc_topics
-from avalanche_kedro.errors import (
+from avalanche_kedro.core import paths
+from avalanche_kedro.core.errors import (
     CheckpointError,
     CorpusError,
     NonFiniteActivationError,
     RateMatchingError,
     UnsupportedArchitectureError,
 )
-from avalanche_kedro.gain import MLP_GLOBAL
-from avalanche_kedro.moments import UnitMoments
-from avalanche_kedro.pipelines import capture, events
-from avalanche_kedro.rasters import A_FILE, RasterWriter
-from avalanche_kedro.sweep import (
+from avalanche_kedro.framework.datasets import HubDataset, pydoc_topics
+from avalanche_kedro.measure.adapters import SUPPORTED_MODEL_TYPES
+from avalanche_kedro.measure.checkpoints import load_model, resolve_checkpoint
+from avalanche_kedro.measure.gain import MLP_GLOBAL
+from avalanche_kedro.measure.moments import UnitMoments
+from avalanche_kedro.measure.rasters import A_FILE, RasterWriter
+from avalanche_kedro.measure.sweep import (
     GainSetting,
     accumulate_moments,
     count_baseline_exceedances,
     fit_thresholds,
     record_rasters,
 )
-from avalanche_kedro.thresholds import SPIKE_DEFS
-from avalanche_kedro.windows import slice_windows, tokenize_stream
+from avalanche_kedro.measure.thresholds import SPIKE_DEFS
+from avalanche_kedro.measure.windows import slice_windows, tokenize_stream
+from avalanche_kedro.pipelines import capture, events
 from tests.conftest import SMALL_RECIPE
 from tests.pipelines.conftest import project_catalog, run_capture_and_events, small_parameters
 

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from avalanche_kedro.bootstrap import (
+from avalanche_kedro.analysis.bootstrap import (
     CI_PERCENTILES,
     DEFAULT_REPLICATES,
     bootstrap_indices,
@@ -21,9 +21,9 @@ from avalanche_kedro.bootstrap import (
     resample_weights,
     susceptibility_replicates,
 )
-from avalanche_kedro.lattice import branching_counts, susceptibility, window_totals
-from avalanche_kedro.nulls import within_layer_permutation
-from avalanche_kedro.seeds import seed_of
+from avalanche_kedro.analysis.lattice import branching_counts, susceptibility, window_totals
+from avalanche_kedro.analysis.nulls import within_layer_permutation
+from avalanche_kedro.core.seeds import seed_of
 
 KEY = "A|SPIKE_ONE_SIDED_POS|1e-05|0.85|MLP_GLOBAL"
 

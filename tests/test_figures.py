@@ -17,12 +17,12 @@ from kedro.runner import SequentialRunner
 from matplotlib.artist import Artist
 from PIL import Image
 
-from avalanche_kedro import figures, tables
-from avalanche_kedro.datasets import FigureDataset, render_figure
-from avalanche_kedro.errors import ArtifactError
-from avalanche_kedro.lattice import label_components
+from avalanche_kedro.analysis.lattice import label_components
+from avalanche_kedro.core.errors import ArtifactError
+from avalanche_kedro.framework.datasets import FigureDataset, render_figure
+from avalanche_kedro.measure.rasters import EventRasters
 from avalanche_kedro.pipelines.reporting.figures_pipeline import create_figures_pipeline
-from avalanche_kedro.rasters import EventRasters
+from avalanche_kedro.study import figures, tables
 
 # cross-role nodes read role datasets such as "base.tau_table" on purpose (as the registry does)
 pytestmark = pytest.mark.filterwarnings("ignore:One or more dataset names contain")
@@ -485,7 +485,7 @@ def test_catalog_has_a_versioned_figure_dataset_per_figure():
     catalog = loader["catalog"]
     for figure_id in figures.FIGURES:
         entry = catalog[figure_id]
-        assert entry["type"] == "avalanche_kedro.datasets.FigureDataset"
+        assert entry["type"] == "avalanche_kedro.framework.datasets.FigureDataset"
         assert entry["versioned"] is True
         assert entry["filepath"] == f"data/08_reporting/figures/{figure_id}"
         assert list(entry["formats"]) == ["png", "pdf"]

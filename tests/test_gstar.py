@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from avalanche_kedro.errors import ConfigurationError
-from avalanche_kedro.gstar import GSTAR_COLUMNS, TIE_TOLERANCE, gstar_table, select_gstar
+from avalanche_kedro.core.errors import ConfigurationError
+from avalanche_kedro.evaluation.gstar import GSTAR_COLUMNS, TIE_TOLERANCE, gstar_table, select_gstar
 from avalanche_kedro.pipelines.calibration import nodes
 
 PAPER_GRID = [0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.3]

@@ -16,8 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from avalanche_kedro.errors import AvalancheError
-from avalanche_kedro.lattice import (
+from avalanche_kedro.analysis.lattice import (
     ADJ_4N,
     ADJ_8N,
     AVALANCHE_COLUMNS,
@@ -34,6 +33,7 @@ from avalanche_kedro.lattice import (
     susceptibility_of_totals,
     window_totals,
 )
+from avalanche_kedro.core.errors import AvalancheError
 
 # --------------------------------------------------------------------------------------------
 # independent brute force

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from avalanche_kedro.errors import ArtifactError, NonFiniteActivationError
-from avalanche_kedro.moments import (
+from avalanche_kedro.core.errors import ArtifactError, NonFiniteActivationError
+from avalanche_kedro.measure.moments import (
     DEFAULT_EPS,
     MOMENT_COLUMNS,
     RunningMoments,

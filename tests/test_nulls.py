@@ -14,9 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from avalanche_kedro.errors import AvalancheError
-from avalanche_kedro.lattice import RasterError
-from avalanche_kedro.nulls import (
+from avalanche_kedro.analysis.lattice import RasterError
+from avalanche_kedro.analysis.nulls import (
     NULL_PERM,
     NULL_SHIFT,
     MarginalViolationError,
@@ -26,7 +25,8 @@ from avalanche_kedro.nulls import (
     within_layer_circular_shift,
     within_layer_permutation,
 )
-from avalanche_kedro.seeds import seed_of
+from avalanche_kedro.core.errors import AvalancheError
+from avalanche_kedro.core.seeds import seed_of
 
 KEY = "A|SPIKE_ONE_SIDED_POS|1e-05|0.85|MLP_GLOBAL"
 

@@ -26,7 +26,9 @@ from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
-from avalanche_kedro.checkpoints import (
+from avalanche_kedro.core.errors import CheckpointError, ConfigurationError, CorpusError
+from avalanche_kedro.framework.datasets import HubDataset
+from avalanche_kedro.measure.checkpoints import (
     directory_sha256,
     load_model,
     resolve_checkpoint,
@@ -34,13 +36,11 @@ from avalanche_kedro.checkpoints import (
     resolve_dtype,
     tokenizer_sha256,
 )
-from avalanche_kedro.datasets import HubDataset
-from avalanche_kedro.errors import CheckpointError, ConfigurationError, CorpusError
-from avalanche_kedro.forward import run_pass, validate_instrumentation
-from avalanche_kedro.moments import RunningMoments
+from avalanche_kedro.measure.forward import run_pass, validate_instrumentation
+from avalanche_kedro.measure.moments import RunningMoments
+from avalanche_kedro.measure.windows import iter_text_records, slice_windows, tokenize_stream
 from avalanche_kedro.pipelines import capture, events
 from avalanche_kedro.pipelines.capture.nodes import _dataset_windows, select_windows
-from avalanche_kedro.windows import iter_text_records, slice_windows, tokenize_stream
 
 from .conftest import PROJECT_ROOT
 from .pipelines.conftest import catalog_with_parameters, reroot_paths

@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from avalanche_kedro.bootstrap import bootstrap_indices, percentile_interval
-from avalanche_kedro.perplexity import perplexity_summary, window_nll
+from avalanche_kedro.analysis.bootstrap import bootstrap_indices, percentile_interval
+from avalanche_kedro.evaluation.perplexity import perplexity_summary, window_nll
 
 
 @pytest.fixture(scope="module")

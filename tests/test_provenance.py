@@ -6,7 +6,7 @@ import hashlib
 import json
 import subprocess
 
-from avalanche_kedro.provenance import (
+from avalanche_kedro.study.provenance import (
     artifact_records,
     canonical_json,
     code_version,

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from avalanche_kedro.errors import ArtifactError
-from avalanche_kedro.rasters import (
+from avalanche_kedro.core.errors import ArtifactError
+from avalanche_kedro.measure.rasters import (
     A_FILE,
     COND_FILE,
     META_FILE,

@@ -145,8 +145,8 @@ def test_every_table_figure_and_the_report_are_produced(study):
 
 
 def test_an_incomplete_checkpoint_copy_names_what_is_missing(tmp_path):
-    from avalanche_kedro.checkpoints import resolve_checkpoint
-    from avalanche_kedro.errors import CheckpointError
+    from avalanche_kedro.core.errors import CheckpointError
+    from avalanche_kedro.measure.checkpoints import resolve_checkpoint
 
     no_tokenizer = tmp_path / "no-tokenizer"
     shutil.copytree(
@@ -163,9 +163,9 @@ def test_an_incomplete_checkpoint_copy_names_what_is_missing(tmp_path):
 
 
 def test_text_shorter_than_the_windows_names_the_file(tmp_path):
-    from avalanche_kedro.checkpoints import resolve_checkpoint
-    from avalanche_kedro.datasets import HubDataset
-    from avalanche_kedro.errors import CorpusError
+    from avalanche_kedro.core.errors import CorpusError
+    from avalanche_kedro.framework.datasets import HubDataset
+    from avalanche_kedro.measure.checkpoints import resolve_checkpoint
     from avalanche_kedro.pipelines.capture.nodes import select_windows
 
     short = tmp_path / "short.txt"
@@ -190,8 +190,8 @@ def test_text_shorter_than_the_windows_names_the_file(tmp_path):
 
 
 def test_an_arc_file_with_another_schema_names_the_file(tmp_path):
-    from avalanche_kedro.arc import ArcFormatError, normalize_arc_records
-    from avalanche_kedro.datasets import HubDataset, source_detail
+    from avalanche_kedro.evaluation.arc import ArcFormatError, normalize_arc_records
+    from avalanche_kedro.framework.datasets import HubDataset, source_detail
 
     other = tmp_path / "qa.jsonl"
     other.write_text(

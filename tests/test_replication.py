@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from avalanche_kedro.replication import ReplicationError, check_comparable_roles
+from avalanche_kedro.study.replication import ReplicationError, check_comparable_roles
 
 
 def manifests(**overrides):

@@ -1,5 +1,5 @@
 """The run report: each decision rule on its own, and the rendered sentences with the table row
-behind them, on small hand-made tables that carry the columns of ``avalanche_kedro.tables`` and
+behind them, on small hand-made tables that carry the columns of ``avalanche_kedro.study.tables`` and
 pass the catalog's pandera schemas."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from avalanche_kedro import report, schemas, tables
 from avalanche_kedro.pipelines import reporting
 from avalanche_kedro.pipelines.reporting import report_nodes
 from avalanche_kedro.pipelines.reporting.report_pipeline import create_report_pipeline
+from avalanche_kedro.study import report, schemas, tables
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SPIKE = "SPIKE_ONE_SIDED_POS"

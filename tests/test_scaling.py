@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from avalanche_kedro.bootstrap import bootstrap_indices, percentile_interval
-from avalanche_kedro.scaling import (
+from avalanche_kedro.analysis.bootstrap import bootstrap_indices, percentile_interval
+from avalanche_kedro.analysis.scaling import (
     CRACKLING_D_MAX,
     CRACKLING_D_MIN,
     CRACKLING_MAX_CI_WIDTH,

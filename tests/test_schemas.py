@@ -10,7 +10,7 @@ import pandas as pd
 import pandera.errors
 import pytest
 
-from avalanche_kedro import schemas, tables
+from avalanche_kedro.study import schemas, tables
 
 PROVENANCE = {
     "run_id": "run-0123456789abcdef",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
-from avalanche_kedro.conditions import plan_conditions, threshold_settings
-from avalanche_kedro.seeds import STUDY_SEED, condition_key, format_number, seed_of
+from avalanche_kedro.core.seeds import STUDY_SEED, condition_key, format_number, seed_of
+from avalanche_kedro.measure.conditions import plan_conditions, threshold_settings
 
 
 def _expected_seed(text: str) -> int:

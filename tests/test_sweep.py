@@ -13,18 +13,18 @@ import pandas as pd
 import pytest
 import torch
 
-from avalanche_kedro.adapters import instrument
-from avalanche_kedro.gain import MLP_GLOBAL, layer_gains
-from avalanche_kedro.moments import DEFAULT_EPS
-from avalanche_kedro.rasters import RasterWriter
-from avalanche_kedro.sweep import (
+from avalanche_kedro.measure.adapters import instrument
+from avalanche_kedro.measure.gain import MLP_GLOBAL, layer_gains
+from avalanche_kedro.measure.moments import DEFAULT_EPS
+from avalanche_kedro.measure.rasters import RasterWriter
+from avalanche_kedro.measure.sweep import (
     GainSetting,
     accumulate_moments,
     count_baseline_exceedances,
     fit_thresholds,
     record_rasters,
 )
-from avalanche_kedro.thresholds import (
+from avalanche_kedro.measure.thresholds import (
     SPIKE_ONE_SIDED_POS,
     SPIKE_TWO_SIDED_ABS,
     TAU0_BASELINE,

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from avalanche_kedro.errors import ConfigurationError, RateMatchingError
-from avalanche_kedro.thresholds import (
+from avalanche_kedro.core.errors import ConfigurationError, RateMatchingError
+from avalanche_kedro.measure.thresholds import (
     RATE_MATCH_REL_TOL,
     SPIKE_ONE_SIDED_POS,
     SPIKE_TWO_SIDED_ABS,

@@ -15,9 +15,9 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
-from avalanche_kedro.errors import ConfigurationError, CorpusError
-from avalanche_kedro.seeds import seed_of
-from avalanche_kedro.windows import (
+from avalanche_kedro.core.errors import ConfigurationError, CorpusError
+from avalanche_kedro.core.seeds import seed_of
+from avalanche_kedro.measure.windows import (
     TOKENIZE_CHUNK,
     cut_windows,
     iter_text_records,

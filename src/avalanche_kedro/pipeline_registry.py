@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import warnings
-from pathlib import Path
-from typing import Any
 
 from kedro.pipeline import Pipeline
 
+from .framework.active_config import configured_parameters, remember_config_loader
 from .pipelines import calibration, capture, cascades, controls, events, replication, reporting
 from .pipelines.roles import check_roles
+
+__all__ = [
+    "PIPELINE_ORDER",
+    "configured_parameters",
+    "register_pipelines",
+    "remember_config_loader",
+]
 
 PIPELINE_ORDER = (
     "capture",
@@ -21,38 +26,10 @@ PIPELINE_ORDER = (
     "replication",
     "reporting",
 )
-_ACTIVE: dict[str, Any] = {"config_loader": None}
 
 # The replication and reporting nodes read every role's namespaced datasets (`base.gstar_A`)
 # on purpose; Kedro would warn about dotted names outside their namespace on every run.
 warnings.filterwarnings("ignore", message="One or more dataset names contain '.' characters")
-
-
-def remember_config_loader(config_loader: Any) -> None:
-    """Called by :class:`avalanche_kedro.hooks.ActiveConfigHooks` for every new context."""
-    _ACTIVE["config_loader"] = config_loader
-
-
-def _project_root() -> Path:
-    for folder in (Path.cwd(), *Path.cwd().parents):
-        pyproject = folder / "pyproject.toml"
-        if pyproject.exists() and "[tool.kedro]" in pyproject.read_text():
-            return folder
-    return Path(__file__).resolve().parents[2]
-
-
-def configured_parameters() -> dict[str, Any]:
-    """Parameters of the active environment (or of ``KEDRO_ENV`` / ``local`` without a session)."""
-    loader = _ACTIVE["config_loader"]
-    if loader is None:
-        from kedro.framework.project import settings
-
-        loader = settings.CONFIG_LOADER_CLASS(
-            conf_source=str(_project_root() / settings.CONF_SOURCE),
-            env=os.environ.get("KEDRO_ENV"),
-            **settings.CONFIG_LOADER_ARGS,
-        )
-    return loader["parameters"]
 
 
 def register_pipelines() -> dict[str, Pipeline]:

@@ -1,6 +1,6 @@
 """Project settings (see https://docs.kedro.org/en/stable/configure/configuration_basics/)."""
 
-from avalanche_kedro.hooks import ActiveConfigHooks, InputCheckHooks, ProvenanceHooks
+from avalanche_kedro.framework.hooks import ActiveConfigHooks, InputCheckHooks, ProvenanceHooks
 
 # Kedro calls hooks last-in-first-out: ActiveConfigHooks must see the context first, because
 # the other hooks read parameters and pipelines (which makes Kedro register the pipelines).
@@ -8,7 +8,7 @@ HOOKS = (InputCheckHooks(), ProvenanceHooks(), ActiveConfigHooks())
 
 
 def _per_site_rates(checkpoint, events_per_site):
-    from avalanche_kedro.checkpoints import rates_for_expected_events
+    from avalanche_kedro.measure.checkpoints import rates_for_expected_events
 
     return rates_for_expected_events(str(checkpoint), list(events_per_site))
 

@@ -12,13 +12,13 @@ import torch
 import torch.nn.functional as F
 from kedro.runner import SequentialRunner
 
-from avalanche_kedro.arc import ArcFormatError, normalize_arc_records, prompt_set_sha256
-from avalanche_kedro.checkpoints import load_model
-from avalanche_kedro.gain import band_edges
-from avalanche_kedro.gstar import select_gstar
-from avalanche_kedro.lattice import branching
+from avalanche_kedro.analysis.lattice import branching
+from avalanche_kedro.evaluation.arc import ArcFormatError, normalize_arc_records, prompt_set_sha256
+from avalanche_kedro.evaluation.gstar import select_gstar
+from avalanche_kedro.measure.checkpoints import load_model
+from avalanche_kedro.measure.gain import band_edges
+from avalanche_kedro.measure.windows import slice_windows
 from avalanche_kedro.pipelines import calibration
-from avalanche_kedro.windows import slice_windows
 from tests.conftest import PROJECT_ROOT, SMALL_RECIPE
 
 from .conftest import SMALL_PARAMS, project_catalog, small_parameters

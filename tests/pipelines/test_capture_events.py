@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avalanche_kedro.gain import band_edges
-from avalanche_kedro.windows import slice_hash, slice_windows
+from avalanche_kedro.measure.gain import band_edges
+from avalanche_kedro.measure.windows import slice_hash, slice_windows
 
 from .conftest import SMALL_PARAMS, run_study
 

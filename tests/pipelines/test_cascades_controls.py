@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avalanche_kedro.bootstrap import (
+from avalanche_kedro.analysis.bootstrap import (
     bootstrap_indices,
     percentile_interval,
     pooled_ratio,
     resample_weights,
 )
-from avalanche_kedro.lattice import avalanches, branching, branching_counts, susceptibility
-from avalanche_kedro.nulls import RASTER_NULLS, null_raster
+from avalanche_kedro.analysis.lattice import avalanches, branching, branching_counts, susceptibility
+from avalanche_kedro.analysis.nulls import RASTER_NULLS, null_raster
 
 N_WINDOWS = 8
 

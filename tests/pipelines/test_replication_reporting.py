@@ -8,15 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from avalanche_kedro.bootstrap import (
+from avalanche_kedro.analysis.bootstrap import (
     bootstrap_indices,
     percentile_interval,
     pooled_ratio,
     resample_weights,
 )
-from avalanche_kedro.lattice import pooled_branching
-from avalanche_kedro.schemas import SCHEMAS
-from avalanche_kedro.tables import PROVENANCE_COLUMNS, TABLE_IDS
+from avalanche_kedro.analysis.lattice import pooled_branching
+from avalanche_kedro.study.schemas import SCHEMAS
+from avalanche_kedro.study.tables import PROVENANCE_COLUMNS, TABLE_IDS
 
 TABLES = {key: TABLE_IDS[key] for key in SCHEMAS}
 

@@ -2,7 +2,7 @@
 
 A two-worker cluster runs in this test process (one worker with a ``GPU`` resource, one with a
 ``CPU`` resource, both real worker processes); ``kedro run --env dask --runner
-avalanche_kedro.runners.DaskRunner --runner-params address=...`` connects to it from a separate
+avalanche_kedro.framework.runners.DaskRunner --runner-params address=...`` connects to it from a separate
 ``kedro`` process exactly as on a real cluster. Its outputs are compared byte for byte with the
 sequential run of the shared ``e2e_project`` (same parameters, same config hash).
 """
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 distributed = pytest.importorskip("distributed")
 
-RUNNER = "avalanche_kedro.runners.DaskRunner"
+RUNNER = "avalanche_kedro.framework.runners.DaskRunner"
 # Everything a run computes (tables, rasters, taus, per-role outputs, the report); run
 # manifests, model folders and figure files (PDF metadata carries a creation date) excluded.
 COMPARED = ("02_intermediate", "03_primary", "04_feature", "07_model_output", "08_reporting")
@@ -39,7 +39,7 @@ def make_cluster(resources: list[dict[str, float]], allowed_failures: int = 3):
     import dask
     from distributed import LocalCluster, Nanny, Scheduler, SpecCluster
 
-    from avalanche_kedro.runners.dask_runner import worker_environment
+    from avalanche_kedro.framework.runners.dask_runner import worker_environment
 
     config = {
         **worker_environment(1),
@@ -312,8 +312,8 @@ def test_datasets_only_in_memory_are_refused(tmp_path):
     from kedro.pipeline import Pipeline, node
     from kedro_datasets.pandas import CSVDataset
 
-    from avalanche_kedro.errors import ScaleOutError
-    from avalanche_kedro.runners.dask_runner import check_persisted
+    from avalanche_kedro.core.errors import ScaleOutError
+    from avalanche_kedro.framework.runners.dask_runner import check_persisted
 
     pipeline = Pipeline([node(_first, "a", "b", name="n1"), node(_first, "b", "c", name="n2")])
     catalog = DataCatalog(
@@ -331,8 +331,8 @@ def test_storage_the_workers_cannot_see_is_refused(tmp_path):
     from kedro.pipeline import Pipeline, node
     from kedro_datasets.pandas import CSVDataset
 
-    from avalanche_kedro.errors import ScaleOutError
-    from avalanche_kedro.runners.dask_runner import check_shared_storage
+    from avalanche_kedro.core.errors import ScaleOutError
+    from avalanche_kedro.framework.runners.dask_runner import check_shared_storage
 
     client_side, worker_side = tmp_path / "client", tmp_path / "elsewhere"
     client_side.mkdir()
@@ -380,7 +380,10 @@ def test_kedro_airflow_creates_one_dag_per_pipeline_grouped_by_namespace(tmp_pat
     from avalanche_kedro.pipeline_registry import PIPELINE_ORDER
 
     project = copy_project(tmp_path)
-    template = Path(__file__).resolve().parents[2] / "src/avalanche_kedro/templates/airflow_dag.j2"
+    template = (
+        Path(__file__).resolve().parents[2]
+        / "src/avalanche_kedro/framework/templates/airflow_dag.j2"
+    )
     run_kedro(
         project, "airflow", "create", "--all", "--group-by", "namespace",
         "--target-dir", "dags", "--jinja-file", str(template),

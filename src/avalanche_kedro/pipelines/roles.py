@@ -13,7 +13,7 @@ import re
 
 from kedro.pipeline import Pipeline
 
-from ..errors import ConfigurationError
+from ..core.errors import ConfigurationError
 
 #: Inputs shared by every role (not namespaced).
 SHARED_INPUTS = {"corpus_A", "corpus_B", "arc_questions"}

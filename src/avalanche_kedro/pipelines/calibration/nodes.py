@@ -16,23 +16,23 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ... import comparison
-from ...arc import arc_accuracy, normalize_arc_records, prompt_set_sha256, score_arc
-from ...bootstrap import DEFAULT_REPLICATES
-from ...checkpoints import load_model
-from ...conditions import plan_conditions, resolve_gains
-from ...datasets import source_detail
-from ...errors import ConfigurationError
-from ...forward import PassStats, token_progress
-from ...gain import ATTN_GLOBAL, MLP_GLOBAL
-from ...gstar import TIE_TOLERANCE, gstar_table
-from ...moments import DEFAULT_EPS, UnitMoments
-from ...paths import project_path
-from ...perplexity import perplexity_summary, window_nll
-from ...rasters import EventRasters, RasterWriter
-from ...sweep import NULL_NONE, GainSetting, record_rasters, tau_array
-from ...thresholds import check_spike_defs
-from ...windows import slice_windows
+from ...analysis.bootstrap import DEFAULT_REPLICATES
+from ...core.errors import ConfigurationError
+from ...core.paths import project_path
+from ...evaluation import comparison
+from ...evaluation.arc import arc_accuracy, normalize_arc_records, prompt_set_sha256, score_arc
+from ...evaluation.gstar import TIE_TOLERANCE, gstar_table
+from ...evaluation.perplexity import perplexity_summary, window_nll
+from ...framework.datasets import source_detail
+from ...measure.checkpoints import load_model
+from ...measure.conditions import plan_conditions, resolve_gains
+from ...measure.forward import PassStats, token_progress
+from ...measure.gain import ATTN_GLOBAL, MLP_GLOBAL
+from ...measure.moments import DEFAULT_EPS, UnitMoments
+from ...measure.rasters import EventRasters, RasterWriter
+from ...measure.sweep import NULL_NONE, GainSetting, record_rasters, tau_array
+from ...measure.thresholds import check_spike_defs
+from ...measure.windows import slice_windows
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Nodes of the capture pipeline: model, windows, validate step, calibration at g = 1.
 
-Each node is a thin wrapper around the Kedro-free modules (:mod:`avalanche_kedro.windows`,
-:mod:`avalanche_kedro.checkpoints`, :mod:`avalanche_kedro.sweep`, ...), turning parameters and
+Each node is a thin wrapper around the Kedro-free modules (:mod:`avalanche_kedro.measure.windows`,
+:mod:`avalanche_kedro.measure.checkpoints`, :mod:`avalanche_kedro.measure.sweep`, ...), turning parameters and
 catalog data into their arguments and their results into tables.
 """
 
@@ -12,15 +12,15 @@ from typing import Any
 
 import pandas as pd
 
-from ...checkpoints import load_model, looks_like_hub_id, resolve_checkpoint
-from ...datasets import source_detail
-from ...errors import ConfigurationError, CorpusError, InstrumentationError
-from ...forward import validate_instrumentation
-from ...moments import DEFAULT_EPS, UnitMoments
-from ...paths import project_path
-from ...sweep import accumulate_moments, count_baseline_exceedances
-from ...thresholds import check_spike_defs, rate_targets_table
-from ...windows import (
+from ...core.errors import ConfigurationError, CorpusError, InstrumentationError
+from ...core.paths import project_path
+from ...framework.datasets import source_detail
+from ...measure.checkpoints import load_model, looks_like_hub_id, resolve_checkpoint
+from ...measure.forward import validate_instrumentation
+from ...measure.moments import DEFAULT_EPS, UnitMoments
+from ...measure.sweep import accumulate_moments, count_baseline_exceedances
+from ...measure.thresholds import check_spike_defs, rate_targets_table
+from ...measure.windows import (
     cut_windows,
     iter_text_records,
     select_slices,

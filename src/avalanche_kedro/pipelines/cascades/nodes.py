@@ -1,8 +1,8 @@
 """Nodes of the cascades pipeline: avalanches, branching, susceptibility, scaling (SPEC §6).
 
 Every condition of the raster set is analysed (real conditions and the token-shuffle null);
-the science is in :mod:`avalanche_kedro.lattice`, :mod:`avalanche_kedro.scaling` and
-:mod:`avalanche_kedro.bootstrap`.
+the science is in :mod:`avalanche_kedro.analysis.lattice`, :mod:`avalanche_kedro.analysis.scaling` and
+:mod:`avalanche_kedro.analysis.bootstrap`.
 """
 
 from __future__ import annotations
@@ -15,19 +15,19 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pandas as pd
 
-from ...bootstrap import bootstrap_indices
-from ...comparison import window_counts
-from ...lattice import (
+from ...analysis.bootstrap import bootstrap_indices
+from ...analysis.lattice import (
     ADJ_4N,
     ADJACENCIES,
     avalanches,
     pooled_branching,
     susceptibility_of_totals,
 )
-from ...rasters import EventRasters
-from ...scaling import TAIL_COLUMNS, crackling_fit_arrays, tail_fit
-from ...sweep import NULL_NONE
-from ...threads import single_threaded_blas
+from ...analysis.scaling import TAIL_COLUMNS, crackling_fit_arrays, tail_fit
+from ...core.threads import single_threaded_blas
+from ...evaluation.comparison import window_counts
+from ...measure.rasters import EventRasters
+from ...measure.sweep import NULL_NONE
 
 logger = logging.getLogger(__name__)
 

@@ -3,18 +3,18 @@
 For every real condition the two raster nulls are built window by window and layer by layer
 with the seed rule, their marginals are checked exactly (the run fails otherwise), and only
 their per-window branching counts are kept (a null raster is cheap to rebuild with
-:func:`avalanche_kedro.nulls.null_raster`). The comparison then resamples windows once per
+:func:`avalanche_kedro.analysis.nulls.null_raster`). The comparison then resamples windows once per
 condition and uses the same replicates for the real raster, both nulls, the token-shuffled
-input and chi, so every delta has a paired CI. The logic is :mod:`avalanche_kedro.comparison`.
+input and chi, so every delta has a paired CI. The logic is :mod:`avalanche_kedro.evaluation.comparison`.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from ... import comparison
-from ...bootstrap import DEFAULT_REPLICATES
-from ...rasters import EventRasters
+from ...analysis.bootstrap import DEFAULT_REPLICATES
+from ...evaluation import comparison
+from ...measure.rasters import EventRasters
 
 
 def measure_null_branching(

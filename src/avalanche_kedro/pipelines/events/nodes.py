@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...checkpoints import load_model
-from ...conditions import plan_conditions, threshold_settings
-from ...forward import PassStats, token_progress
-from ...gain import MLP_GLOBAL
-from ...moments import DEFAULT_EPS, UnitMoments
-from ...paths import project_path
-from ...rasters import EventRasters, RasterWriter
-from ...sweep import (
+from ...core.paths import project_path
+from ...measure.checkpoints import load_model
+from ...measure.conditions import plan_conditions, threshold_settings
+from ...measure.forward import PassStats, token_progress
+from ...measure.gain import MLP_GLOBAL
+from ...measure.moments import DEFAULT_EPS, UnitMoments
+from ...measure.rasters import EventRasters, RasterWriter
+from ...measure.sweep import (
     NULL_NONE,
     NULL_TOKEN_SHUFFLE_INPUT,
     GainSetting,
@@ -31,8 +31,8 @@ from ...sweep import (
     record_rasters,
     tau_array,
 )
-from ...thresholds import RATE_MATCH_REL_TOL, check_spike_defs, verify_rate_matching
-from ...windows import shuffle_window_tokens, slice_windows
+from ...measure.thresholds import RATE_MATCH_REL_TOL, check_spike_defs, verify_rate_matching
+from ...measure.windows import shuffle_window_tokens, slice_windows
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from ...bootstrap import DEFAULT_REPLICATES
-from ...replication import check_comparable_roles, replication_table
+from ...analysis.bootstrap import DEFAULT_REPLICATES
+from ...study.replication import check_comparable_roles, replication_table
 from ..roles_io import regroup
 
 CHECK_INPUTS = ["model_manifest", "slice_manifest", "instrumentation_report"]

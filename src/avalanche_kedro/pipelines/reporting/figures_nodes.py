@@ -1,7 +1,7 @@
 """Nodes that draw the paper figures F01-F11 (SPEC §11) from saved tables and rasters.
 
 Each node returns one :class:`matplotlib.figure.Figure` carrying its provenance
-(:mod:`avalanche_kedro.figures`); the catalog's ``FigureDataset`` writes it as PNG and PDF with
+(:mod:`avalanche_kedro.study.figures`); the catalog's ``FigureDataset`` writes it as PNG and PDF with
 that provenance in the file metadata. Nothing here runs a model: the inputs are the paper
 tables, the per-role tau tables and the base role's dataset A rasters.
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from matplotlib.figure import Figure
 
-from ... import figures
+from ...study import figures
 from ..roles_io import regroup
 
 F02_INPUTS = ["tau_table"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ... import report
-from ...tables import TABLE_IDS
+from ...study import report
+from ...study.tables import TABLE_IDS
 
 #: Table datasets the report reads, in node-input order; T07 only with two or more roles.
 REPORT_TABLES = [TABLE_IDS[t] for t in ("T01", "T02", "T03", "T04", "T05", "T06")]

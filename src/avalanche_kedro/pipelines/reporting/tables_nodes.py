@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from ... import tables
-from ...paths import project_path
-from ...provenance import code_version, config_hash, content_run_id, package_versions
+from ...core.paths import project_path
+from ...study import tables
+from ...study.provenance import code_version, config_hash, content_run_id, package_versions
 from ..roles_io import regroup
 
 DESCRIBE_INPUTS = ["model_manifest", "slice_manifest", "instrumentation_report"]

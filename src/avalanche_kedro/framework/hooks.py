@@ -1,0 +1,300 @@
+"""Project hooks: the active configuration for the pipeline registry, and run provenance."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from kedro.framework.hooks import hook_impl
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_FOLDER = Path("08_reporting/run_manifests")  # under globals.data_root (default data)
+
+
+class ActiveConfigHooks:
+    """Hands the session's config loader to the pipeline registry.
+
+    The model roles (one namespace per role) are read from the parameters of the *active*
+    environment (``kedro run --env paper``, ``--params``), which only the session knows; Kedro
+    registers pipelines after the context is created, so the registry can use this loader.
+    """
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        from ..core.paths import remember_project_root
+        from .active_config import remember_config_loader
+
+        remember_config_loader(context.config_loader)
+        remember_project_root(context.project_path)
+
+
+class InputCheckHooks:
+    """Before a run: every dataset the selected pipelines read but do not write must exist and
+    be readable, otherwise stop with the dataset's name and the command that produces it.
+
+    This runs before any node, so a `kedro run --pipelines reporting` without upstream outputs,
+    or with a truncated or corrupted artifact, stops before anything is written.
+    """
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        from kedro.framework.project import pipelines as registered
+
+        from ..core.errors import ArtifactError
+
+        produced_by = {
+            output: key
+            for key, candidate in sorted(registered.items())
+            if key != "__default__"
+            for output in candidate.all_outputs()
+        }
+        problems = []
+        for name in sorted(pipeline.inputs()):
+            # raw inputs (corpora, the ARC file) are not produced by the project: their own
+            # loaders report problems with them; parameters are always there
+            if name not in produced_by:
+                continue
+            try:
+                dataset = catalog.get(name)
+            except Exception:
+                dataset = None
+            if dataset is None or type(dataset).__name__ == "MemoryDataset":
+                continue
+            try:
+                if not catalog.exists(name):
+                    problems.append((name, "has not been produced yet"))
+                    continue
+                catalog.load(name)
+            except Exception as exc:  # unreadable: truncated, corrupted, wrong format
+                reason = (
+                    str(exc).strip().splitlines()[-1][:300]
+                    if str(exc).strip()
+                    else type(exc).__name__
+                )
+                problems.append((name, f"cannot be read ({reason})"))
+        if not problems:
+            return
+        lines, commands = [], []
+        for name, what in problems:
+            command = f"kedro run --pipelines {produced_by[name]}"
+            commands.append(command)
+            lines.append(f"{name} {what}; it is written by `{command}`")
+        shown = lines[:12] + ([f"... and {len(lines) - 12} more"] if len(lines) > 12 else [])
+        raise ArtifactError(
+            "The selected pipelines need saved datasets that are missing or unreadable:\n  "
+            + "\n  ".join(shown),
+            "Run the producing pipelines first (or plain `kedro run` for everything): "
+            + ", ".join(f"`{c}`" for c in dict.fromkeys(commands))
+            + ". Earlier versions are never overwritten; a rerun writes a new version.",
+        )
+
+
+class ProvenanceHooks:
+    """Writes one run manifest per ``kedro run`` (SPEC §12), also when the run fails.
+
+    ``data/08_reporting/run_manifests/<session id>.json`` holds the session id and the content
+    run id, the config hash, code version, package versions, machine, device and dtype, each
+    role's model identity and slice hashes, per-node wall time and tokens forwarded, and the
+    path, size and sha256 of every artifact saved by the run.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.context = None
+        self.catalog = None
+        self.started = 0.0
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self.artifacts: list[dict[str, Any]] = []
+        self._node_start: dict[str, tuple[float, int]] = {}
+        self.remote_tokens = 0
+        self.runner: dict[str, Any] = {}
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._reset()
+        self.context = context
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        self.catalog = catalog
+        self.started = time.time()
+
+    @hook_impl
+    def before_node_run(self, node, catalog, inputs, is_async, run_id) -> None:
+        from ..measure.forward import tokens_forwarded
+
+        self._node_start[node.name] = (time.perf_counter(), tokens_forwarded())
+
+    @hook_impl
+    def after_node_run(self, node, catalog, inputs, outputs, is_async, run_id) -> None:
+        from ..measure.forward import tokens_forwarded
+
+        started, tokens = self._node_start.pop(node.name, (time.perf_counter(), tokens_forwarded()))
+        self.nodes[node.name] = {
+            "seconds": round(time.perf_counter() - started, 3),
+            "tokens_forwarded": tokens_forwarded() - tokens,
+        }
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any, node) -> None:
+        from ..study.provenance import artifact_records
+
+        path = _saved_path(self.catalog, dataset_name)
+        if path is None:
+            return
+        for record in artifact_records(path):
+            self.artifacts.append({"dataset": dataset_name, **record})
+
+    def record_remote_node(self, record: dict[str, Any]) -> None:
+        """A node that ran in another process (a Dask worker): its time, tokens and artifacts.
+
+        Node hooks fire in the worker, so the worker measures them (see
+        :mod:`avalanche_kedro.framework.runners.dask`) and the runner hands the record over here.
+        """
+        self.nodes[record["node"]] = {
+            "seconds": record["seconds"],
+            "tokens_forwarded": record["tokens_forwarded"],
+            "worker": record.get("worker"),
+            "models_loaded_by_worker": record.get("models_loaded_by_worker", []),
+        }
+        self.remote_tokens += int(record["tokens_forwarded"])
+        self.artifacts.extend(record.get("artifacts", []))
+
+    def record_runner(self, description: dict[str, Any]) -> None:
+        """How the run was executed (runner, scheduler address, workers)."""
+        self.runner = dict(description)
+
+    @hook_impl
+    def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
+        self._write(run_params, status="completed")
+
+    @hook_impl
+    def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
+        self._write(run_params, status=f"failed: {type(error).__name__}: {error}"[:2000])
+
+    def _write(self, run_params: dict[str, Any], status: str) -> None:
+        try:
+            manifest = self._manifest(run_params, status)
+        except Exception as exc:  # provenance must never hide the run's own outcome
+            logger.warning("Could not assemble the run manifest: %s", exc)
+            return
+        folder = manifest_folder(self.context)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{manifest['session_id']}.json"
+        if target.exists():  # never overwrite an earlier manifest
+            target = folder / f"{manifest['session_id']}-{int(time.time() * 1000)}.json"
+        target.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+        logger.info("Run manifest written to %s", target)
+
+    def _manifest(self, run_params: dict[str, Any], status: str) -> dict[str, Any]:
+        from ..measure.forward import tokens_forwarded
+        from ..study.provenance import (
+            code_version,
+            config_hash,
+            content_run_id,
+            machine,
+            package_versions,
+        )
+
+        parameters = self.context.params if self.context else {}
+        roles = list(parameters.get("model_roles") or [])
+        models, slices, devices = {}, {}, {}
+        for role in roles:
+            models[role] = _load_latest(self.catalog, f"{role}.model_manifest")
+            slices[role] = _load_latest(self.catalog, f"{role}.slice_manifest")
+            report = _load_latest(self.catalog, f"{role}.instrumentation_report")
+            if report:
+                devices[role] = {
+                    k: report.get(k)
+                    for k in ("device", "dtype", "n_layers", "d_ff", "n_parameters")
+                }
+        config_sha = config_hash(parameters)
+        code = code_version(self.context.project_path if self.context else None)
+        complete = all(models.values()) and all(slices.values()) and roles
+        return {
+            "session_id": run_params.get("run_id") or run_params.get("session_id"),
+            "run_id": content_run_id(config_sha, code, models, slices) if complete else None,
+            "status": status,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),
+            "wall_seconds": round(time.time() - self.started, 3),
+            "env": run_params.get("env"),
+            "pipeline_names": run_params.get("pipeline_names"),
+            "namespaces": run_params.get("namespaces"),
+            "runtime_params": run_params.get("runtime_params"),
+            "config_hash": config_sha,
+            "code_version": code,
+            "packages": package_versions(),
+            "machine": machine(),
+            "runtime": parameters.get("runtime"),
+            "devices": devices,
+            "models": {
+                role: {
+                    k: (m or {}).get(k)
+                    for k in (
+                        "model_id",
+                        "checkpoint",
+                        "source",
+                        "revision",
+                        "content_sha256",
+                        "tokenizer_sha256",
+                        "model_type",
+                    )
+                }
+                for role, m in models.items()
+            },
+            "slices": {
+                role: [
+                    {
+                        k: s.get(k)
+                        for k in ("dataset_role", "slice", "n_windows", "seq_len", "sha256")
+                    }
+                    for s in (m or {}).get("slices", [])
+                ]
+                for role, m in slices.items()
+            },
+            "tokens_forwarded": tokens_forwarded() + self.remote_tokens,
+            "runner": self.runner or {"name": "in-process"},
+            "nodes": self.nodes,
+            "artifacts": self.artifacts,
+        }
+
+
+def manifest_folder(context) -> Path:
+    """``<data_root>/08_reporting/run_manifests`` of the active configuration."""
+    if context is None:
+        return Path("data") / MANIFEST_FOLDER
+    try:
+        data_root = context.config_loader["globals"].get("data_root", "data")
+    except Exception:  # no globals: the default layout
+        data_root = "data"
+    return Path(context.project_path) / str(data_root) / MANIFEST_FOLDER
+
+
+def _load_latest(catalog, name: str) -> dict | None:
+    try:
+        if catalog is None or not catalog.exists(name):
+            return None
+        return catalog.load(name)
+    except Exception:  # a missing or unreadable optional input leaves a gap, not a crash
+        return None
+
+
+def _saved_path(catalog, name: str) -> Path | None:
+    """Where the dataset just saved its data (the version folder's file for versioned ones)."""
+    if catalog is None:
+        return None
+    try:
+        dataset = catalog.get(name)
+    except Exception:
+        return None
+    if dataset is None or not hasattr(dataset, "_filepath"):
+        return None
+    if getattr(dataset, "_version", None) is not None:
+        return Path(str(dataset._get_versioned_path(dataset.resolve_save_version())))
+    return Path(str(dataset._filepath))

@@ -1,0 +1,201 @@
+"""Event rasters on disk: ``[C, N, L, T]`` counts A (uint16) and occupancy X (uint8) (SPEC §5).
+
+A raster set is a directory holding ``A.npy``, ``X.npy``, ``cond_id.npy`` (int32, length C,
+keys of the condition table) and ``seq_id.npy`` (int32, length N, the windows' chunk indices),
+plus ``raster.json`` describing the shape. The arrays are plain ``.npy`` files opened
+memory-mapped, so an analysis reads one condition at a time without loading the rest.
+
+:class:`RasterWriter` fills ``A.npy`` with positioned writes (one block per condition and batch
+of windows) instead of holding the raster in memory, so the measurement's host memory does
+not grow with the number of windows.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..core.errors import ArtifactError
+
+A_FILE = "A.npy"
+X_FILE = "X.npy"
+COND_FILE = "cond_id.npy"
+SEQ_FILE = "seq_id.npy"
+META_FILE = "raster.json"
+RASTER_FILES = (A_FILE, X_FILE, COND_FILE, SEQ_FILE, META_FILE)
+
+
+@dataclass(frozen=True)
+class EventRasters:
+    """Counts ``A [C, N, L, T]`` and occupancy ``X = (A > 0)`` with their keys."""
+
+    A: np.ndarray
+    X: np.ndarray
+    cond_id: np.ndarray
+    seq_id: np.ndarray
+    directory: Path | None = None
+
+    def __post_init__(self) -> None:
+        check_raster_arrays(self.A, self.X, self.cond_id, self.seq_id)
+
+    @property
+    def n_conditions(self) -> int:
+        return int(self.A.shape[0])
+
+    def index_of(self, cond_id: int) -> int:
+        """Row of ``cond_id`` in the arrays."""
+        matches = np.flatnonzero(self.cond_id == cond_id)
+        if matches.size != 1:
+            raise KeyError(f"cond_id {cond_id} is not in this raster set")
+        return int(matches[0])
+
+    def counts(self, cond_id: int) -> np.ndarray:
+        """``A[n, l, t]`` of one condition (a view)."""
+        return self.A[self.index_of(cond_id)]
+
+    def occupancy(self, cond_id: int) -> np.ndarray:
+        """``X[n, l, t]`` of one condition (a view)."""
+        return self.X[self.index_of(cond_id)]
+
+    @classmethod
+    def open(cls, directory: Path | str) -> EventRasters:
+        """Open a raster directory memory-mapped (read-only), checking it is complete."""
+        directory = Path(directory)
+        missing = [name for name in RASTER_FILES if not (directory / name).exists()]
+        if missing:
+            raise ArtifactError(
+                f"Raster directory '{directory}' is incomplete: missing {missing}.",
+                "Re-run the events pipeline (kedro run --pipelines events) to rewrite it.",
+            )
+        try:
+            expected_shape = json.loads((directory / META_FILE).read_text())["shape"]
+            A = np.load(directory / A_FILE, mmap_mode="r")
+            X = np.load(directory / X_FILE, mmap_mode="r")
+            cond_id = np.load(directory / COND_FILE)
+            seq_id = np.load(directory / SEQ_FILE)
+        except (ValueError, EOFError, OSError, KeyError, TypeError) as exc:
+            # a truncated .npy cannot be mapped or parsed; a broken raster.json cannot be read
+            raise ArtifactError(
+                f"Raster files in '{directory}' are truncated or corrupted ({exc}).",
+                "Re-run the events pipeline (kedro run --pipelines events) to rewrite them.",
+            ) from exc
+        if list(A.shape) != expected_shape:
+            raise ArtifactError(
+                f"Raster A in '{directory}' has shape {list(A.shape)}, its metadata says "
+                f"{expected_shape}.",
+                "Re-run the events pipeline (kedro run --pipelines events) to rewrite it.",
+            )
+        return cls(A=A, X=X, cond_id=cond_id, seq_id=seq_id, directory=directory)
+
+
+def check_raster_arrays(
+    A: np.ndarray, X: np.ndarray, cond_id: np.ndarray, seq_id: np.ndarray
+) -> None:
+    """Shapes and dtypes of a raster set; a clear error naming the offending array."""
+    if A.ndim != 4 or A.dtype != np.uint16:
+        raise ArtifactError(
+            f"Raster A must be a uint16 array [C, N, L, T]; got {A.dtype} with shape {A.shape}.",
+            "Build rasters with avalanche_kedro.measure.rasters.RasterWriter or cast the counts.",
+        )
+    if X.shape != A.shape or X.dtype != np.uint8:
+        raise ArtifactError(
+            f"Raster X must be uint8 with A's shape {A.shape}; got {X.dtype} {X.shape}.",
+            "Derive X as (A > 0).astype(numpy.uint8).",
+        )
+    if cond_id.shape != (A.shape[0],) or cond_id.dtype != np.int32:
+        raise ArtifactError(
+            f"cond_id must be int32 of length C = {A.shape[0]}; got {cond_id.dtype} "
+            f"{cond_id.shape}.",
+            "Give one int32 condition id per raster row.",
+        )
+    if seq_id.shape != (A.shape[1],) or seq_id.dtype != np.int32:
+        raise ArtifactError(
+            f"seq_id must be int32 of length N = {A.shape[1]}; got {seq_id.dtype} {seq_id.shape}.",
+            "Give one int32 window id per raster column.",
+        )
+
+
+class RasterWriter:
+    """Writes a raster directory block by block; :meth:`finalize` derives X and checks coverage."""
+
+    def __init__(
+        self,
+        directory: Path | str,
+        cond_ids: Sequence[int],
+        seq_ids: Sequence[int],
+        n_layers: int,
+        seq_len: int,
+    ):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if any(self.directory.iterdir()):
+            raise ArtifactError(
+                f"Raster directory '{self.directory}' is not empty.",
+                "Write rasters into a new or empty directory; existing rasters are never overwritten.",
+            )
+        self.cond_ids = np.asarray(cond_ids, dtype=np.int32)
+        self.seq_ids = np.asarray(seq_ids, dtype=np.int32)
+        self.shape = (len(self.cond_ids), len(self.seq_ids), int(n_layers), int(seq_len))
+        # open_memmap writes the .npy header and sizes the file (sparse); we then write blocks
+        # through an ordinary file handle so nothing of the raster stays resident in memory.
+        mapped = np.lib.format.open_memmap(
+            self.directory / A_FILE, mode="w+", dtype=np.uint16, shape=self.shape
+        )
+        self._offset = int(mapped.offset)
+        del mapped
+        self._handle = open(self.directory / A_FILE, "r+b")  # noqa: SIM115
+        self._covered = np.zeros(self.shape[:2], dtype=bool)
+        self._site_bytes = self.shape[2] * self.shape[3] * 2
+
+    def write(self, row: int, window_start: int, block: np.ndarray) -> None:
+        """Write counts ``block [B, L, T]`` of raster row ``row`` for windows from ``window_start``."""
+        n_block = block.shape[0]
+        if block.shape[1:] != self.shape[2:]:
+            raise ValueError(f"block shape {block.shape} does not match raster {self.shape}")
+        position = self._offset + (row * self.shape[1] + window_start) * self._site_bytes
+        self._handle.seek(position)
+        self._handle.write(np.ascontiguousarray(block, dtype="<u2").tobytes())
+        self._covered[row, window_start : window_start + n_block] = True
+
+    def finalize(self) -> EventRasters:
+        """Close A, write X, cond_id, seq_id and the metadata; return the opened raster set."""
+        self._handle.close()
+        if not self._covered.all():
+            missing = np.argwhere(~self._covered)[:5].tolist()
+            raise ArtifactError(
+                f"Raster {self.directory} was not completely written (first missing "
+                f"[row, window] pairs: {missing}).",
+                "This is a bug in the measurement loop; please report it.",
+            )
+        mapped_x = np.lib.format.open_memmap(
+            self.directory / X_FILE, mode="w+", dtype=np.uint8, shape=self.shape
+        )
+        x_offset = int(mapped_x.offset)
+        del mapped_x
+        per_row = self.shape[1] * self.shape[2] * self.shape[3]
+        with (
+            open(self.directory / A_FILE, "rb") as source,
+            open(self.directory / X_FILE, "r+b") as sink,
+        ):
+            for row in range(self.shape[0]):
+                source.seek(self._offset + row * per_row * 2)
+                counts = np.frombuffer(source.read(per_row * 2), dtype="<u2")
+                sink.seek(x_offset + row * per_row)
+                sink.write((counts > 0).astype(np.uint8).tobytes())
+        np.save(self.directory / COND_FILE, self.cond_ids)
+        np.save(self.directory / SEQ_FILE, self.seq_ids)
+        (self.directory / META_FILE).write_text(
+            json.dumps({"shape": list(self.shape), "axes": ["C", "N", "L", "T"]}, indent=2)
+        )
+        return EventRasters.open(self.directory)
+
+    def abort(self) -> None:
+        """Discard a partially written raster."""
+        if not self._handle.closed:
+            self._handle.close()
+        shutil.rmtree(self.directory, ignore_errors=True)

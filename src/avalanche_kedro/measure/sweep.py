@@ -1,0 +1,444 @@
+"""The measurement passes of the study, each one forward pass per window (SPEC §3-5, §7).
+
+* :func:`accumulate_moments` - per-unit mu/sigma at g = 1 on the calibration slice.
+* :func:`count_baseline_exceedances` - per-layer rates of ``v > tau0`` (the rate profile).
+* :func:`fit_thresholds` - for each (intervention, g): a running top-k of v per layer and
+  spike definition, from which every target rate's order-statistic tau is read.
+* :func:`record_rasters` - for each (input, intervention, g): event counts per site for every
+  (spike definition, target rate) at once, written straight to the raster file.
+
+All reductions run on the model's device inside the hooks; the host only ever receives
+per-site counts ``[S, R, batch, L, T]`` or per-layer summaries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ..core.errors import ConfigurationError, NonFiniteActivationError
+from .checkpoints import LoadedModel
+from .forward import PassStats, run_pass, token_progress
+from .gain import MLP_GLOBAL, layer_gains
+from .moments import RunningMoments, Standardizer, UnitMoments
+from .rasters import RasterWriter
+from .thresholds import (
+    StreamingTopK,
+    fit_layer_thresholds,
+    spike_values,
+    topk_capacity,
+)
+
+NULL_NONE = "NULL_NONE"
+NULL_TOKEN_SHUFFLE_INPUT = "NULL_TOKEN_SHUFFLE_INPUT"
+
+
+def _window_note(start: int, stop: int) -> str:
+    return f" in windows {start}..{stop - 1} of the slice"
+
+
+def _flat_nonzero(mask: torch.Tensor) -> torch.Tensor:
+    """Indices of the True entries of a 1-D mask (numpy's flatnonzero on the CPU: several
+    times faster than ``torch.nonzero`` for the sparse masks of the event passes)."""
+    if mask.device.type == "cpu":
+        return torch.from_numpy(np.flatnonzero(mask.numpy()))
+    return torch.nonzero(mask).squeeze(1)
+
+
+# --------------------------------------------------------------------------------------------
+# Calibration at g = 1
+
+
+def accumulate_moments(
+    loaded: LoadedModel, input_ids: np.ndarray, batch_size: int, progress: bool = False
+) -> tuple[UnitMoments, PassStats]:
+    """Per-(layer, unit) moments of u over all tokens of ``input_ids`` (one pass, g = 1)."""
+    moments = RunningMoments(loaded.n_layers, loaded.d_ff, device=loaded.device)
+    where = {"text": ""}
+
+    def on_batch(start: int, stop: int) -> None:
+        where["text"] = _window_note(start, stop)
+
+    stats = run_pass(
+        loaded,
+        input_ids,
+        batch_size=batch_size,
+        on_u=lambda layer, u: moments.update(layer, u, where["text"]),
+        on_batch=on_batch,
+        progress=progress,
+        description="moments",
+    )
+    return moments.result(), stats
+
+
+def count_baseline_exceedances(
+    loaded: LoadedModel,
+    input_ids: np.ndarray,
+    standardizer: Standardizer,
+    spike_defs: Sequence[str],
+    tau0: float,
+    batch_size: int,
+    progress: bool = False,
+) -> tuple[pd.DataFrame, PassStats]:
+    """``r_base[l] = count(v > tau0) / n_l`` per spike definition and layer (one pass, g = 1)."""
+    counts = torch.zeros(len(spike_defs), loaded.n_layers, dtype=torch.int64, device=loaded.device)
+    guard = _FiniteGuard(loaded)
+
+    def on_u(layer: int, u: torch.Tensor) -> None:
+        z = standardizer(layer, u)
+        guard.observe(layer, z.abs())
+        for index, spike_def in enumerate(spike_defs):
+            counts[index, layer] += (spike_values(z, spike_def) > tau0).sum()
+
+    stats = run_pass(
+        loaded,
+        input_ids,
+        batch_size=batch_size,
+        on_u=on_u,
+        on_batch=guard.on_batch,
+        on_batch_end=guard.on_batch_end,
+        progress=progress,
+        description="baseline rates",
+    )
+    n_values = input_ids.shape[0] * input_ids.shape[1] * loaded.d_ff
+    host = counts.cpu().numpy()
+    rows = [
+        {
+            "spike_def_id": spike_def,
+            "layer": layer,
+            "tau0": float(tau0),
+            "n_exceed": int(host[index, layer]),
+            "n_values": int(n_values),
+            "r_base": host[index, layer] / n_values,
+        }
+        for index, spike_def in enumerate(spike_defs)
+        for layer in range(loaded.n_layers)
+    ]
+    return pd.DataFrame(rows), stats
+
+
+# --------------------------------------------------------------------------------------------
+# Rate matching
+
+
+@dataclass(frozen=True)
+class GainSetting:
+    """One (intervention, g) at which thresholds are fitted and rasters recorded."""
+
+    intervention_id: str
+    g: float
+
+
+def _profile_array(
+    rate_targets: pd.DataFrame, spike_defs: Sequence[str], target_rates: Sequence[float], n_layers
+) -> np.ndarray:
+    """``r*[s, r, l]`` from the long rate-targets table."""
+    profile = np.full((len(spike_defs), len(target_rates), n_layers), np.nan)
+    index = rate_targets.set_index(["spike_def_id", "target_rate", "layer"])["r_star"]
+    for si, spike_def in enumerate(spike_defs):
+        for ri, rate in enumerate(target_rates):
+            for layer in range(n_layers):
+                key = (spike_def, float(rate), layer)
+                if key not in index.index:
+                    raise ConfigurationError(
+                        f"No r* for {key} in the rate-targets table.",
+                        "Re-run the capture pipeline with the same calibration parameters "
+                        "(kedro run --pipelines capture).",
+                    )
+                profile[si, ri, layer] = index[key]
+    return profile
+
+
+def fit_thresholds(
+    loaded: LoadedModel,
+    input_ids: np.ndarray,
+    standardizer: Standardizer,
+    rate_targets: pd.DataFrame,
+    settings: Sequence[GainSetting],
+    spike_defs: Sequence[str],
+    target_rates: Sequence[float],
+    batch_size: int,
+    progress: bool = False,
+) -> tuple[pd.DataFrame, PassStats]:
+    """Order-statistic thresholds for every setting x spike def x target rate x layer.
+
+    One pass per setting over the calibration windows keeps, per (spike def, layer), the
+    ``k = floor(max_r r* n) + 1`` largest v; each target's tau is then the ``(m+1)``-th of
+    them with ``m = floor(r* n)``. Returns the threshold-fit table (in-sample rates included).
+    """
+    n_layers = loaded.n_layers
+    n_values = int(input_ids.shape[0] * input_ids.shape[1] * loaded.d_ff)
+    profile = _profile_array(rate_targets, spike_defs, target_rates, n_layers)
+    rows = []
+    total = PassStats()
+    bar = token_progress(
+        len(settings) * input_ids.size, "rate matching (calibration slice)", bool(progress)
+    )
+    for setting in settings:
+        buffers = [
+            [
+                StreamingTopK(topk_capacity(profile[si, :, layer].max(), n_values))
+                for layer in range(n_layers)
+            ]
+            for si in range(len(spike_defs))
+        ]
+        guard = _FiniteGuard(loaded)
+
+        def on_u(layer: int, u: torch.Tensor, buffers=buffers, guard=guard) -> None:
+            z = standardizer(layer, u).reshape(-1)
+            magnitude = z.abs()
+            guard.observe(layer, magnitude)
+            # Only values above every buffer's current k-th largest can enter a buffer; one
+            # comparison on |z| finds the candidates of both spike definitions at once.
+            floor = _candidate_floor([buffers[si][layer] for si in range(len(spike_defs))])
+            if floor is not None:
+                z = z[_flat_nonzero(magnitude > floor)]
+            for si, spike_def in enumerate(spike_defs):
+                buffers[si][layer].update(spike_values(z, spike_def))
+
+        stats = run_pass(
+            loaded,
+            input_ids,
+            batch_size=batch_size,
+            gains=layer_gains(setting.intervention_id, setting.g, n_layers),
+            on_u=on_u,
+            on_batch=guard.on_batch,
+            on_batch_end=guard.on_batch_end,
+            progress=bar,
+            description=f"{setting.intervention_id} g={setting.g}",
+        )
+        total.add(stats)
+        for si, spike_def in enumerate(spike_defs):
+            for layer in range(n_layers):
+                top = buffers[si][layer].result()
+                fits = fit_layer_thresholds(top, n_values, profile[si, :, layer])
+                for ri, fit in enumerate(fits):
+                    rows.append(
+                        {
+                            "intervention_id": setting.intervention_id,
+                            "g": float(setting.g),
+                            "spike_def_id": spike_def,
+                            "target_rate": float(target_rates[ri]),
+                            "layer": layer,
+                            "r_star": float(profile[si, ri, layer]),
+                            "n_values": n_values,
+                            "topk_kept": int(top.size),
+                            **fit,
+                        }
+                    )
+    bar.close()
+    return pd.DataFrame(rows), total
+
+
+def tau_array(
+    threshold_fit: pd.DataFrame,
+    setting: GainSetting,
+    spike_defs: Sequence[str],
+    target_rates: Sequence[float],
+    n_layers: int,
+) -> np.ndarray:
+    """``tau[s, r, l]`` (float32, the exact fitted values) of one (intervention, g)."""
+    part = threshold_fit[
+        (threshold_fit["intervention_id"] == setting.intervention_id)
+        & (threshold_fit["g"] == setting.g)
+    ]
+    taus = np.empty((len(spike_defs), len(target_rates), n_layers), dtype=np.float32)
+    for si, spike_def in enumerate(spike_defs):
+        for ri, rate in enumerate(target_rates):
+            rows = part[(part["spike_def_id"] == spike_def) & (part["target_rate"] == rate)]
+            if len(rows) != n_layers:
+                raise ConfigurationError(
+                    f"The threshold table has {len(rows)} layers for {setting}, {spike_def}, "
+                    f"target {rate}; the model has {n_layers}.",
+                    "Re-run the events pipeline (kedro run --pipelines events) so thresholds "
+                    "and rasters come from the same parameters.",
+                )
+            taus[si, ri] = rows.sort_values("layer")["tau"].to_numpy(dtype=np.float32)
+    return taus
+
+
+# --------------------------------------------------------------------------------------------
+# Rasters
+
+
+class _FiniteGuard:
+    """Detects NaN/inf activations without a host sync per layer.
+
+    Each layer's max |z| is stored on the device (NaN propagates through max); the check runs
+    once per batch and names the first offending layer and the batch's windows.
+    """
+
+    def __init__(self, loaded: LoadedModel):
+        self.peaks = torch.zeros(loaded.n_layers, dtype=torch.float32, device=loaded.device)
+        self.where = ""
+
+    def on_batch(self, start: int, stop: int) -> None:
+        self.where = _window_note(start, stop)
+
+    def observe(self, layer: int, magnitude: torch.Tensor) -> None:
+        self.peaks[layer] = magnitude.amax()
+
+    def on_batch_end(self, start: int, stop: int) -> None:
+        finite = torch.isfinite(self.peaks)
+        if not bool(finite.all()):
+            raise NonFiniteActivationError.in_layer(int(torch.nonzero(~finite)[0, 0]), self.where)
+
+
+def _candidate_floor(buffers: Sequence[StreamingTopK]) -> torch.Tensor | None:
+    """Smallest entry threshold among full buffers (None while any buffer is still filling)."""
+    floors = [buffer.entry_threshold() for buffer in buffers]
+    if any(floor is None for floor in floors):
+        return None
+    floor = floors[0]
+    for other in floors[1:]:
+        floor = torch.minimum(floor, other)
+    # Both statistics (z and |z|) exceed their floor only where |z| exceeds it, provided the
+    # floor is not negative; a negative floor (rates above 50 %) disables the shortcut.
+    return floor if bool(floor >= 0) else None
+
+
+class _RasterCounter:
+    """Per-batch event counts ``[S, R, B, L, T]`` on the device, flushed to a raster writer.
+
+    Per layer: standardize, take |z|, keep the (few) entries above the smallest threshold of
+    any (spike def, target), and count, for each (spike def, target), the kept entries above
+    its threshold per site with one ``index_add_``. Exact: every entry above any threshold is
+    kept, because ``v > tau >= floor`` implies ``|z| > floor`` for both statistics.
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        standardizer: Standardizer,
+        spike_defs: Sequence[str],
+        taus: np.ndarray,  # [S, R, L] float32 values
+        cond_rows: np.ndarray,  # [S, R] row of each (spike def, target) in the raster file
+        writer: RasterWriter,
+        seq_len: int,
+        batch_size: int,
+    ):
+        self.standardizer = standardizer
+        self.spike_defs = list(spike_defs)
+        self.n_s, self.n_r, n_layers = taus.shape
+        self.taus = torch.as_tensor(taus, dtype=torch.float32, device=loaded.device)
+        floors = taus.reshape(-1, n_layers).min(axis=0)
+        # A negative floor would make |z| > floor keep everything; count densely then.
+        self.floors = [float(f) if f >= 0 else None for f in floors]
+        self.cond_rows = cond_rows
+        self.writer = writer
+        self.d_ff = loaded.d_ff
+        self.seq_len = seq_len
+        self.buffer = torch.zeros(
+            self.n_s,
+            self.n_r,
+            batch_size,
+            n_layers,
+            seq_len,
+            dtype=torch.int32,
+            device=loaded.device,
+        )
+        self.guard = _FiniteGuard(loaded)
+        self.size = 0
+
+    def on_batch(self, start: int, stop: int) -> None:
+        self.size = stop - start
+        self.guard.on_batch(start, stop)
+
+    def on_u(self, layer: int, u: torch.Tensor) -> None:
+        z = self.standardizer(layer, u).reshape(-1)
+        magnitude = z.abs()
+        self.guard.observe(layer, magnitude)
+        n_sites = self.size * self.seq_len
+        if self.floors[layer] is not None:
+            kept = _flat_nonzero(magnitude > self.floors[layer])
+            values = z[kept]
+            sites = torch.div(kept, self.d_ff, rounding_mode="floor")
+        else:
+            values = z
+            sites = torch.arange(n_sites, device=z.device).repeat_interleave(self.d_ff)
+        hits = torch.cat(
+            [
+                spike_values(values, spike_def)[:, None] > self.taus[si, :, layer][None, :]
+                for si, spike_def in enumerate(self.spike_defs)
+            ],
+            dim=1,
+        ).to(torch.int32)  # [K, S*R]
+        counts = torch.zeros(n_sites, self.n_s * self.n_r, dtype=torch.int32, device=z.device)
+        counts.index_add_(0, sites, hits)
+        self.buffer[:, :, : self.size, layer, :] = counts.T.reshape(
+            self.n_s, self.n_r, self.size, self.seq_len
+        )
+
+    def on_batch_end(self, start: int, stop: int) -> None:
+        self.guard.on_batch_end(start, stop)
+        counts = self.buffer[:, :, : self.size].cpu().numpy().astype(np.uint16)
+        for si in range(self.n_s):
+            for ri in range(self.n_r):
+                self.writer.write(int(self.cond_rows[si, ri]), start, counts[si, ri])
+
+
+def record_rasters(
+    loaded: LoadedModel,
+    input_ids: np.ndarray,
+    standardizer: Standardizer,
+    taus: np.ndarray,
+    cond_rows: np.ndarray,
+    spike_defs: Sequence[str],
+    setting: GainSetting,
+    writer: RasterWriter,
+    batch_size: int,
+    progress: bool | tqdm = False,
+    description: str = "rasters",
+    on_logits=None,
+) -> PassStats:
+    """One pass over ``input_ids`` at ``setting``; A[n, l, t] = #units with v > tau_l for every
+    (spike def, target) pair, written to rows ``cond_rows[s, r]`` of the raster file.
+
+    ``on_logits(start, stop, logits)`` (optional) receives each batch's logits from the same
+    pass, e.g. to score the windows' perplexity without a second forward pass.
+    """
+    if loaded.d_ff > np.iinfo(np.uint16).max:
+        raise ConfigurationError(
+            f"d_ff = {loaded.d_ff} exceeds the uint16 range of raster counts.",
+            "This model is too wide for uint16 rasters; open an issue to widen the dtype.",
+        )
+    counter = _RasterCounter(
+        loaded,
+        standardizer,
+        spike_defs,
+        taus,
+        cond_rows,
+        writer,
+        seq_len=input_ids.shape[1],
+        batch_size=min(batch_size, input_ids.shape[0]),
+    )
+    return run_pass(
+        loaded,
+        input_ids,
+        batch_size=batch_size,
+        gains=layer_gains(setting.intervention_id, setting.g, loaded.n_layers),
+        on_u=counter.on_u,
+        on_batch=counter.on_batch,
+        on_batch_end=counter.on_batch_end,
+        on_logits=on_logits,
+        progress=progress,
+        description=description,
+    )
+
+
+__all__ = [
+    "MLP_GLOBAL",
+    "NULL_NONE",
+    "NULL_TOKEN_SHUFFLE_INPUT",
+    "GainSetting",
+    "accumulate_moments",
+    "count_baseline_exceedances",
+    "fit_thresholds",
+    "record_rasters",
+    "tau_array",
+]

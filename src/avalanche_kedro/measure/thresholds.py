@@ -1,0 +1,260 @@
+"""Spike definitions, per-layer target rates and exact order-statistic thresholds (SPEC §3-4).
+
+Vocabulary: ``v`` is the spike statistic (``z`` for one-sided, ``|z|`` for two-sided spikes); a
+unit spikes when ``v > tau`` (strict). For a layer with ``n`` calibration values and target rate
+``r*``, the exceedance budget is ``m = floor(r* n)`` and the threshold is the ``(m+1)``-th largest
+value (the largest when ``m = 0``), so that ``count(v > tau) <= m`` and equals ``m`` unless the
+value at the threshold is tied.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..core.errors import ConfigurationError, RateMatchingError
+
+SPIKE_ONE_SIDED_POS = "SPIKE_ONE_SIDED_POS"
+SPIKE_TWO_SIDED_ABS = "SPIKE_TWO_SIDED_ABS"
+SPIKE_DEFS = (SPIKE_ONE_SIDED_POS, SPIKE_TWO_SIDED_ABS)
+
+#: SPEC §3 baseline threshold for the per-layer rate profile.
+TAU0_BASELINE = 2.5
+#: SPEC §4 relative tolerance of the rate-matching verification.
+RATE_MATCH_REL_TOL = 0.05
+
+
+def check_spike_defs(spike_defs: Sequence[str]) -> tuple[str, ...]:
+    """Validate spike definition ids; returns them as a tuple in the given order."""
+    unknown = [s for s in spike_defs if s not in SPIKE_DEFS]
+    if unknown or not spike_defs:
+        raise ConfigurationError(
+            f"Unknown or missing spike definitions {unknown or list(spike_defs)}.",
+            f"Use a non-empty subset of {list(SPIKE_DEFS)} in calibration.spike_defs.",
+        )
+    return tuple(spike_defs)
+
+
+def spike_values(z: torch.Tensor, spike_def: str) -> torch.Tensor:
+    """The statistic compared with tau: ``v = z`` (one-sided) or ``v = |z|`` (two-sided)."""
+    if spike_def == SPIKE_ONE_SIDED_POS:
+        return z
+    if spike_def == SPIKE_TWO_SIDED_ABS:
+        return z.abs()
+    raise ConfigurationError(
+        f"Unknown spike definition '{spike_def}'.", f"Use one of {list(SPIKE_DEFS)}."
+    )
+
+
+def target_profile(r_base: np.ndarray, target_rate: float) -> np.ndarray:
+    """Per-layer target rates ``r*[l] = clip(r_base[l] * r / mean_l(r_base), 0, 1)`` (SPEC §3).
+
+    The profile keeps the baseline's shape across layers and its layer mean equals ``r`` (unless
+    clipping at 1 bites, which needs absurd rates).
+    """
+    r_base = np.asarray(r_base, dtype=np.float64)
+    mean_base = float(r_base.mean())
+    if not mean_base > 0.0:
+        raise ConfigurationError(
+            "No calibration value exceeds the baseline threshold tau0 in any layer "
+            "(mean baseline rate is 0), so no per-layer rate profile can be formed.",
+            "Lower calibration.tau0, use more calibration windows, or check that the model's "
+            "MLP activations are not constant.",
+        )
+    return np.clip(r_base * (float(target_rate) / mean_base), 0.0, 1.0)
+
+
+def rate_targets_table(
+    baseline_rates: pd.DataFrame, spike_defs: Sequence[str], target_rates: Sequence[float]
+) -> pd.DataFrame:
+    """Long table of r*[l] per (spike definition, target rate, layer) from baseline rates.
+
+    ``baseline_rates`` has one row per (spike_def_id, layer) with ``r_base`` and ``n_values``
+    (and optionally ``model_role``, which is carried over).
+    """
+    target_rates = [float(r) for r in target_rates]
+    if not target_rates or any(not 0 < r < 1 for r in target_rates):
+        raise ConfigurationError(
+            f"calibration.target_rates must be rates in (0, 1); got {target_rates}.",
+            "List the target event rates, e.g. [1.0e-5, 2.0e-5, 4.0e-5, 8.0e-5].",
+        )
+    rows = []
+    for spike_def in check_spike_defs(spike_defs):
+        base = baseline_rates[baseline_rates["spike_def_id"] == spike_def].sort_values("layer")
+        extra = {"model_role": base["model_role"].iloc[0]} if "model_role" in base else {}
+        for rate in target_rates:
+            profile = target_profile(base["r_base"].to_numpy(), rate)
+            for layer, r_base, r_star, n_values in zip(
+                base["layer"], base["r_base"], profile, base["n_values"], strict=True
+            ):
+                rows.append(
+                    {
+                        **extra,
+                        "spike_def_id": spike_def,
+                        "target_rate": rate,
+                        "layer": int(layer),
+                        "r_base": float(r_base),
+                        "r_star": float(r_star),
+                        "n_values": int(n_values),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def exceedance_budget(r_star: float, n_values: int) -> int:
+    """``m = floor(r* n)``: the most values allowed above tau."""
+    return int(math.floor(float(r_star) * int(n_values)))
+
+
+def topk_capacity(max_r_star: float, n_values: int) -> int:
+    """Values to keep per layer: ``k = floor(max_r r*[l] n) + 1``, at most ``n`` (SPEC §4)."""
+    return int(min(n_values, exceedance_budget(max_r_star, n_values) + 1))
+
+
+def order_statistic_threshold(top_desc: np.ndarray, m: int) -> float:
+    """tau from the largest values sorted in descending order: the ``(m+1)``-th largest.
+
+    ``m = 0`` gives the maximum; ``top_desc`` must hold at least ``m + 1`` values.
+    """
+    if top_desc.size < m + 1:
+        raise ValueError(f"need the {m + 1} largest values, got {top_desc.size}")
+    return float(top_desc[m]) if m > 0 else float(top_desc[0])
+
+
+def rate_tolerance(r_star: float | np.ndarray, n_values, rel_tol: float = RATE_MATCH_REL_TOL):
+    """Allowed ``|achieved - r*|``: ``max(rel_tol * r*, 1 / n)`` (SPEC §4)."""
+    return np.maximum(rel_tol * np.asarray(r_star, dtype=np.float64), 1.0 / np.asarray(n_values))
+
+
+def _largest_k(values: torch.Tensor, k: int) -> torch.Tensor:
+    """The ``k`` largest entries of a 1-D tensor, unordered.
+
+    On the CPU numpy's introselect (``np.partition``) is an order of magnitude faster than
+    ``torch.topk`` for large ``k``; on accelerators ``torch.topk`` keeps the data on the device.
+    """
+    if values.device.type == "cpu":
+        array = values.numpy()
+        return torch.from_numpy(np.partition(array, array.size - k)[array.size - k :].copy())
+    return torch.topk(values, k, largest=True, sorted=False).values
+
+
+class StreamingTopK:
+    """Running multiset of the ``k`` largest values seen, kept on the values' device.
+
+    Candidates are appended to a pool and the pool is cut back to its ``k`` largest values
+    (one unsorted ``topk``) only when it holds ``slack * k`` values. After each cut the pool's
+    minimum is an *entry threshold*: a later value that does not exceed it cannot change the
+    multiset of the ``k`` largest values (ties at the threshold leave the values unchanged), so
+    it is dropped with one comparison. The exact top ``k`` is sorted once, in :meth:`result`.
+    """
+
+    def __init__(self, k: int, slack: float = 2.0):
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        self.k = int(k)
+        self.capacity = max(self.k + 1, int(slack * self.k))
+        self.parts: list[torch.Tensor] = []
+        self.n_pooled = 0
+        self.floor: torch.Tensor | None = None
+        self.n_seen = 0
+
+    def entry_threshold(self) -> torch.Tensor | None:
+        """A value must exceed this to matter (None until ``k`` values have been kept)."""
+        return self.floor
+
+    def update(self, batch: torch.Tensor) -> None:
+        flat = batch.reshape(-1)
+        self.n_seen += flat.numel()
+        if self.floor is not None:
+            flat = flat[flat > self.floor]
+        if flat.numel() == 0:
+            return
+        self.parts.append(flat)
+        self.n_pooled += flat.numel()
+        if self.n_pooled >= self.capacity or (self.floor is None and self.n_pooled >= self.k):
+            self._compact()
+
+    def _compact(self) -> None:
+        if not self.parts:
+            return
+        pool = self.parts[0] if len(self.parts) == 1 else torch.cat(self.parts)
+        if pool.numel() > self.k:
+            pool = _largest_k(pool, self.k)
+        self.parts = [pool]
+        self.n_pooled = pool.numel()
+        if self.n_pooled >= self.k:
+            self.floor = pool.min()
+
+    def result(self) -> np.ndarray:
+        """The kept values (the ``min(k, n_seen)`` largest), descending, as numpy."""
+        self._compact()
+        if not self.parts:
+            return np.zeros(0, dtype=np.float32)
+        return torch.sort(self.parts[0], descending=True).values.cpu().numpy()
+
+
+def fit_layer_thresholds(
+    top_desc: np.ndarray, n_values: int, r_stars: Sequence[float]
+) -> list[dict[str, float]]:
+    """Thresholds for several target rates of one layer from its top-k values.
+
+    Returns, per target, ``tau``, the budget ``m``, the in-sample exceedance count and rate.
+    Every value above tau is among the kept values because ``k >= m + 1``.
+    """
+    fits = []
+    for r_star in r_stars:
+        m = exceedance_budget(r_star, n_values)
+        tau = order_statistic_threshold(top_desc, m)
+        n_exceed = int(np.count_nonzero(top_desc > np.float32(tau)))
+        fits.append(
+            {
+                "tau": tau,
+                "m_budget": m,
+                "n_exceed_calibration": n_exceed,
+                "achieved_rate_calibration": n_exceed / n_values,
+            }
+        )
+    return fits
+
+
+def verify_rate_matching(
+    tau_table: pd.DataFrame, rel_tol: float = RATE_MATCH_REL_TOL, model_role: str = ""
+) -> None:
+    """Hard-fail when any ``|achieved - r*| > max(rel_tol r*, 1/n)`` in-sample (SPEC §4).
+
+    The message lists the worst rows with everything needed to diagnose them.
+    """
+    error = (tau_table["achieved_rate_calibration"] - tau_table["r_star"]).abs()
+    allowed = rate_tolerance(tau_table["r_star"], tau_table["n_values"], rel_tol)
+    bad = tau_table[(error > allowed) | error.isna()]
+    if bad.empty:
+        return
+    columns = [
+        "intervention_id",
+        "g",
+        "spike_def_id",
+        "target_rate",
+        "layer",
+        "r_star",
+        "achieved_rate_calibration",
+        "n_values",
+        "tau",
+    ]
+    worst = bad.assign(_err=(error / allowed)[bad.index]).sort_values("_err", ascending=False)
+    listing = worst[columns].head(8).to_string(index=False)
+    who = f" for model role '{model_role}'" if model_role else ""
+    raise RateMatchingError(
+        f"Rate matching failed{who} in {len(bad)} of {len(tau_table)} "
+        f"(intervention, g, spike def, target, layer) cells: the achieved calibration rate "
+        f"differs from r* by more than max({rel_tol} r*, 1/n). Worst cells:\n{listing}\n"
+        "This happens when many values share the value at the threshold (ties, see tau): "
+        "typically in half precision at very low rates, or at tau = 0 when many units are "
+        "constant (z = 0 exactly; degenerate_units_total in calibration_summary).",
+        "Run the model in float32 (runtime.dtype: float32), raise very low target rates (or "
+        "lower rates whose tie is at tau = 0), or add calibration windows "
+        "(windows.n_calibration) so each layer has more values.",
+    )

@@ -1,0 +1,193 @@
+"""Replication across model roles: paired comparisons at each role's g* (SPEC §9).
+
+Every role sees the same windows and the same null permutations (seeds never involve the role),
+so two roles can be compared window by window: per (spike definition, target rate), each role's
+delta_b_tot (real - permutation null) and chi at its own g* are re-computed on the same
+bootstrap replicates (``seed_of("boot", "replication|A|<spike def>|<rate>")``) and their
+difference ``role - reference`` gets a paired CI. The reference is the first role listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..analysis.bootstrap import (
+    DEFAULT_REPLICATES,
+    bootstrap_indices,
+    percentile_interval,
+    pooled_ratio,
+    resample_weights,
+    susceptibility_replicates,
+)
+from ..analysis.lattice import pooled_branching, susceptibility_of_totals
+from ..analysis.nulls import NULL_PERM
+from ..core.errors import AvalancheError
+from ..core.seeds import format_number
+from ..core.threads import single_threaded_blas
+from ..measure.gain import MLP_GLOBAL
+from ..measure.sweep import NULL_NONE
+
+
+class ReplicationError(AvalancheError):
+    """Model roles that cannot be compared pairwise."""
+
+
+def check_comparable_roles(
+    model_manifests: Mapping[str, dict],
+    slice_manifests: Mapping[str, dict],
+    instrumentation_reports: Mapping[str, dict],
+) -> None:
+    """Roles must share the tokenizer, the windows and the layer count for paired tables."""
+    roles = list(model_manifests)
+    reference = roles[0]
+    problems = []
+    for role in roles[1:]:
+        if (
+            model_manifests[role]["tokenizer_sha256"]
+            != model_manifests[reference]["tokenizer_sha256"]
+        ):
+            problems.append(
+                f"{role}.model_manifest and {reference}.model_manifest have different tokenizers "
+                f"({model_manifests[role]['tokenizer_sha256'][:12]} vs "
+                f"{model_manifests[reference]['tokenizer_sha256'][:12]}), so the roles saw "
+                "different windows"
+            )
+        hashes = {s["slice"]: s["sha256"] for s in slice_manifests[role]["slices"]}
+        reference_hashes = {s["slice"]: s["sha256"] for s in slice_manifests[reference]["slices"]}
+        if hashes != reference_hashes:
+            problems.append(f"{role}.slice_manifest and {reference}.slice_manifest differ")
+        layers = instrumentation_reports[role]["n_layers"]
+        reference_layers = instrumentation_reports[reference]["n_layers"]
+        if layers != reference_layers:
+            problems.append(
+                f"{role} has {layers} layers and {reference} has {reference_layers} "
+                "(per-layer rate profiles and depth branching are not comparable)"
+            )
+    if problems:
+        raise ReplicationError(
+            "The model roles cannot be compared pairwise: " + "; ".join(problems) + ".",
+            "Replicate within one model family (same tokenizer and depth, e.g. base vs instruct "
+            "or training checkpoints as revisions), or run the roles as separate studies "
+            "(kedro run --namespaces <role>) and skip the replication pipeline.",
+        )
+
+
+def _role_at_gstar(
+    role: str,
+    gstar: pd.DataFrame,
+    conditions: pd.DataFrame,
+    windows: pd.DataFrame,
+    nulls: pd.DataFrame,
+    spike_def: str,
+    rate: float,
+):
+    g_star = float(
+        gstar[(gstar["spike_def_id"] == spike_def) & (gstar["target_rate"] == rate)][
+            "g_star"
+        ].item()
+    )
+    match = conditions[
+        (conditions["null_id"] == NULL_NONE)
+        & (conditions["intervention_id"] == MLP_GLOBAL)
+        & (conditions["spike_def_id"] == spike_def)
+        & (conditions["target_rate"] == rate)
+        & (conditions["g"] == g_star)
+    ]
+    cond_id = int(match["cond_id"].item())
+    real = windows[windows["cond_id"] == cond_id].sort_values("seq_id")
+    null = nulls[(nulls["cond_id"] == cond_id) & (nulls["null_id"] == NULL_PERM)].sort_values(
+        "seq_id"
+    )
+    return g_star, real, null
+
+
+def _paired_delta_b_tot(weights: np.ndarray, real: pd.DataFrame, null: pd.DataFrame):
+    """delta_b_tot = b_tot(real) - b_tot(null): the point value and its replicates."""
+    point = (
+        pooled_branching(real["n_time"], real["n_depth"], real["den"])["b_tot"]
+        - (pooled_branching(null["n_time"], null["n_depth"], null["den"])["b_tot"])
+    )
+    replicates = pooled_ratio(
+        weights, real["n_time"] + real["n_depth"], real["den"]
+    ) - pooled_ratio(weights, null["n_time"] + null["n_depth"], null["den"])
+    return point, replicates
+
+
+@single_threaded_blas
+def replication_table(
+    roles: Sequence[str],
+    model_ids: Mapping[str, str],
+    gstar: Mapping[str, pd.DataFrame],
+    conditions: Mapping[str, pd.DataFrame],
+    window_counts: Mapping[str, pd.DataFrame],
+    null_window_counts: Mapping[str, pd.DataFrame],
+    replicates: int = DEFAULT_REPLICATES,
+) -> pd.DataFrame:
+    """One row per (spike def, target rate, role other than the reference)."""
+    reference = roles[0]
+    rows = []
+    for row in gstar[reference].itertuples():
+        spike_def, rate = row.spike_def_id, float(row.target_rate)
+        measured = {}
+        for role in roles:
+            g_star, real, null = _role_at_gstar(
+                role,
+                gstar[role],
+                conditions[role],
+                window_counts[role],
+                null_window_counts[role],
+                spike_def,
+                rate,
+            )
+            measured[role] = (g_star, real, null)
+        seq_ids = measured[reference][1]["seq_id"].to_numpy()
+        for role in roles:
+            if not np.array_equal(measured[role][1]["seq_id"].to_numpy(), seq_ids):
+                raise ReplicationError(
+                    f"{role} and {reference} rasters cover different windows.",
+                    "Run every role with the same windows parameters and tokenizer.",
+                )
+        indices = bootstrap_indices(
+            len(seq_ids), replicates, f"replication|A|{spike_def}|{format_number(rate)}"
+        )
+        weights = resample_weights(indices, len(seq_ids))
+
+        ref_g, ref_real, ref_null = measured[reference]
+        ref_delta, ref_delta_reps = _paired_delta_b_tot(weights, ref_real, ref_null)
+        ref_chi = susceptibility_of_totals(ref_real["events"])
+        ref_chi_reps = susceptibility_replicates(indices, ref_real["events"])
+        for role in roles[1:]:
+            g_star, real, null = measured[role]
+            role_delta, role_delta_reps = _paired_delta_b_tot(weights, real, null)
+            role_chi = susceptibility_of_totals(real["events"])
+            role_chi_reps = susceptibility_replicates(indices, real["events"])
+            diff_low, diff_high = percentile_interval(role_delta_reps - ref_delta_reps)
+            chi_low, chi_high = percentile_interval(role_chi_reps - ref_chi_reps)
+            rows.append(
+                {
+                    "spike_def_id": spike_def,
+                    "target_rate": rate,
+                    "reference_role": reference,
+                    "compared_role": role,
+                    "reference_model_id": model_ids[reference],
+                    "compared_model_id": model_ids[role],
+                    "g_star_reference": ref_g,
+                    "g_star_compared": g_star,
+                    "delta_b_tot_reference": ref_delta,
+                    "delta_b_tot_compared": role_delta,
+                    "diff_delta_b_tot": role_delta - ref_delta,
+                    "diff_delta_b_tot_ci_low": diff_low,
+                    "diff_delta_b_tot_ci_high": diff_high,
+                    "chi_reference": ref_chi,
+                    "chi_compared": role_chi,
+                    "diff_chi": role_chi - ref_chi,
+                    "diff_chi_ci_low": chi_low,
+                    "diff_chi_ci_high": chi_high,
+                    "n_sequences": int(len(seq_ids)),
+                    "bootstrap_replicates": int(replicates),
+                }
+            )
+    return pd.DataFrame(rows)

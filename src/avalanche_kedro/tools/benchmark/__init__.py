@@ -1,0 +1,26 @@
+"""Benchmarks that write their numbers to JSON (docs/performance.md quotes them).
+
+    python -m avalanche_kedro.tools.benchmark events --preset embedded --out docs/benchmarks/embedded-cpu.json
+    python -m avalanche_kedro.tools.benchmark events --preset qwen2.5-0.5b-shape --out docs/benchmarks/qwen05b-shape-cpu.json
+    python -m avalanche_kedro.tools.benchmark components --out docs/benchmarks/components-cpu.json
+    python -m avalanche_kedro.tools.benchmark scaling --out docs/benchmarks/scaling-localcluster-cpu.json
+
+``events``: the events sweep against a bare forward pass of the same model on the same windows.
+``scaling``: the whole embedded-default study (``kedro run --env dask``) with Kedro's
+SequentialRunner and with the DaskRunner on a LocalCluster, each in a fresh project copy
+(embedded models built in both), tables compared byte for byte.
+``components``: avalanche extraction of a whole condition in one vectorized call against a
+straightforward per-window Python breadth-first search (results compared for equality).
+
+The *events sweep* is what the events pipeline does per gain: one pass over the calibration
+windows that streams the top-k of v for every (spike definition, layer) and reads every target
+rate's order-statistic threshold from it, then one pass over the analysis windows that counts
+events per site for every (spike definition, target rate). The *bare forward* runs the same
+backbone on exactly the same windows the same number of times with no hook installed. Moments
+and baseline rates (the capture pipeline) are computed once beforehand and not timed.
+
+Bare and instrumented passes are timed alternately, gain by gain. The JSON written holds both
+wall times, their ratio (the instrumentation overhead; the goal
+is <= 1.3 on CPU for the Qwen2.5-0.5B shape), tokens per second, peak RSS of each phase, and
+the machine, library versions and settings, so docs/performance.md can quote it verbatim.
+"""

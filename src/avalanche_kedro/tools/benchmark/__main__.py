@@ -1,0 +1,5 @@
+"""``python -m avalanche_kedro.tools.benchmark <events|components|scaling> --out FILE.json``."""
+
+from .cli import main
+
+main()

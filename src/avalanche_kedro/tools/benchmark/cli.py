@@ -1,0 +1,71 @@
+"""Command line of the benchmarks: each writes its numbers to a JSON file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .components import run_components
+from .events import PRESETS, run
+from .scaling import run_scaling
+
+DESCRIPTION = "Benchmarks that write their numbers to JSON (docs/performance.md quotes them)."
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m avalanche_kedro.tools.benchmark", description=DESCRIPTION
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    events = commands.add_parser("events", help="events sweep vs bare forward pass")
+    events.add_argument("--preset", choices=sorted(PRESETS), default="embedded")
+    events.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    events.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=Path("data/06_models/tiny-llama-base"),
+        help="embedded checkpoint directory (built on first use)",
+    )
+    events.add_argument("--gains", type=float, nargs="+", help="override the preset's gains")
+    events.add_argument("--n-calibration", type=int, help="override calibration windows")
+    events.add_argument("--n-analysis", type=int, help="override analysis windows")
+    scaling = commands.add_parser("scaling", help="sequential vs Dask LocalCluster, whole run")
+    scaling.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    scaling.add_argument("--n-workers", type=int, default=2)
+    scaling.add_argument("--repeats", type=int, default=1)
+    components = commands.add_parser("components", help="vectorized avalanches vs Python BFS")
+    components.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    components.add_argument("--occupancy", type=float, default=0.02)
+    components.add_argument("--shape", type=int, nargs=3, default=[128, 28, 256])
+    args = parser.parse_args(argv)
+
+    if args.command == "scaling":
+        result = run_scaling(Path.cwd(), args.n_workers, args.repeats)
+        summary = result
+    elif args.command == "components":
+        result = run_components(tuple(args.shape), args.occupancy)
+        summary = {k: v for k, v in result.items() if k.endswith(("speedup", "seconds"))}
+    else:
+        preset = dict(PRESETS[args.preset])
+        if args.gains:
+            preset["gains"] = args.gains
+        if args.n_calibration:
+            preset["n_calibration"] = args.n_calibration
+        if args.n_analysis:
+            preset["n_analysis"] = args.n_analysis
+        result = run(preset, args.checkpoint)
+        summary = {
+            k: result[k]
+            for k in (
+                "model",
+                "bare_forward_seconds",
+                "events_sweep_seconds",
+                "ratio_sweep_over_bare",
+                "sweep_tokens_per_second",
+                "peak_rss_bytes_sweep_phase",
+            )
+        }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))

@@ -1,0 +1,252 @@
+"""The events benchmark: the events sweep against a bare forward pass (see the package doc)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import torch
+
+from ...core.seeds import seed_of
+from ...measure.adapters import adapter_for
+from ...measure.checkpoints import LoadedModel, load_model, resolve_checkpoint
+from ...measure.corpora import pydoc_topics
+from ...measure.gain import MLP_GLOBAL
+from ...measure.rasters import RasterWriter
+from ...measure.sweep import (
+    GainSetting,
+    accumulate_moments,
+    count_baseline_exceedances,
+    fit_thresholds,
+    record_rasters,
+    tau_array,
+)
+from ...measure.thresholds import SPIKE_DEFS, rate_targets_table
+from ...measure.windows import cut_windows, tokenize_stream
+
+PAPER_RATES = (1e-5, 2e-5, 4e-5, 8e-5)
+PAPER_D_FF = 18944
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The embedded default exactly as conf/base runs it, on all of its gains.
+    "embedded": {
+        "model": "embedded",
+        "seq_len": 256,
+        "n_calibration": 32,
+        "n_analysis": 64,
+        "gains": [0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.3],
+        "batch_size": 8,
+    },
+    # A random-init model shaped like Qwen2.5-0.5B (24 layers, hidden 896, d_ff 4864).
+    "qwen2.5-0.5b-shape": {
+        "model": "qwen2.5-0.5b-shape",
+        "seq_len": 256,
+        "n_calibration": 8,
+        "n_analysis": 8,
+        "gains": [0.9, 1.0, 1.1],
+        "batch_size": 4,
+    },
+}
+
+
+class PeakRSS:
+    """Samples this process's resident set size in a thread; ``peak`` in bytes."""
+
+    def __init__(self, interval: float = 0.02):
+        self.interval = interval
+        self.process = psutil.Process()
+        self.peak = self.process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(self.interval)
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.process.memory_info().rss)
+
+
+def qwen05b_shaped_model(vocab_size: int = 151936) -> LoadedModel:
+    """A random-init Qwen2ForCausalLM with Qwen2.5-0.5B's shape, fp32 on the CPU."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(
+        vocab_size=vocab_size,
+        hidden_size=896,
+        intermediate_size=4864,
+        num_hidden_layers=24,
+        num_attention_heads=14,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        rms_norm_eps=1e-6,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed_of("benchmark_model", "qwen2.5-0.5b-shape"))
+        model = Qwen2ForCausalLM(config).eval()
+    model.requires_grad_(False)
+    return LoadedModel(
+        model=model,
+        tokenizer=None,
+        adapter=adapter_for("qwen2"),
+        device=torch.device("cpu"),
+        dtype=torch.float32,
+        manifest={"model_id": "qwen2.5-0.5b-shape (random init)", "model_type": "qwen2"},
+    )
+
+
+def embedded_model(checkpoint: Path) -> LoadedModel:
+    """The embedded default checkpoint (built on first use, exactly as the pipeline does)."""
+    manifest = resolve_checkpoint(
+        "benchmark",
+        {"checkpoint": str(checkpoint), "embedded": {"seed_name": "tiny-llama-base"}},
+        pydoc_topics(),
+    )
+    return load_model(manifest, {"device": "cpu", "dtype": "float32"})
+
+
+def corpus_windows(n_windows: int, seq_len: int, checkpoint: Path) -> np.ndarray:
+    """Windows of corpus A tokenized with the embedded tokenizer (ids < 4096: valid for both)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    stream = tokenize_stream(pydoc_topics(), tokenizer, max_tokens=n_windows * seq_len)
+    windows = cut_windows(stream.ids, seq_len)
+    if len(windows) < n_windows:
+        raise SystemExit(f"corpus A yields only {len(windows)} windows of {seq_len} tokens")
+    return windows[:n_windows]
+
+
+def bare_forward(loaded: LoadedModel, windows: np.ndarray, repeats: int, batch_size: int) -> float:
+    """Wall time of ``repeats`` hook-free passes of the backbone over ``windows``."""
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for _ in range(repeats):
+            for start in range(0, len(windows), batch_size):
+                batch = torch.as_tensor(windows[start : start + batch_size], dtype=torch.long)
+                loaded.backbone(input_ids=batch.to(loaded.device), use_cache=False)
+    if loaded.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
+def run(preset: dict[str, Any], checkpoint: Path) -> dict[str, Any]:
+    seq_len, batch_size = preset["seq_len"], preset["batch_size"]
+    n_cal, n_ana = preset["n_calibration"], preset["n_analysis"]
+    gains = [float(g) for g in preset["gains"]]
+    if preset["model"] == "embedded":
+        loaded = embedded_model(checkpoint)
+    else:
+        embedded_model(checkpoint)  # only for its tokenizer
+        loaded = qwen05b_shaped_model()
+    windows = corpus_windows(n_cal + n_ana, seq_len, checkpoint)
+    calibration, analysis = windows[:n_cal], windows[n_cal:]
+    # The paper's expected events per site (r * d_ff) at this model's width.
+    rates = [r * PAPER_D_FF / loaded.d_ff for r in PAPER_RATES]
+
+    # Setup, not timed: moments and baseline profile at g = 1, as the capture pipeline does.
+    moments, _ = accumulate_moments(loaded, calibration, batch_size)
+    standardizer = moments.standardizer(loaded.device)
+    baseline, _ = count_baseline_exceedances(
+        loaded, calibration, standardizer, SPIKE_DEFS, 2.5, batch_size
+    )
+    targets = rate_targets_table(baseline, SPIKE_DEFS, rates)
+    bare_forward(loaded, windows[:batch_size], 1, batch_size)  # warm-up
+
+    # Peak memory of plain inference on these windows (one pass over both slices).
+    with PeakRSS() as bare_rss:
+        bare_forward(loaded, windows, 1, batch_size)
+
+    # Timings interleave bare and instrumented passes gain by gain, so drifts of the machine
+    # (frequency, noisy neighbours) hit both sides alike.
+    bare_seconds = fit_seconds = raster_seconds = 0.0
+    n_s, n_r = len(SPIKE_DEFS), len(rates)
+    with tempfile.TemporaryDirectory() as scratch, PeakRSS() as sweep_rss:
+        writer = RasterWriter(
+            Path(scratch) / "rasters",
+            np.arange(len(gains) * n_s * n_r),
+            np.arange(n_ana),
+            loaded.n_layers,
+            seq_len,
+        )
+        for index, g in enumerate(gains):
+            setting = GainSetting(MLP_GLOBAL, g)
+            bare_seconds += bare_forward(loaded, calibration, 1, batch_size)
+            started = time.perf_counter()
+            fit, _ = fit_thresholds(
+                loaded, calibration, standardizer, targets, [setting], SPIKE_DEFS, rates, batch_size
+            )
+            fit_seconds += time.perf_counter() - started
+            taus = tau_array(fit, setting, SPIKE_DEFS, rates, loaded.n_layers)
+            cond_rows = index * n_s * n_r + np.arange(n_s * n_r).reshape(n_s, n_r)
+            bare_seconds += bare_forward(loaded, analysis, 1, batch_size)
+            started = time.perf_counter()
+            record_rasters(
+                loaded,
+                analysis,
+                standardizer,
+                taus,
+                cond_rows,
+                SPIKE_DEFS,
+                setting,
+                writer,
+                batch_size,
+            )
+            raster_seconds += time.perf_counter() - started
+        writer.finalize()
+
+    sweep_seconds = fit_seconds + raster_seconds
+    tokens = len(gains) * (n_cal + n_ana) * seq_len
+    return {
+        "preset": preset,
+        "model": loaded.manifest.get("model_id"),
+        "n_layers": loaded.n_layers,
+        "d_ff": loaded.d_ff,
+        "n_parameters": int(sum(p.numel() for p in loaded.model.parameters())),
+        "target_rates": rates,
+        "spike_defs": list(SPIKE_DEFS),
+        "forward_passes_per_phase": len(gains) * (n_cal + n_ana),
+        "tokens_per_phase": tokens,
+        "bare_forward_seconds": bare_seconds,
+        "events_sweep_seconds": sweep_seconds,
+        "events_sweep_seconds_thresholds": fit_seconds,
+        "events_sweep_seconds_rasters": raster_seconds,
+        "ratio_sweep_over_bare": sweep_seconds / bare_seconds,
+        "bare_tokens_per_second": tokens / bare_seconds,
+        "sweep_tokens_per_second": tokens / sweep_seconds,
+        "peak_rss_bytes_bare_forward": bare_rss.peak,
+        "peak_rss_bytes_sweep_phase": sweep_rss.peak,
+        "peak_rss_bytes_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "device": str(loaded.device),
+            "dtype": str(loaded.dtype).replace("torch.", ""),
+        },
+        "versions": {
+            "python": sys.version.split()[0],
+            "torch": torch.__version__,
+            "transformers": __import__("transformers").__version__,
+            "numpy": np.__version__,
+        },
+        "date": time.strftime("%Y-%m-%d"),
+    }
