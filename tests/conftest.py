@@ -36,7 +36,7 @@ SMALL_RECIPE = {
 
 @pytest.fixture(scope="session")
 def python_corpus_a() -> list[str]:
-    from avalanche_kedro.framework.datasets import pydoc_topics
+    from avalanche_kedro.measure.corpora import pydoc_topics
 
     return pydoc_topics()
 

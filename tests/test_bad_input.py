@@ -38,9 +38,10 @@ from avalanche_kedro.core.errors import (
     RateMatchingError,
     UnsupportedArchitectureError,
 )
-from avalanche_kedro.framework.datasets import HubDataset, pydoc_topics
+from avalanche_kedro.framework.datasets import HubDataset
 from avalanche_kedro.measure.adapters import SUPPORTED_MODEL_TYPES
 from avalanche_kedro.measure.checkpoints import load_model, resolve_checkpoint
+from avalanche_kedro.measure.corpora import pydoc_topics
 from avalanche_kedro.measure.gain import MLP_GLOBAL
 from avalanche_kedro.measure.moments import UnitMoments
 from avalanche_kedro.measure.rasters import A_FILE, RasterWriter

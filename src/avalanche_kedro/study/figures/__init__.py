@@ -1,0 +1,105 @@
+"""Paper figures F01-F11 (SPEC §11), drawn from saved tables and rasters only.
+
+Every figure function takes what the pipelines saved (the paper tables of
+:mod:`avalanche_kedro.study.tables`, per-role tau tables, an event raster set) and returns a
+:class:`matplotlib.figure.Figure`; nothing runs a model and nothing touches pyplot's global
+state, so the output is byte-identical for the same inputs.
+
+One module per figure family - :mod:`.raster` (F01), :mod:`.rate_matching` (F02),
+:mod:`.gain_curves` (F03, F04, F05, F09, F10), :mod:`.generalization` (F06, F07),
+:mod:`.robustness` (F08, F11) - on shared :mod:`.style` (colours, units, rcParams),
+:mod:`.frames` (table access) and :mod:`.metadata` (figure ids and provenance).
+
+Conventions: dimensionless quantities say so in their axis label; model roles are told apart
+by line style and marker (or by facet rows where colour encodes something else); shaded bands
+and error bars are the 95 % percentile bootstrap intervals stored in the tables.
+"""
+
+from __future__ import annotations
+
+from .gain_curves import (
+    f03_branching_vs_gain,
+    f04_delta_b_vs_gain,
+    f05_gstar_selection,
+    f09_susceptibility,
+    f10_null_comparison,
+)
+from .generalization import f06_generalization_b, f07_arc_accuracy
+from .metadata import (
+    FIGURES,
+    METADATA_ATTRIBUTE,
+    REAL_MLP_CONDITION,
+    REQUIRED_METADATA,
+    attach_metadata,
+    figure_metadata,
+)
+from .raster import component_colours, f01_raster
+from .rate_matching import f02_rate_matching
+from .robustness import f08_spike_def_robustness, f11_ablations
+from .style import (
+    ABLATION_ORDER,
+    B_UNIT,
+    CI_NOTE,
+    COMPONENT_PALETTE,
+    EMPTY_SITE_RGBA,
+    G_LABEL,
+    METRIC_COLOURS,
+    NULL_STYLES,
+    RATE_UNIT,
+    ROLE_COLOURS,
+    ROLE_LINESTYLES,
+    ROLE_MARKERS,
+    STYLE,
+    new_figure,
+)
+
+#: Figure id -> function (in SPEC order).
+FIGURE_FUNCTIONS = {
+    "F01_RASTER": f01_raster,
+    "F02_RATE_MATCHING": f02_rate_matching,
+    "F03_BRANCHING_VS_GAIN": f03_branching_vs_gain,
+    "F04_DELTA_B_VS_GAIN": f04_delta_b_vs_gain,
+    "F05_GSTAR_SELECTION": f05_gstar_selection,
+    "F06_GENERALIZATION_B": f06_generalization_b,
+    "F07_ARC_ACCURACY": f07_arc_accuracy,
+    "F08_SPIKE_DEF_ROBUSTNESS": f08_spike_def_robustness,
+    "F09_SUSCEPTIBILITY": f09_susceptibility,
+    "F10_NULL_COMPARISON": f10_null_comparison,
+    "F11_ABLATIONS": f11_ablations,
+}
+
+__all__ = [
+    "ABLATION_ORDER",
+    "B_UNIT",
+    "CI_NOTE",
+    "COMPONENT_PALETTE",
+    "EMPTY_SITE_RGBA",
+    "FIGURES",
+    "FIGURE_FUNCTIONS",
+    "G_LABEL",
+    "METADATA_ATTRIBUTE",
+    "METRIC_COLOURS",
+    "NULL_STYLES",
+    "RATE_UNIT",
+    "REAL_MLP_CONDITION",
+    "REQUIRED_METADATA",
+    "ROLE_COLOURS",
+    "ROLE_LINESTYLES",
+    "ROLE_MARKERS",
+    "STYLE",
+    "attach_metadata",
+    "component_colours",
+    "f01_raster",
+    "f02_rate_matching",
+    "f03_branching_vs_gain",
+    "f04_delta_b_vs_gain",
+    "f05_gstar_selection",
+    "f06_generalization_b",
+    "f07_arc_accuracy",
+    "f08_spike_def_robustness",
+    "f09_susceptibility",
+    "f10_null_comparison",
+    "f11_ablations",
+    "figure_metadata",
+    "new_figure",
+]

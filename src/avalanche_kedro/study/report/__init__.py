@@ -1,0 +1,104 @@
+"""The run report: every signature and falsifier of the study, decided from the paper tables.
+
+:func:`build_report` turns ``run_provenance`` and the tables T01-T07 of one run into a
+markdown page. Each result is one plain sentence that cites the table row behind it
+(:mod:`.formatting`). The decision rules are pure functions of numbers in :mod:`.decisions`;
+each report section decides its findings in its own module (:mod:`.signatures`,
+:mod:`.falsifiers`, :mod:`.ablations`, :mod:`.replication`) on the per-group view of
+:mod:`.groups`, and :mod:`.page` assembles the page. No Kedro import: a notebook can call it
+on loaded tables.
+"""
+
+from __future__ import annotations
+
+from .ablations import ablation_finding
+from .decisions import (
+    ABSENT,
+    DOES_NOT_FIRE,
+    FIRES,
+    NULL_BELOW_NULL,
+    NULL_BEYOND_RATES,
+    NULL_EXPLAINED_BY_RATES,
+    NULL_NOT_RECORDED,
+    PRESENT,
+    TRACKS_ATTENTION,
+    TRACKS_MLP,
+    UNDETERMINED,
+    AblationDecision,
+    GeneralizationDecision,
+    HeldOutDrift,
+    RateDecision,
+    S1Decision,
+    S2Decision,
+    crackling_gate_reason,
+    decide_ablation,
+    decide_generalization,
+    decide_null,
+    decide_paired_difference,
+    decide_rate_matching,
+    decide_s1,
+    decide_s2,
+    decide_s3,
+    held_out_drift,
+    null_falsifier,
+)
+from .falsifiers import generalization_finding, null_finding, rate_finding
+from .formatting import ci, cite, key_number, num, signed
+from .groups import G_MATCH_ATOL, GROUP_KEYS, REQUIRED_TABLES, TABLE_NAMES, Finding, Group, groups
+from .page import RULES, build_report, decide_all
+from .replication import replication_findings
+from .signatures import s1_finding, s2_finding, s3_finding
+
+__all__ = [
+    "ABSENT",
+    "AblationDecision",
+    "DOES_NOT_FIRE",
+    "FIRES",
+    "Finding",
+    "GROUP_KEYS",
+    "G_MATCH_ATOL",
+    "GeneralizationDecision",
+    "Group",
+    "HeldOutDrift",
+    "NULL_BELOW_NULL",
+    "NULL_BEYOND_RATES",
+    "NULL_EXPLAINED_BY_RATES",
+    "NULL_NOT_RECORDED",
+    "PRESENT",
+    "REQUIRED_TABLES",
+    "RULES",
+    "RateDecision",
+    "S1Decision",
+    "S2Decision",
+    "TABLE_NAMES",
+    "TRACKS_ATTENTION",
+    "TRACKS_MLP",
+    "UNDETERMINED",
+    "ablation_finding",
+    "build_report",
+    "ci",
+    "cite",
+    "crackling_gate_reason",
+    "decide_ablation",
+    "decide_all",
+    "decide_generalization",
+    "decide_null",
+    "decide_paired_difference",
+    "decide_rate_matching",
+    "decide_s1",
+    "decide_s2",
+    "decide_s3",
+    "generalization_finding",
+    "groups",
+    "held_out_drift",
+    "key_number",
+    "null_falsifier",
+    "null_finding",
+    "num",
+    "rate_finding",
+    "replication_findings",
+    "s1_finding",
+    "s2_finding",
+    "s3_finding",
+    "signed",
+]

@@ -1,0 +1,57 @@
+"""Report section "Ablations" (T06): does the effect of g* track the MLP gain or attention?"""
+
+from __future__ import annotations
+
+from .decisions import TRACKS_ATTENTION, UNDETERMINED, decide_ablation, decide_null
+from .formatting import key_number, num, signed
+from .groups import G_MATCH_ATOL, Finding, Group, _get, _one
+
+
+def ablation_finding(group: Group) -> Finding | None:
+    rows = group.t06
+    if rows.empty:
+        return None
+    base = _one(rows, g_condition="g1", intervention_id="MLP_GLOBAL")
+    at_star = rows[rows["g_condition"] == "gstar"]
+    b_star = {str(r.intervention_id): float(r.b_tot) for r in at_star.itertuples()}
+    result = decide_ablation(group.g_star, _get(base, "b_tot"), b_star)
+    base_cite = group.cite("T06", g_condition="g1", intervention="MLP_GLOBAL")
+    if abs(group.g_star - 1.0) <= G_MATCH_ATOL:
+        return Finding(
+            "T06",
+            UNDETERMINED,
+            f"g* = 1, so every ablation runs at gain 1 and nothing can be attributed "
+            f"({base_cite}).",
+        )
+    parts = []
+    for name in sorted(result.shifts, key=lambda k: (k != "MLP_GLOBAL", k != "ATTN_GLOBAL", k)):
+        row = _one(at_star, intervention_id=name)
+        outcome = decide_null(
+            _get(row, "delta_b_tot"),
+            _get(row, "opt_delta_b_tot_ci_low"),
+            _get(row, "opt_delta_b_tot_ci_high"),
+        )
+        parts.append(
+            f"{name} {num(b_star[name])} ({signed(result.shifts[name])}; delta_b_tot "
+            f"{num(_get(row, 'delta_b_tot'))} {outcome}; "
+            f"{group.cite('T06', g_condition='gstar', intervention=name)})"
+        )
+    text = (
+        f"From b_tot = {num(_get(base, 'b_tot'))} at g = 1 ({base_cite}), gain "
+        f"{key_number(group.g_star)} gives b_tot: " + "; ".join(parts) + "."
+    )
+    if result.tracks is None:
+        text += " MLP_GLOBAL or ATTN_GLOBAL is missing, so the effect cannot be attributed."
+    else:
+        who = "attention" if result.tracks == TRACKS_ATTENTION else "the MLP gain"
+        mlp, attn = result.shifts["MLP_GLOBAL"], result.shifts["ATTN_GLOBAL"]
+        text += (
+            f" The effect tracks **{who}** (the larger |shift| of the two global gains: "
+            f"{num(abs(mlp), 3)} for the MLP, {num(abs(attn), 3)} for attention)"
+        )
+        if mlp * attn < 0:
+            text += "; attention moves b_tot the other way"
+        if result.strongest_band:
+            text += f"; of the MLP bands, {result.strongest_band} moves it most"
+        text += "."
+    return Finding("T06", result.tracks or UNDETERMINED, text)

@@ -1,0 +1,271 @@
+"""The decision rules of the report, as pure functions of numbers (each unit-tested on its own).
+
+Signatures are *present* / *absent* (S1 branching near 1 at g*, S2 chi peak near g*, S3
+crackling); falsifiers *fire* / *do not fire* ((a) rate matching, (b) the marginal-preserving
+nulls, (c) generalization to dataset B and ARC); ablations say what the effect *tracks*;
+paired differences *differ* when their CI excludes 0. The rules are stated in words in
+:data:`avalanche_kedro.study.report.page.RULES` and in ``docs/design.md`` ("Report").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .formatting import _finite, num
+from .groups import G_MATCH_ATOL
+
+PRESENT = "present"
+
+
+ABSENT = "absent"
+
+
+UNDETERMINED = "undetermined"
+
+
+FIRES = "fires"
+
+
+DOES_NOT_FIRE = "does not fire"
+
+
+NULL_BEYOND_RATES = "beyond rates"
+
+
+NULL_EXPLAINED_BY_RATES = "explained by rates"
+
+
+NULL_BELOW_NULL = "below the null"
+
+
+NULL_NOT_RECORDED = "not recorded"
+
+
+TRACKS_MLP = "MLP gain"
+
+
+TRACKS_ATTENTION = "attention"
+
+
+@dataclass(frozen=True)
+class S1Decision:
+    decision: str  # present | absent | undetermined
+    distance: float  # 0 when 1 lies inside the CI, else the gap from 1 to the nearer CI bound
+
+
+def decide_s1(b_tot: float, ci_low: float, ci_high: float) -> S1Decision:
+    """S1 is present when 1 lies inside the b_tot CI (bounds included) at g*."""
+    if not _finite(b_tot, ci_low, ci_high):
+        return S1Decision(UNDETERMINED, float("nan"))
+    if ci_low <= 1.0 <= ci_high:
+        return S1Decision(PRESENT, 0.0)
+    gap = (1.0 - ci_high) if ci_high < 1.0 else (ci_low - 1.0)
+    return S1Decision(ABSENT, float(gap))
+
+
+@dataclass(frozen=True)
+class S2Decision:
+    decision: str  # present | absent | undetermined
+    g_argmax: float
+    steps: int  # grid steps between the chi argmax and g*
+    at_edge: bool  # the argmax is the smallest or largest grid gain
+    monotone: str | None  # "falls" | "rises" when chi is monotone in g over the grid
+
+
+def decide_s2(gains: Sequence[float], chi: Sequence[float], g_star: float) -> S2Decision:
+    """S2 is present when the grid gain of maximal chi is g* or a grid neighbour of g*.
+
+    Ties for the maximum go to the smallest gain; NaN chi values are skipped.
+    """
+    order = np.argsort(np.asarray(gains, dtype=float), kind="stable")
+    gains = np.asarray(gains, dtype=float)[order]
+    chi = np.asarray(chi, dtype=float)[order]
+    finite = np.isfinite(chi)
+    matches = np.flatnonzero(np.isclose(gains, g_star, rtol=0.0, atol=G_MATCH_ATOL))
+    if not finite.any() or matches.size == 0:
+        return S2Decision(UNDETERMINED, float("nan"), -1, False, None)
+    best = int(np.flatnonzero(finite)[np.argmax(chi[finite])])
+    steps = abs(best - int(matches[0]))
+    monotone = None
+    if finite.all() and len(chi) >= 3:
+        steps_chi = np.diff(chi)
+        if (steps_chi < 0).all():
+            monotone = "falls"
+        elif (steps_chi > 0).all():
+            monotone = "rises"
+    return S2Decision(
+        PRESENT if steps <= 1 else ABSENT,
+        float(gains[best]),
+        steps,
+        best in (0, len(gains) - 1),
+        monotone,
+    )
+
+
+def crackling_gate_reason(
+    gamma: float,
+    n_duration_points: int,
+    ci_width: float,
+    min_points: int = 8,
+    max_width: float = 0.5,
+) -> str:
+    """Why SPEC §6's gate failed (empty when it passes): finite gamma, >= 8 durations, width <= 0.5."""
+    reasons = []
+    if not _finite(gamma):
+        reasons.append("no finite gamma")
+    if int(n_duration_points) < min_points:
+        reasons.append(f"only {int(n_duration_points)} distinct durations (< {min_points})")
+    if not _finite(ci_width):
+        reasons.append("no bootstrap CI")
+    elif float(ci_width) > max_width:
+        reasons.append(f"CI width {num(ci_width)} > {max_width}")
+    return "; ".join(reasons)
+
+
+def decide_s3(passed: bool) -> str:
+    """S3 is present (available) exactly when the T05 crackling gate passed at g*."""
+    return PRESENT if bool(passed) else ABSENT
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    decision: str  # fires | does not fire
+    worst_error: float
+    worst_tolerance: float
+    worst_g: float
+
+
+def decide_rate_matching(
+    gains: Sequence[float], errors: Sequence[float], tolerances: Sequence[float]
+) -> RateDecision:
+    """Falsifier (a) fires when any in-sample max |achieved - r*| exceeds its tolerance; the
+    row reported is the one whose error is the largest fraction of its tolerance."""
+    errors = np.asarray(errors, dtype=float)
+    tolerances = np.asarray(tolerances, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = errors / tolerances
+    worst = int(np.nanargmax(ratio)) if np.isfinite(ratio).any() else 0
+    fires = bool((errors > tolerances).any()) or not np.isfinite(errors).all()
+    return RateDecision(
+        FIRES if fires else DOES_NOT_FIRE,
+        float(errors[worst]),
+        float(tolerances[worst]),
+        float(np.asarray(gains, dtype=float)[worst]),
+    )
+
+
+@dataclass(frozen=True)
+class HeldOutDrift:
+    level: float  # max over g of |held-out mean rate - target| / target
+    spread: float  # (max - min over g of the held-out mean rate) / target
+    within_tolerance: bool | None  # both within rel_tol; None when no held-out rate is in T01
+
+
+def held_out_drift(
+    target_rate: float, held_out_means: Sequence[float], rel_tol: float
+) -> HeldOutDrift:
+    """How far the analysis-slice (held-out) mean rate sits from the target, and how much it
+    moves across the gain grid, both relative to the target rate."""
+    means = np.asarray(held_out_means, dtype=float)
+    if not np.isfinite(means).any():
+        return HeldOutDrift(float("nan"), float("nan"), None)
+    level = float(np.nanmax(np.abs(means - target_rate)) / target_rate)
+    spread = float((np.nanmax(means) - np.nanmin(means)) / target_rate)
+    return HeldOutDrift(level, spread, level <= rel_tol and spread <= rel_tol)
+
+
+def decide_null(delta: float, ci_low: float, ci_high: float) -> str:
+    """Compare real with a null: CI above 0 -> connectivity beyond rates; CI containing 0 ->
+    explained by rates; CI below 0 -> below the null; NaN -> not recorded."""
+    if not _finite(delta, ci_low, ci_high):
+        return NULL_NOT_RECORDED
+    if ci_low > 0:
+        return NULL_BEYOND_RATES
+    if ci_high < 0:
+        return NULL_BELOW_NULL
+    return NULL_EXPLAINED_BY_RATES
+
+
+def null_falsifier(null_outcome: str) -> str:
+    """Falsifier (b) fires unless the permutation-null CI of delta_b_tot lies above 0."""
+    if null_outcome == NULL_NOT_RECORDED:
+        return UNDETERMINED
+    return DOES_NOT_FIRE if null_outcome == NULL_BEYOND_RATES else FIRES
+
+
+@dataclass(frozen=True)
+class GeneralizationDecision:
+    decision: str  # fires | does not fire | undetermined
+    b_nearer_at_gstar: bool | None  # |b_tot - 1| on B smaller at g* than at g = 1
+    ppl_worse: bool | None  # ppl CI at g* entirely above ppl CI at g = 1
+    arc_worse: bool | None  # accuracy CI at g* entirely below accuracy CI at g = 1
+    vacuous: bool  # g* == 1: both sides are the same measurement
+
+
+def decide_generalization(
+    g_star: float,
+    b_tot_g1: float,
+    b_tot_gstar: float,
+    ppl_ci_g1: tuple[float, float] | None,
+    ppl_ci_gstar: tuple[float, float] | None,
+    acc_ci_g1: tuple[float, float] | None,
+    acc_ci_gstar: tuple[float, float] | None,
+) -> GeneralizationDecision:
+    """Falsifier (c) fires when g* makes B perplexity worse (its CI lies above g = 1's) or ARC
+    accuracy worse (its CI lies below g = 1's); non-overlapping CIs are required either way."""
+    vacuous = abs(float(g_star) - 1.0) <= G_MATCH_ATOL
+    nearer = (
+        abs(b_tot_gstar - 1.0) < abs(b_tot_g1 - 1.0) if _finite(b_tot_g1, b_tot_gstar) else None
+    )
+    ppl_worse = (
+        ppl_ci_gstar[0] > ppl_ci_g1[1]
+        if ppl_ci_g1 is not None and ppl_ci_gstar is not None and _finite(*ppl_ci_g1, *ppl_ci_gstar)
+        else None
+    )
+    arc_worse = (
+        acc_ci_gstar[1] < acc_ci_g1[0]
+        if acc_ci_g1 is not None and acc_ci_gstar is not None and _finite(*acc_ci_g1, *acc_ci_gstar)
+        else None
+    )
+    if ppl_worse or arc_worse:
+        decision = FIRES
+    elif ppl_worse is None and arc_worse is None:
+        decision = UNDETERMINED
+    else:
+        decision = DOES_NOT_FIRE
+    return GeneralizationDecision(decision, nearer, ppl_worse, arc_worse, vacuous)
+
+
+@dataclass(frozen=True)
+class AblationDecision:
+    tracks: str | None  # "MLP gain" | "attention" | None (g* = 1 or a missing intervention)
+    shifts: dict[str, float] = field(default_factory=dict)  # b_tot(int, g*) - b_tot(MLP, g1)
+    strongest_band: str | None = None
+
+
+def decide_ablation(
+    g_star: float, b_tot_g1: float, b_tot_gstar: Mapping[str, float]
+) -> AblationDecision:
+    """Which gain moves b_tot more from its g = 1 value: the MLP (MLP_GLOBAL) or attention
+    (ATTN_GLOBAL), both at g*; ties go to the MLP. Among the MLP bands, the one with the largest
+    |shift|. Undecided (None) when g* = 1 or either global intervention is missing."""
+    shifts = {k: float(v) - float(b_tot_g1) for k, v in b_tot_gstar.items()}
+    bands = {k: v for k, v in shifts.items() if k.startswith("MLP_BAND_") and math.isfinite(v)}
+    strongest = max(bands, key=lambda k: abs(bands[k])) if bands else None
+    mlp, attn = shifts.get("MLP_GLOBAL"), shifts.get("ATTN_GLOBAL")
+    if abs(float(g_star) - 1.0) <= G_MATCH_ATOL or not _finite(mlp, attn):
+        return AblationDecision(None, shifts, strongest)
+    return AblationDecision(
+        TRACKS_MLP if abs(mlp) >= abs(attn) else TRACKS_ATTENTION, shifts, strongest
+    )
+
+
+def decide_paired_difference(diff: float, ci_low: float, ci_high: float) -> str:
+    """A paired difference between roles: 'differs' when its CI excludes 0."""
+    if not _finite(diff, ci_low, ci_high):
+        return UNDETERMINED
+    return "differs" if (ci_low > 0 or ci_high < 0) else "no detectable difference"

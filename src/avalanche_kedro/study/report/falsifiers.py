@@ -1,0 +1,228 @@
+"""Report section "Falsifiers": (a) rate matching, (b) the marginal-preserving nulls, (c)
+generalization of g* to dataset B and ARC.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .decisions import (
+    DOES_NOT_FIRE,
+    FIRES,
+    NULL_BELOW_NULL,
+    NULL_BEYOND_RATES,
+    NULL_EXPLAINED_BY_RATES,
+    NULL_NOT_RECORDED,
+    UNDETERMINED,
+    HeldOutDrift,
+    decide_generalization,
+    decide_null,
+    decide_rate_matching,
+    held_out_drift,
+    null_falsifier,
+)
+from .formatting import _finite, ci, key_number, num
+from .groups import Finding, Group, _get, _one
+
+
+def rate_finding(group: Group) -> tuple[Finding, HeldOutDrift]:
+    t01 = group.t01
+    errors = t01["achieved_rate_max_abs_err"].astype(float).to_numpy()
+    if "opt_rate_match_tol_abs_max" in t01:
+        tolerances = t01["opt_rate_match_tol_abs_max"].astype(float).to_numpy()
+        tol_text = "largest per-layer tolerance max(rel_tol·r*, 1/n)"
+    else:
+        tolerances = t01["rate_match_tol"].astype(float).to_numpy() * group.rate
+        tol_text = "rel_tol × target rate (per-layer tolerances not in the table)"
+    result = decide_rate_matching(t01["g"].astype(float).to_numpy(), errors, tolerances)
+    worst = group.cite("T01", g=result.worst_g)
+    if result.decision == DOES_NOT_FIRE:
+        text = (
+            f"In sample, (a) **does not fire**: every gain's largest |achieved − r*| over layers "
+            f"is within tolerance; the closest is {num(result.worst_error)} against a {tol_text} "
+            f"of {num(result.worst_tolerance)} ({worst})."
+        )
+    else:
+        text = (
+            f"In sample, (a) **fires**: |achieved − r*| = {num(result.worst_error)} exceeds the "
+            f"{tol_text} of {num(result.worst_tolerance)} ({worst}); rate matching failed, so "
+            f"differences across gains may be rate effects."
+        )
+    rel_tol = float(t01["rate_match_tol"].iloc[0]) if "rate_match_tol" in t01 else 0.05
+    drift = held_out_drift(
+        group.rate,
+        t01.get("opt_achieved_rate_analysis_mean", pd.Series(np.nan, index=t01.index)).astype(
+            float
+        ),
+        rel_tol,
+    )
+    if math.isfinite(drift.level):
+        means = t01["opt_achieved_rate_analysis_mean"].astype(float)
+        g_lo, g_hi = float(t01.loc[means.idxmin(), "g"]), float(t01.loc[means.idxmax(), "g"])
+        star = _one(t01, g=group.g_star)
+        text += (
+            f" Held out (analysis slice, reported, not gated): the mean rate is "
+            f"{num(_get(star, 'opt_achieved_rate_analysis_mean'))} at g* against the target "
+            f"{key_number(group.rate)}, largest per-layer |achieved − r*| "
+            f"{num(_get(star, 'opt_achieved_rate_analysis_max_abs_err'))} "
+            f"({group.cite('T01', g=group.g_star)}); across the grid the held-out mean rate runs "
+            f"from {num(means.min())} ({group.cite('T01', g=g_lo)}) to {num(means.max())} "
+            f"({group.cite('T01', g=g_hi)}), i.e. it is off the target by up to "
+            f"{num(100 * drift.level, 3)} % and moves by {num(100 * drift.spread, 3)} % of the "
+            f"target across gains."
+        )
+        if drift.within_tolerance is False:
+            text += (
+                f" **Held-out drift exceeds the {num(100 * rel_tol, 3)} % tolerance**: on the "
+                f"analysis windows the rates are not matched across gains, so part of any trend "
+                f"of b or chi with g there can be a rate effect."
+            )
+    return Finding("a", result.decision, text), drift
+
+
+def _null_clause(name: str, row: pd.Series | None, suffix: str) -> tuple[str, str]:
+    delta = _get(row, f"delta_b_tot{suffix}" if not suffix else f"opt_delta_b_tot{suffix}")
+    low = _get(row, f"opt_delta_b_tot{suffix}_ci_low")
+    high = _get(row, f"opt_delta_b_tot{suffix}_ci_high")
+    outcome = decide_null(delta, low, high)
+    if outcome == NULL_NOT_RECORDED:
+        return outcome, f"the {name} null was not recorded at this gain"
+    meaning = {
+        NULL_BEYOND_RATES: "CI excludes 0: real > null",
+        NULL_EXPLAINED_BY_RATES: "CI includes 0: no difference",
+        NULL_BELOW_NULL: "CI excludes 0: real < null",
+    }[outcome]
+    return outcome, f"{name} delta_b_tot = {num(delta)}, CI {ci(low, high)} ({meaning})"
+
+
+def null_finding(group: Group) -> Finding:
+    star = _one(group.t01, g=group.g_star)
+    where = group.cite("T01", g=group.g_star)
+    perm, perm_text = _null_clause("permutation", star, "")
+    decision = null_falsifier(perm)
+    if decision == DOES_NOT_FIRE:
+        text = (
+            f"(b) **does not fire** at g* = {key_number(group.g_star)}: {perm_text}, so the "
+            f"cascades carry connectivity beyond the per-layer rates ({where})."
+        )
+    elif decision == FIRES:
+        why = (
+            "the structure is explained by the rates"
+            if perm == NULL_EXPLAINED_BY_RATES
+            else "real cascades are less connected than the rate-preserving null"
+        )
+        text = f"(b) **fires** at g* = {key_number(group.g_star)}: {perm_text}; {why} ({where})."
+    else:
+        text = f"(b) is **undetermined** at g* = {key_number(group.g_star)}: {perm_text} ({where})."
+    _, shift_text = _null_clause("shift", star, "_shift")
+    tokshuf, tok_text = _null_clause("token-shuffle", star, "_tokshuf")
+    text += f" Other nulls at g*: {shift_text}; {tok_text}."
+    if tokshuf == NULL_EXPLAINED_BY_RATES:
+        text += " Shuffling the input tokens does not change b_tot detectably."
+    flags = [
+        c
+        for c in ("opt_marginals_preserved_perm", "opt_marginals_preserved_shift")
+        if c in group.t01
+    ]
+    if flags:
+        broken = [c for c in flags if not group.t01[c].astype(bool).all()]
+        text += (
+            " Both raster nulls preserved every (window, layer) event multiset exactly at every gain."
+            if not broken
+            else f" **Marginals were NOT preserved** ({', '.join(broken)} false): the null "
+            f"comparison is invalid."
+        )
+    deltas = group.t01
+    if {"opt_delta_b_tot_ci_low", "opt_delta_b_tot_ci_high"} <= set(deltas.columns):
+        outcomes = [
+            decide_null(d, lo, hi)
+            for d, lo, hi in zip(
+                deltas["delta_b_tot"].astype(float),
+                deltas["opt_delta_b_tot_ci_low"].astype(float),
+                deltas["opt_delta_b_tot_ci_high"].astype(float),
+                strict=True,
+            )
+        ]
+        above = sum(o == NULL_BEYOND_RATES for o in outcomes)
+        text += (
+            f" Over the whole grid the permutation-null CI lies above 0 at {above} of "
+            f"{len(outcomes)} gains ({group.cite('T01', g=None)}, every g)."
+        )
+    return Finding("b", decision, text)
+
+
+def generalization_finding(group: Group) -> Finding:
+    b1, bs = _one(group.t02, g_condition="g1"), _one(group.t02, g_condition="gstar")
+    a1, as_ = _one(group.t03, g_condition="g1"), _one(group.t03, g_condition="gstar")
+
+    def pair(row, low, high):
+        return (_get(row, low), _get(row, high)) if row is not None else None
+
+    result = decide_generalization(
+        group.g_star,
+        _get(b1, "b_tot"),
+        _get(bs, "b_tot"),
+        pair(b1, "opt_ppl_ci_low", "opt_ppl_ci_high"),
+        pair(bs, "opt_ppl_ci_low", "opt_ppl_ci_high"),
+        pair(a1, "accuracy_ci_low", "accuracy_ci_high"),
+        pair(as_, "accuracy_ci_low", "accuracy_ci_high"),
+    )
+    c = {
+        "B1": group.cite("T02", g_condition="g1"),
+        "Bs": group.cite("T02", g_condition="gstar"),
+        "A1": group.cite("T03", g_condition="g1"),
+        "As": group.cite("T03", g_condition="gstar"),
+    }
+    verdict = {
+        FIRES: "**fires**",
+        DOES_NOT_FIRE: "**does not fire**",
+        UNDETERMINED: "is **undetermined**",
+    }[result.decision]
+    text = f"(c) {verdict}"
+    if result.vacuous:
+        text += " (g* = 1, so g* and g = 1 are the same measurement and the test is empty)"
+    text += "."
+    nearer = {True: "nearer to", False: "not nearer to", None: "not comparable with"}[
+        result.b_nearer_at_gstar
+    ]
+    text += (
+        f" On dataset B b_tot is {num(_get(bs, 'b_tot'))}, CI "
+        f"{ci(_get(bs, 'opt_b_tot_ci_low'), _get(bs, 'opt_b_tot_ci_high'))} at g* "
+        f"({c['Bs']}) against {num(_get(b1, 'b_tot'))}, CI "
+        f"{ci(_get(b1, 'opt_b_tot_ci_low'), _get(b1, 'opt_b_tot_ci_high'))} at g = 1 "
+        f"({c['B1']}): {nearer} 1 at g*."
+    )
+    ppl_verdict = {
+        True: "**worse at g*** (CIs do not overlap)",
+        False: "not worse at g* beyond the CIs",
+        None: "not comparable (no CI)",
+    }[result.ppl_worse]
+    text += (
+        f" Perplexity on B is {num(_get(bs, 'ppl'))}, CI "
+        f"{ci(_get(bs, 'opt_ppl_ci_low'), _get(bs, 'opt_ppl_ci_high'))} at g* against "
+        f"{num(_get(b1, 'ppl'))}, CI {ci(_get(b1, 'opt_ppl_ci_low'), _get(b1, 'opt_ppl_ci_high'))} "
+        f"at g = 1: {ppl_verdict} ({c['Bs']}, {c['B1']})."
+    )
+    arc_verdict = {
+        True: "**lower at g*** (CIs do not overlap)",
+        False: "not lower at g* beyond the CIs",
+        None: "not comparable (no ARC rows)",
+    }[result.arc_worse]
+    text += (
+        f" ARC accuracy is {num(_get(as_, 'accuracy'))}, CI "
+        f"{ci(_get(as_, 'accuracy_ci_low'), _get(as_, 'accuracy_ci_high'))} at g* ({c['As']}) "
+        f"against {num(_get(a1, 'accuracy'))}, CI "
+        f"{ci(_get(a1, 'accuracy_ci_low'), _get(a1, 'accuracy_ci_high'))} at g = 1 ({c['A1']}) "
+        f"over {int(_get(a1, 'n_questions')) if _finite(_get(a1, 'n_questions')) else 'n/a'} "
+        f"questions: {arc_verdict}."
+    )
+    truncated = _get(a1, "opt_n_prompts_truncated")
+    if _finite(truncated) and truncated > 0:
+        text += (
+            f" {int(truncated)} of those prompts were longer than the model's context and were "
+            "left-truncated (their oldest tokens dropped) before scoring."
+        )
+    return Finding("c", result.decision, text)

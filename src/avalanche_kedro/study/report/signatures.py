@@ -1,0 +1,122 @@
+"""Report section "Signatures": S1 branching near 1 at g*, S2 chi peak near g*, S3 crackling."""
+
+from __future__ import annotations
+
+from .decisions import (
+    ABSENT,
+    PRESENT,
+    UNDETERMINED,
+    crackling_gate_reason,
+    decide_s1,
+    decide_s2,
+    decide_s3,
+)
+from .formatting import _finite, ci, key_number, num
+from .groups import G_MATCH_ATOL, Finding, Group, _get, _one
+
+
+def s1_finding(group: Group) -> Finding:
+    star = _one(group.t01, g=group.g_star)
+    one = _one(group.t01, g=1.0)
+    b, low, high = (_get(star, c) for c in ("b_tot", "opt_b_tot_ci_low", "opt_b_tot_ci_high"))
+    result = decide_s1(b, low, high)
+    where = group.cite("T01", g=group.g_star)
+    if result.decision == PRESENT:
+        text = (
+            f"S1 is **present**: at g* = {key_number(group.g_star)} b_tot = {num(b)}, "
+            f"CI {ci(low, high)} contains 1 ({where})."
+        )
+    elif result.decision == ABSENT:
+        side = "below" if high < 1.0 else "above"
+        text = (
+            f"S1 is **absent**: at g* = {key_number(group.g_star)} b_tot = {num(b)}, "
+            f"CI {ci(low, high)} lies {side} 1 by {num(result.distance)} "
+            f"(|b_tot − 1| = {num(abs(b - 1.0))}) ({where})."
+        )
+    else:
+        text = (
+            f"S1 is **undetermined**: no finite b_tot or CI at g* = "
+            f"{key_number(group.g_star)} (no events?) ({where})."
+        )
+    grid = group.t01["g"].astype(float).to_numpy()
+    if grid.size and group.g_star in (grid.min(), grid.max()):
+        text += (
+            " g* is an end of the gain grid, so the grid does not bracket it: the minimum of"
+            " |b_tot − 1| may lie beyond the grid."
+        )
+    if one is not None and abs(group.g_star - 1.0) > G_MATCH_ATOL:
+        b1, l1, h1 = (_get(one, c) for c in ("b_tot", "opt_b_tot_ci_low", "opt_b_tot_ci_high"))
+        inside = "contains" if decide_s1(b1, l1, h1).decision == PRESENT else "does not contain"
+        text += (
+            f" At g = 1 b_tot = {num(b1)}, CI {ci(l1, h1)} {inside} 1 ({group.cite('T01', g=1.0)})."
+        )
+    return Finding("S1", result.decision, text)
+
+
+def s2_finding(group: Group) -> Finding:
+    gains = group.t01["g"].astype(float).to_list()
+    chi = group.t01["chi"].astype(float).to_list()
+    result = decide_s2(gains, chi, group.g_star)
+    if result.decision == UNDETERMINED:
+        return Finding(
+            "S2",
+            UNDETERMINED,
+            f"S2 is **undetermined**: no finite chi on the grid or g* not on it "
+            f"({group.cite('T01', g=group.g_star)}).",
+        )
+    peak = _one(group.t01, g=result.g_argmax)
+    star = _one(group.t01, g=group.g_star)
+    peak_text = (
+        f"chi is largest at g = {key_number(result.g_argmax)} "
+        f"(chi = {num(_get(peak, 'chi'))}, CI "
+        f"{ci(_get(peak, 'opt_chi_ci_low'), _get(peak, 'opt_chi_ci_high'))}, "
+        f"{group.cite('T01', g=result.g_argmax)})"
+    )
+    if result.steps == 0:
+        relation = "which is g* itself"
+    elif result.steps == 1:
+        relation = f"one grid step from g* = {key_number(group.g_star)}"
+    else:
+        relation = (
+            f"{result.steps} grid steps from g* = {key_number(group.g_star)} "
+            f"(chi = {num(_get(star, 'chi'))} there, {group.cite('T01', g=group.g_star)})"
+        )
+    verdict = "**present**" if result.decision == PRESENT else "**absent**"
+    text = f"S2 is {verdict}: {peak_text}, {relation}."
+    if result.at_edge:
+        text += " The maximum sits at the edge of the grid, so it is not an interior peak"
+        text += (
+            f": chi {result.monotone} monotonically with g over the whole grid."
+            if result.monotone
+            else "."
+        )
+        if result.decision == PRESENT:
+            text += " Read this S2 as weak."
+    return Finding("S2", result.decision, text)
+
+
+def s3_finding(group: Group) -> Finding:
+    row = _one(group.t05, g=group.g_star)
+    where = group.cite("T05", g=group.g_star)
+    if row is None:
+        return Finding("S3", UNDETERMINED, f"S3 is **undetermined**: no T05 row ({where}).")
+    decision = decide_s3(bool(row["pass"]))
+    gamma, low, high = (
+        _get(row, c) for c in ("crackling_gamma", "crackling_ci_low", "crackling_ci_high")
+    )
+    points = int(_get(row, "n_duration_points")) if _finite(_get(row, "n_duration_points")) else 0
+    detail = (
+        f"gamma = {num(gamma)}, CI {ci(low, high)}, r² = {num(_get(row, 'r2'))}, "
+        f"{points} distinct durations, {num(_get(row, 'n_avalanches_used'))} avalanches"
+    )
+    if decision == PRESENT:
+        text = f"S3 is **present** (gate passed) at g* = {key_number(group.g_star)}: {detail} ({where})."
+    else:
+        recorded = row.get("opt_reason", "")
+        recorded = recorded.strip() if isinstance(recorded, str) else ""
+        reason = recorded or crackling_gate_reason(gamma, points, _get(row, "crackling_ci_width"))
+        text = (
+            f"S3 is **absent** (not available) at g* = {key_number(group.g_star)}: the crackling "
+            f"gate failed ({reason or 'reason not recorded'}); {detail} ({where})."
+        )
+    return Finding("S3", decision, text)
