@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import string
-from pathlib import Path
 
 import pytest
 
 from avalanche_kedro.framework.datasets import HubDataset
+from tests.conftest import PROJECT_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ARC_FILE = PROJECT_ROOT / "data" / "01_raw" / "arc_embedded.jsonl"
 ARC_FIXTURE = (
     PROJECT_ROOT.parent / "shared" / "fixtures" / "ai2-arc-challenge" / "ARC-Challenge-Test.jsonl"

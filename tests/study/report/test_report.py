@@ -18,8 +18,8 @@ from avalanche_kedro.pipelines import reporting
 from avalanche_kedro.pipelines.reporting import report_nodes
 from avalanche_kedro.pipelines.reporting.report_pipeline import create_report_pipeline
 from avalanche_kedro.study import report, schemas, tables
+from tests.conftest import PROJECT_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SPIKE = "SPIKE_ONE_SIDED_POS"
 RATE = 1e-4
 GRID = [0.8, 0.9, 1.0, 1.1, 1.2]

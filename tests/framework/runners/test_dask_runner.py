@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_project, run_kedro
+from tests.conftest import PROJECT_ROOT, copy_project, run_kedro
 
 pytestmark = pytest.mark.slow
 
@@ -380,10 +380,7 @@ def test_kedro_airflow_creates_one_dag_per_pipeline_grouped_by_namespace(tmp_pat
     from avalanche_kedro.pipeline_registry import PIPELINE_ORDER
 
     project = copy_project(tmp_path)
-    template = (
-        Path(__file__).resolve().parents[2]
-        / "src/avalanche_kedro/framework/templates/airflow_dag.j2"
-    )
+    template = PROJECT_ROOT / "src/avalanche_kedro/framework/templates/airflow_dag.j2"
     run_kedro(
         project, "airflow", "create", "--all", "--group-by", "namespace",
         "--target-dir", "dags", "--jinja-file", str(template),

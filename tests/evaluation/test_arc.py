@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import string
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -29,14 +28,9 @@ from avalanche_kedro.evaluation.arc import (
 )
 from avalanche_kedro.measure.adapters import instrument
 from avalanche_kedro.measure.gain import ATTN_GLOBAL, MLP_GLOBAL, layer_gains
+from tests.conftest import SHARED_FIXTURES
 
-ARC_FIXTURE = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "fixtures"
-    / "ai2-arc-challenge"
-    / "ARC-Challenge-Test.jsonl"
-)
+ARC_FIXTURE = SHARED_FIXTURES / "ai2-arc-challenge" / "ARC-Challenge-Test.jsonl"
 
 
 def ai2_record(rid, stem, labels, texts, answer):
