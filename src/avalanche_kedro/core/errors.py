@@ -16,6 +16,11 @@ class AvalancheError(RuntimeError):
         self.fix = fix
         super().__init__(f"{problem}\n  How to fix: {fix}")
 
+    def __reduce__(self):
+        # Rebuilt from both parts when unpickled: an error raised on a Dask worker reaches the
+        # client as itself, not as a plain Exception (the default would call cls(message)).
+        return (type(self), (self.problem, self.fix))
+
 
 class ConfigurationError(AvalancheError):
     """A parameter or catalog entry is missing or inconsistent."""

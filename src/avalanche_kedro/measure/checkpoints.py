@@ -42,7 +42,8 @@ def sha256_file(path: Path, chunk_size: int = 1 << 22) -> str:
 
 def directory_sha256(directory: Path) -> str:
     """Content hash of a checkpoint directory: sha256 over ``relative_path\\0file_sha256\\n``
-    lines of every file, sorted by path (hidden files and our build record excluded)."""
+    lines of every file, sorted by path (hidden files excluded; the embedded build record is
+    included, so two builds from different recipes never share a hash)."""
     digest = hashlib.sha256()
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         relative = path.relative_to(directory).as_posix()
