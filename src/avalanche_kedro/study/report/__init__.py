@@ -5,7 +5,7 @@ markdown page. Each result is one plain sentence that cites the table row behind
 (:mod:`.formatting`). The decision rules are pure functions of numbers in :mod:`.decisions`;
 each report section decides its findings in its own module (:mod:`.signatures`,
 :mod:`.falsifiers`, :mod:`.ablations`, :mod:`.replication`) on the per-group view of
-:mod:`.groups`, and :mod:`.page` assembles the page. No Kedro import: a notebook can call it
+:mod:`.grouping`, and :mod:`.page` assembles the page. No Kedro import: a notebook can call it
 on loaded tables.
 """
 
@@ -44,7 +44,7 @@ from .decisions import (
 )
 from .falsifiers import generalization_finding, null_finding, rate_finding
 from .formatting import ci, cite, key_number, num, signed
-from .groups import G_MATCH_ATOL, GROUP_KEYS, REQUIRED_TABLES, TABLE_NAMES, Finding, Group, groups
+from .grouping import G_MATCH_ATOL, GROUP_KEYS, REQUIRED_TABLES, TABLE_NAMES, Finding, Group, groups
 from .page import RULES, build_report, decide_all
 from .replication import replication_findings
 from .signatures import s1_finding, s2_finding, s3_finding

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .decisions import TRACKS_ATTENTION, UNDETERMINED, decide_ablation, decide_null
 from .formatting import key_number, num, signed
-from .groups import G_MATCH_ATOL, Finding, Group, _get, _one
+from .grouping import G_MATCH_ATOL, Finding, Group, _get, _one
 
 
 def ablation_finding(group: Group) -> Finding | None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .formatting import _finite, num
-from .groups import G_MATCH_ATOL
+from .grouping import G_MATCH_ATOL
 
 PRESENT = "present"
 

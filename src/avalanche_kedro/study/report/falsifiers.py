@@ -25,7 +25,7 @@ from .decisions import (
     null_falsifier,
 )
 from .formatting import _finite, ci, key_number, num
-from .groups import Finding, Group, _get, _one
+from .grouping import Finding, Group, _get, _one
 
 
 def rate_finding(group: Group) -> tuple[Finding, HeldOutDrift]:

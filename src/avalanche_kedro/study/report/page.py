@@ -14,7 +14,7 @@ from .ablations import ablation_finding
 from .decisions import FIRES, PRESENT, decide_s2
 from .falsifiers import generalization_finding, null_finding, rate_finding
 from .formatting import _finite, key_number, num
-from .groups import G_MATCH_ATOL, Finding, Group, _get, _normalize_tables, _one, groups
+from .grouping import G_MATCH_ATOL, Finding, Group, _get, _normalize_tables, _one, groups
 from .replication import replication_findings
 from .signatures import s1_finding, s2_finding, s3_finding
 

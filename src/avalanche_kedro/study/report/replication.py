@@ -6,7 +6,7 @@ import pandas as pd
 
 from .decisions import decide_paired_difference
 from .formatting import ci, key_number, num
-from .groups import Finding
+from .grouping import Finding
 
 
 def replication_findings(t07: pd.DataFrame) -> list[Finding]:

@@ -12,7 +12,7 @@ from .decisions import (
     decide_s3,
 )
 from .formatting import _finite, ci, key_number, num
-from .groups import G_MATCH_ATOL, Finding, Group, _get, _one
+from .grouping import G_MATCH_ATOL, Finding, Group, _get, _one
 
 
 def s1_finding(group: Group) -> Finding:
