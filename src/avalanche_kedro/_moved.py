@@ -4,7 +4,7 @@ Until version 0.2 the package was one flat folder (``avalanche_kedro.lattice``,
 ``avalanche_kedro.figures``, ...). Notebooks and configurations written against it keep
 working: importing an old path returns the module at its new path (the same module object, so
 monkeypatching and ``isinstance`` behave) and emits one :class:`FutureWarning` that names the
-new path. Nothing in the project itself uses the old paths (``tests/test_layout.py`` checks).
+new path. Nothing in the project itself uses the old paths (``tests/integration/test_package_layout.py`` checks).
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
-"""Seed rule and condition keys (SPEC §1, §7), checked against hashlib directly."""
+"""Seed rule and condition keys (SPEC §1, §7), checked against hashlib directly.
+
+The condition table built from these keys is tested in ``tests/measure/test_conditions.py``.
+"""
 
 from __future__ import annotations
 
 import hashlib
 
 from avalanche_kedro.core.seeds import STUDY_SEED, condition_key, format_number, seed_of
-from avalanche_kedro.measure.conditions import plan_conditions, threshold_settings
 
 
 def _expected_seed(text: str) -> int:
@@ -57,43 +59,3 @@ def test_format_number_is_spelling_independent():
     assert format_number(float("1.0e-5")) == "1e-05"
     assert format_number(1.3) == "1.3"
     assert format_number(8e-5) == "8e-05"
-
-
-def test_plan_conditions_keys_and_ids():
-    table = plan_conditions(
-        model_role="base",
-        dataset_role="A",
-        gain_grid=[0.85, 1, 1.3],
-        interventions={"MLP_GLOBAL": "grid", "ATTN_GLOBAL": [0.85]},
-        token_shuffle_gains=[1.0],
-        spike_defs=["SPIKE_ONE_SIDED_POS", "SPIKE_TWO_SIDED_ABS"],
-        target_rates=[1e-5, 8e-5],
-    )
-    # (3 MLP gains + 1 ATTN gain + 1 shuffle gain) x 2 spike defs x 2 rates
-    assert len(table) == 20
-    assert table["cond_id"].tolist() == list(range(20))
-    assert str(table["cond_id"].dtype) == "int32"
-    first = table.iloc[0]
-    assert first["condition_key"] == "A|SPIKE_ONE_SIDED_POS|1e-05|0.85|MLP_GLOBAL"
-    assert first["null_id"] == "NULL_NONE"
-    for row in table.itertuples():
-        assert row.condition_key == "|".join(
-            [
-                "A",
-                row.spike_def_id,
-                repr(float(row.target_rate)),
-                repr(float(row.g)),
-                row.intervention_id,
-            ]
-        )
-        assert "base" not in row.condition_key  # model role never enters the key
-    shuffle = table[table["null_id"] == "NULL_TOKEN_SHUFFLE_INPUT"]
-    assert len(shuffle) == 4 and set(shuffle["g"]) == {1.0}
-    assert set(shuffle["condition_key"].str.split("|").str[3]) == {"1.0"}
-    settings = threshold_settings(table)
-    assert [(s.intervention_id, s.g) for s in settings] == [
-        ("MLP_GLOBAL", 0.85),
-        ("MLP_GLOBAL", 1.0),
-        ("MLP_GLOBAL", 1.3),
-        ("ATTN_GLOBAL", 0.85),
-    ]

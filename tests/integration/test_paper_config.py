@@ -41,9 +41,8 @@ from avalanche_kedro.measure.moments import RunningMoments
 from avalanche_kedro.measure.windows import iter_text_records, slice_windows, tokenize_stream
 from avalanche_kedro.pipelines import capture, events
 from avalanche_kedro.pipelines.capture.nodes import _dataset_windows, select_windows
-
-from .conftest import PROJECT_ROOT
-from .pipelines.conftest import catalog_with_parameters, reroot_paths
+from tests.conftest import PROJECT_ROOT
+from tests.pipelines.conftest import catalog_with_parameters, reroot_paths
 
 #: SPEC §8, the paper's gain grid.
 SPEC_GAIN_GRID = [0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.3]

@@ -212,3 +212,32 @@ def two_role_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("two-role-run")
     params = two_role_parameters(root)
     return run_everything(root, params), root, params
+
+
+def load(catalog, name: str, role: str = "base"):
+    """``<role>.<name>`` from ``catalog`` (the small runs use the role ``base``)."""
+    return catalog.load(f"{role}.{name}")
+
+
+#: shape of the small configuration (SMALL_RECIPE, SMALL_PARAMS): analysis windows, layers,
+#: MLP width and window length
+N_WINDOWS, N_LAYERS, D_FF, SEQ_LEN = 8, 4, 64, 32
+
+
+@pytest.fixture(scope="package")
+def outputs(small_run):
+    """Every cascades and controls output of the ``base`` role of :func:`small_run`."""
+    catalog, _ = small_run
+    names = [
+        "event_rasters_A",
+        "conditions_A",
+        "avalanches_A",
+        "branching_per_window_A",
+        "cascade_summary_A",
+        "crackling_fits_A",
+        "tail_fits_A",
+        "null_branching_per_window_A",
+        "marginal_checks_A",
+        "controls_summary_A",
+    ]
+    return {name: load(catalog, name) for name in names}

@@ -83,8 +83,8 @@ class ArchitectureAdapter:
                 f"'{self.family}' adapter expects: {error}.",
                 "The adapter's module paths in avalanche_kedro/measure/adapters.py do not match this "
                 "model's implementation (wrong family, or a transformers upgrade moved "
-                "modules); fix the adapter entry for this model type and run "
-                "tests/test_adapters.py.",
+                "modules); fix the adapter entry for this model type and run the adapter, gain and "
+                "forward tests (pytest tests/measure).",
             ) from error
 
     def layers(self, model: nn.Module) -> list[nn.Module]:
@@ -202,7 +202,7 @@ def adapter_for(model_type: str) -> ArchitectureAdapter:
         "Use a checkpoint of a supported family, or add an ArchitectureAdapter entry to "
         "avalanche_kedro/measure/adapters.py (module paths of the blocks, of the MLP's output "
         "projection and of the modules whose outputs are the MLP and attention contributions) "
-        "and cover it in tests/test_adapters.py.",
+        "and add a case for it in tests/measure/model_cases.py (pytest tests/measure).",
     )
 
 

@@ -220,6 +220,7 @@ def validate_instrumentation(
             f"({loaded.manifest.get('model_type')}): " + "; ".join(failures) + ".",
             "The adapter's module paths in avalanche_kedro/measure/adapters.py do not match this "
             "model's implementation (a transformers upgrade can move modules); fix the adapter "
-            "entry for this model type and run tests/test_adapters.py.",
+            "entry for this model type and run the adapter, gain and forward tests "
+            "(pytest tests/measure).",
         )
     return report

@@ -1,0 +1,240 @@
+"""The reporting pipeline: figures F01-F11 and the run report wired into Kedro (nodes,
+pipelines, catalog entries), on synthetic tables and on the latest saved run."""
+
+from __future__ import annotations
+
+import glob
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.io.core import Version
+from kedro.pipeline import Pipeline, node
+from kedro.runner import SequentialRunner
+from PIL import Image
+
+from avalanche_kedro.core.errors import ArtifactError
+from avalanche_kedro.framework.datasets import FigureDataset
+from avalanche_kedro.pipelines import reporting
+from avalanche_kedro.pipelines.reporting import report_nodes
+from avalanche_kedro.pipelines.reporting.figures_pipeline import create_figures_pipeline
+from avalanche_kedro.pipelines.reporting.report_pipeline import create_report_pipeline
+from avalanche_kedro.study import figures, report
+from avalanche_kedro.study.schemas import SCHEMAS
+from avalanche_kedro.study.tables import PROVENANCE_COLUMNS, TABLE_IDS
+from tests.conftest import PROJECT_ROOT
+from tests.study.figures import tables_builder as figure_tables
+from tests.study.figures.tables_builder import no_pyplot_figures  # noqa: F401 (a fixture)
+from tests.study.report.tables_builder import Scenario, make_tables
+from tests.study.report.tables_builder import provenance as report_provenance
+
+# cross-role nodes read role datasets such as "base.tau_table" on purpose (as the registry does)
+pytestmark = pytest.mark.filterwarnings("ignore:One or more dataset names contain")
+
+
+# ---- figures ------------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("no_pyplot_figures")
+def test_nothing_is_saved_when_a_figure_function_raises(tmp_path):
+    broken_t01 = figure_tables.make_t01().drop(columns=["b_tot"])
+    catalog = DataCatalog(
+        {
+            "run_provenance": MemoryDataset(figure_tables.provenance()),
+            "T01_SUMMARY": MemoryDataset(broken_t01),
+            "F03_BRANCHING_VS_GAIN": FigureDataset(
+                filepath=str(tmp_path / "F03"), version=Version(None, None)
+            ),
+        }
+    )
+    from avalanche_kedro.pipelines.reporting import figures_nodes
+
+    pipeline = Pipeline(
+        [
+            node(
+                figures_nodes.draw_f03,
+                ["run_provenance", "T01_SUMMARY"],
+                "F03_BRANCHING_VS_GAIN",
+                name="draw_F03",
+            )
+        ]
+    )
+    with pytest.raises(ArtifactError, match="b_tot"):
+        SequentialRunner().run(pipeline, catalog)
+    assert figure_tables.saved_files(tmp_path) == []
+
+
+@pytest.mark.usefixtures("no_pyplot_figures")
+@pytest.mark.parametrize("roles", [["base"], ["base", "instruct"]])
+def test_figures_pipeline_needs_no_replication(roles):
+    pipeline = create_figures_pipeline(roles)
+    assert sorted(pipeline.outputs()) == sorted(figures.FIGURES)
+    assert "T07_REPLICATION_SUMMARY" not in pipeline.inputs()
+    assert "replication_A" not in pipeline.inputs()
+    assert f"{roles[0]}.event_rasters_A" in pipeline.inputs()
+    assert {f"{r}.tau_table" for r in roles} <= pipeline.inputs()
+
+
+@pytest.mark.usefixtures("no_pyplot_figures")
+def test_catalog_has_a_versioned_figure_dataset_per_figure():
+    from kedro.config import OmegaConfigLoader
+
+    loader = OmegaConfigLoader(
+        str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base", env="base"
+    )
+    catalog = loader["catalog"]
+    for figure_id in figures.FIGURES:
+        entry = catalog[figure_id]
+        assert entry["type"] == "avalanche_kedro.framework.datasets.FigureDataset"
+        assert entry["versioned"] is True
+        assert entry["filepath"] == f"data/08_reporting/figures/{figure_id}"
+        assert list(entry["formats"]) == ["png", "pdf"]
+    assert not any(name.startswith("_") for name in catalog)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("no_pyplot_figures")
+def test_figures_pipeline_runs_on_saved_outputs(tmp_path):
+    """The whole figures pipeline on synthetic tables and rasters: 11 PNG + 11 PDF."""
+    roles = ["base"]
+    t01 = figure_tables.make_t01(roles)
+    inputs = {
+        "run_provenance": figure_tables.provenance(roles),
+        "T01_SUMMARY": t01,
+        "T02_GENERALIZATION": figure_tables.make_t02(t01),
+        "T03_ARC": figure_tables.make_t03(t01),
+        "T06_ABLATIONS": figure_tables.make_t06(t01),
+        "base.tau_table": figure_tables.make_tau_table("base"),
+        "base.event_rasters_A": figure_tables.make_rasters(),
+    }
+    datasets = {name: MemoryDataset(value, copy_mode="assign") for name, value in inputs.items()}
+    for figure_id in figures.FIGURES:
+        datasets[figure_id] = FigureDataset(
+            filepath=str(tmp_path / figure_id), save_args={"dpi": 30}, version=Version(None, "v")
+        )
+    SequentialRunner().run(create_figures_pipeline(roles), DataCatalog(datasets))
+    for figure_id in figures.FIGURES:
+        folder = tmp_path / figure_id / "v" / figure_id
+        assert sorted(p.name for p in folder.iterdir()) == [f"{figure_id}.pdf", f"{figure_id}.png"]
+        assert Image.open(folder / f"{figure_id}.png").text["figure_id"] == figure_id
+
+
+# ---- the run report -----------------------------------------------------------------------------
+
+
+def test_node_reads_six_tables_for_one_role_and_seven_for_two():
+    frames = make_tables({"base": Scenario()})
+    single = report_nodes.build_run_report(
+        report_provenance(), *[frames[t] for t in report.TABLE_NAMES if t != "T07"]
+    )
+    assert "Replication was not run" in single
+    both = make_tables({"base": Scenario(), "instruct": Scenario()})
+    text = report_nodes.build_run_report(
+        report_provenance(("base", "instruct")), *[both[t] for t in report.TABLE_NAMES]
+    )
+    assert "`T07[instruct vs base" in text
+    with pytest.raises(ValueError, match="expected"):
+        report_nodes.build_run_report(report_provenance(), frames["T01"])
+
+
+def test_pipeline_inputs_follow_the_roles_and_the_reporting_pipeline_includes_it():
+    single = create_report_pipeline(["base"])
+    assert single.outputs() == {"run_report"}
+    assert "T07_REPLICATION_SUMMARY" not in single.inputs()
+    assert {"run_provenance", "T01_SUMMARY", "T06_ABLATIONS"} <= single.inputs()
+    assert "T07_REPLICATION_SUMMARY" in create_report_pipeline(["base", "instruct"]).inputs()
+    assert "run_report" in reporting.create_pipeline(["base"]).all_outputs()
+
+
+def test_catalog_entry_is_a_versioned_markdown_text_dataset():
+    from kedro.config import OmegaConfigLoader
+
+    raw = yaml.safe_load((PROJECT_ROOT / "conf/base/catalog_report.yml").read_text())
+    assert raw["run_report"]["filepath"] == "${globals:data_root}/08_reporting/report.md"
+    loader = OmegaConfigLoader(
+        conf_source=str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base"
+    )
+    entry = loader["catalog"]["run_report"]
+    assert entry["type"] == "text.TextDataset"
+    assert entry["filepath"] == "data/08_reporting/report.md"  # data_root defaults to data
+    assert entry["versioned"] is True
+
+
+def _latest(pattern: str) -> Path | None:
+    versions = sorted(glob.glob(str(PROJECT_ROOT / pattern)))
+    return Path(versions[-1]) if versions else None
+
+
+def test_report_from_the_latest_saved_tables_renders():
+    base = "data/08_reporting"
+    found = {
+        short: _latest(f"{base}/tables/{name}.parquet/*/{name}.parquet")
+        for short, name in report.TABLE_NAMES.items()
+    }
+    prov_path = _latest(f"{base}/run_provenance.json/*/run_provenance.json")
+    if prov_path is None or any(found[t] is None for t in report.REQUIRED_TABLES):
+        pytest.skip("no saved run in this checkout (run `kedro run` first)")
+    frames = {t: pd.read_parquet(p) if p is not None else None for t, p in found.items()}
+    prov = json.loads(prov_path.read_text())
+    if len(prov.get("roles", [])) < 2:
+        frames["T07"] = None
+    text = report.build_report(prov, frames)
+    n_groups = len(frames["T01"][report.GROUP_KEYS].drop_duplicates())
+    for prefix in ("S1 is ", "S2 is ", "S3 is ", "In sample, (a)", ".** (c) "):
+        assert sum(prefix in line for line in text.splitlines()) == n_groups, prefix
+    assert "## Replication (T07)" in text and "`T01[" in text
+
+
+@pytest.fixture(scope="module")
+def loaded(two_role_run):
+    """(catalog, params) after every pipeline ran for two roles (tests/pipelines/conftest.py)."""
+    catalog, _root, params = two_role_run
+    return catalog, params
+
+
+TABLES = {key: TABLE_IDS[key] for key in SCHEMAS}
+
+
+@pytest.mark.parametrize("key", sorted(TABLES))
+def test_every_table_is_saved_validated_and_stamped(loaded, key):
+    catalog, params = loaded
+    name = TABLES[key]
+    table = catalog.load(name)  # the catalog validates on load too
+    SCHEMAS[key].validate(table)
+    assert list(table.columns[: len(PROVENANCE_COLUMNS)]) == PROVENANCE_COLUMNS
+    provenance = catalog.load("run_provenance")
+    assert set(table["run_id"]) == {provenance["run_id"]}
+    assert set(table["config_hash"]) == {provenance["config_hash"]}
+    csv = catalog.load(f"{name}_csv")
+    assert list(csv.columns) == list(table.columns) and len(csv) == len(table)
+    numeric = table.select_dtypes("number").columns
+    pd.testing.assert_frame_equal(
+        csv[numeric].reset_index(drop=True),
+        table[numeric].reset_index(drop=True),
+        check_dtype=False,
+    )
+
+
+def test_t01_covers_both_roles_every_gain(loaded):
+    catalog, params = loaded
+    t01 = catalog.load("T01_SUMMARY")
+    assert len(t01) == 2 * 2 * 2 * len(params["gain_grid"])
+    assert (
+        t01.groupby(["model_role", "spike_def_id", "target_rate"])["opt_is_gstar"].sum().eq(1).all()
+    )
+    assert np.isfinite(t01["b_tot"]).all()
+
+
+def test_an_invalid_table_is_refused_and_nothing_is_written(loaded, tmp_path):
+    catalog, _ = loaded
+    table = catalog.load("T02_GENERALIZATION")
+    folder = Path(str(catalog.get("T02_GENERALIZATION")._filepath))
+    before = sorted(p for p in folder.rglob("*") if p.is_file())
+    broken = table.drop(index=table.index[0])  # one (role, spike def, rate, g_condition) missing
+    with pytest.raises(Exception, match="Validation failed"):
+        catalog.save("T02_GENERALIZATION", broken)
+    assert sorted(p for p in folder.rglob("*") if p.is_file()) == before

@@ -1,0 +1,36 @@
+"""Report section "Ablations": does the effect of g* track the MLP gain or attention?"""
+
+from __future__ import annotations
+
+from avalanche_kedro.study.report import ablations
+from avalanche_kedro.study.report.grouping import groups
+from tests.study.report.tables_builder import Scenario, line_of, make_tables, render, row
+
+
+def test_ablation_sentence_names_what_the_effect_tracks():
+    text = line_of(render(), "From b_tot = ")
+    assert "tracks **the MLP gain**" in text and "MLP_BAND_EARLY moves it most" in text
+    assert row(g_condition="g1", table="T06", intervention="MLP_GLOBAL") in text
+    assert row(g_condition="gstar", table="T06", intervention="ATTN_GLOBAL") in text
+    attention = Scenario(
+        ablation_b_tot={"MLP_GLOBAL": 1.0, "ATTN_GLOBAL": 0.7, "MLP_BAND_EARLY": 0.9}
+    )
+    assert "tracks **attention**" in line_of(render(attention), "From b_tot = ")
+
+
+def test_ablation_without_attention_cannot_be_attributed():
+    frames = make_tables(
+        {"base": Scenario(ablation_b_tot={"MLP_GLOBAL": 0.8, "MLP_BAND_EARLY": 0.85})}
+    )
+    (group,) = groups(frames)
+    finding = ablations.ablation_finding(group)
+    assert (finding.key, finding.decision) == ("T06", "undetermined")
+    assert finding.sentence.startswith(
+        f"From b_tot = 0.9 at g = 1 ({row(g_condition='g1', table='T06', intervention='MLP_GLOBAL')})"
+    )
+    assert "MLP_GLOBAL 0.8 (-0.1; delta_b_tot 0.05 beyond rates;" in finding.sentence
+    assert finding.sentence.endswith(
+        " MLP_GLOBAL or ATTN_GLOBAL is missing, so the effect cannot be attributed."
+    )
+    group.t06 = group.t06.iloc[:0]
+    assert ablations.ablation_finding(group) is None

@@ -1,0 +1,102 @@
+"""The report's decision rules, each a pure function of numbers, tested on its own."""
+
+from __future__ import annotations
+
+import pytest
+
+from avalanche_kedro.study.report import decisions
+from tests.study.report.tables_builder import GRID
+
+
+def test_s1_present_when_the_ci_contains_one_and_absent_with_its_distance():
+    assert decisions.decide_s1(0.98, 0.95, 1.01).decision == decisions.PRESENT
+    assert decisions.decide_s1(1.0, 1.0, 1.2).decision == decisions.PRESENT  # bound included
+    above = decisions.decide_s1(1.3, 1.2, 1.4)
+    assert above.decision == decisions.ABSENT and above.distance == pytest.approx(0.2)
+    below = decisions.decide_s1(0.8, 0.7, 0.9)
+    assert below.decision == decisions.ABSENT and below.distance == pytest.approx(0.1)
+    assert decisions.decide_s1(float("nan"), 0.7, 0.9).decision == decisions.UNDETERMINED
+
+
+def test_s2_present_at_gstar_or_a_neighbour_absent_further_and_edges_flagged():
+    chi = [8.0, 10.0, 9.0, 7.0, 6.0]
+    assert decisions.decide_s2(GRID, chi, 0.9).decision == decisions.PRESENT
+    assert decisions.decide_s2(GRID, chi, 0.9).steps == 0
+    assert decisions.decide_s2(GRID, chi, 1.0).decision == decisions.PRESENT  # adjacent
+    far = decisions.decide_s2(GRID, chi, 1.1)
+    assert far.decision == decisions.ABSENT and far.steps == 2 and far.g_argmax == 0.9
+    falling = decisions.decide_s2(GRID, [10.0, 9.0, 8.0, 7.0, 6.0], 0.8)
+    assert falling.decision == decisions.PRESENT and falling.at_edge and falling.monotone == "falls"
+    # unsorted input and ties: the smaller gain wins
+    tie = decisions.decide_s2([1.2, 0.8, 1.0], [5.0, 5.0, 1.0], 1.2)
+    assert tie.g_argmax == 0.8 and tie.decision == decisions.ABSENT
+    assert decisions.decide_s2(GRID, chi, 0.75).decision == decisions.UNDETERMINED
+
+
+def test_s3_follows_the_gate_and_explains_a_failure():
+    assert decisions.decide_s3(True) == decisions.PRESENT
+    assert decisions.decide_s3(False) == decisions.ABSENT
+    reason = decisions.crackling_gate_reason(1.5, 5, 0.7)
+    assert "5 distinct durations" in reason and "CI width 0.7 > 0.5" in reason
+    assert decisions.crackling_gate_reason(1.5, 10, 0.2) == ""
+    assert "no finite gamma" in decisions.crackling_gate_reason(float("nan"), 10, float("nan"))
+
+
+def test_rate_matching_fires_only_when_an_error_exceeds_its_tolerance():
+    ok = decisions.decide_rate_matching([0.9, 1.0], [1e-7, 2e-7], [1e-6, 1e-6])
+    assert ok.decision == decisions.DOES_NOT_FIRE and ok.worst_g == 1.0
+    bad = decisions.decide_rate_matching([0.9, 1.0], [3e-6, 2e-7], [1e-6, 1e-6])
+    assert bad.decision == decisions.FIRES and bad.worst_g == 0.9 and bad.worst_error == 3e-6
+
+
+def test_held_out_drift_level_and_spread_relative_to_the_target():
+    steady = decisions.held_out_drift(1e-4, [1.01e-4, 0.99e-4], 0.05)
+    assert steady.within_tolerance
+    moving = decisions.held_out_drift(1e-4, [2.0e-4, 1.5e-4], 0.05)
+    assert moving.level == pytest.approx(1.0) and moving.spread == pytest.approx(0.5)
+    assert not moving.within_tolerance
+
+
+def test_null_outcomes_and_when_the_null_falsifier_fires():
+    assert decisions.decide_null(0.05, 0.01, 0.09) == decisions.NULL_BEYOND_RATES
+    assert decisions.decide_null(0.01, -0.01, 0.03) == decisions.NULL_EXPLAINED_BY_RATES
+    assert decisions.decide_null(-0.05, -0.09, -0.01) == decisions.NULL_BELOW_NULL
+    assert decisions.decide_null(float("nan"), 0, 1) == decisions.NULL_NOT_RECORDED
+    assert decisions.null_falsifier(decisions.NULL_BEYOND_RATES) == decisions.DOES_NOT_FIRE
+    assert decisions.null_falsifier(decisions.NULL_EXPLAINED_BY_RATES) == decisions.FIRES
+    assert decisions.null_falsifier(decisions.NULL_BELOW_NULL) == decisions.FIRES
+    assert decisions.null_falsifier(decisions.NULL_NOT_RECORDED) == decisions.UNDETERMINED
+
+
+def test_generalization_fires_on_worse_perplexity_or_lower_accuracy_beyond_the_cis():
+    same = ((0.4, 0.6), (0.4, 0.6))
+    ok = decisions.decide_generalization(0.9, 0.8, 0.95, (19, 21), (20, 22), *same)
+    assert ok.decision == decisions.DOES_NOT_FIRE and ok.b_nearer_at_gstar and not ok.ppl_worse
+    ppl = decisions.decide_generalization(0.9, 0.8, 0.95, (19, 21), (21.5, 23), *same)
+    assert ppl.decision == decisions.FIRES and ppl.ppl_worse
+    arc = decisions.decide_generalization(
+        0.9, 0.8, 0.7, (19, 21), (19, 21), (0.5, 0.7), (0.2, 0.45)
+    )
+    assert arc.decision == decisions.FIRES and arc.arc_worse and not arc.b_nearer_at_gstar
+    assert decisions.decide_generalization(1.0, 0.9, 0.9, (1, 2), (1, 2), *same).vacuous
+
+
+def test_ablation_tracks_the_global_gain_with_the_larger_shift():
+    mlp = decisions.decide_ablation(
+        0.9,
+        1.0,
+        {"MLP_GLOBAL": 0.8, "ATTN_GLOBAL": 1.05, "MLP_BAND_EARLY": 0.9, "MLP_BAND_LATE": 0.99},
+    )
+    assert mlp.tracks == decisions.TRACKS_MLP and mlp.strongest_band == "MLP_BAND_EARLY"
+    assert mlp.shifts["MLP_GLOBAL"] == pytest.approx(-0.2)
+    attn = decisions.decide_ablation(0.9, 1.0, {"MLP_GLOBAL": 0.95, "ATTN_GLOBAL": 1.2})
+    assert attn.tracks == decisions.TRACKS_ATTENTION
+    assert (
+        decisions.decide_ablation(1.0, 1.0, {"MLP_GLOBAL": 1.0, "ATTN_GLOBAL": 1.0}).tracks is None
+    )
+
+
+def test_paired_difference_differs_only_when_its_ci_excludes_zero():
+    assert decisions.decide_paired_difference(0.03, 0.01, 0.05) == "differs"
+    assert decisions.decide_paired_difference(-0.03, -0.05, -0.01) == "differs"
+    assert decisions.decide_paired_difference(0.01, -0.01, 0.03) == "no detectable difference"

@@ -1,0 +1,63 @@
+"""The report page: header, summary, replication section, and the table names it accepts."""
+
+from __future__ import annotations
+
+import pytest
+
+from avalanche_kedro.study.report import page
+from avalanche_kedro.study.report.grouping import TABLE_NAMES
+from avalanche_kedro.study.report.page import build_report
+from tests.study.report.tables_builder import (
+    CONFIG_HASH,
+    RATE,
+    RUN_ID,
+    SPIKE,
+    Scenario,
+    make_tables,
+    provenance,
+    render,
+)
+
+
+def test_header_names_the_run_and_the_embedded_caveat():
+    text = render()
+    assert f"Run `{RUN_ID}`, config hash `{CONFIG_HASH}`" in text.splitlines()[2]
+    assert "**Embedded default.**" in text and "*random* weights" in text
+    hub = build_report(provenance(source="hub"), make_tables({"base": Scenario()}))
+    assert "Embedded default" not in hub
+
+
+def test_single_role_says_replication_was_not_run():
+    text = render()
+    assert "Replication was not run: this run has 1 model role (base)" in text
+    assert build_report(provenance(), {**make_tables({"base": Scenario()}), "T07": None})
+
+
+def test_full_table_names_are_accepted_and_missing_tables_are_an_error():
+    frames = make_tables({"base": Scenario()})
+    by_name = {TABLE_NAMES[k]: v for k, v in frames.items()}
+    assert build_report(provenance(), by_name) == render()
+    with pytest.raises(ValueError, match="T06_ABLATIONS"):
+        build_report(provenance(), {k: v for k, v in frames.items() if k != "T06"})
+
+
+def test_the_report_is_deterministic():
+    assert render() == render()
+
+
+def test_decide_all_keys_every_group_and_every_section():
+    frames = make_tables({"base": Scenario(), "instruct": Scenario(g_star=1.0)})
+    decided = page.decide_all(frames)
+    assert list(decided) == [("base", SPIKE, RATE), ("instruct", SPIKE, RATE)]
+    base = decided[("base", SPIKE, RATE)]
+    assert set(base) == {"group", "S1", "S2", "S3", "a", "drift", "b", "c", "T06"}
+    assert [base[k].decision for k in ("S1", "S2", "S3", "a", "b", "c")] == [
+        "present",
+        "present",
+        "present",
+        "does not fire",
+        "does not fire",
+        "does not fire",
+    ]
+    assert base["T06"].decision == "MLP gain" and base["drift"].within_tolerance is True
+    assert decided[("instruct", SPIKE, RATE)]["T06"].decision == "undetermined"

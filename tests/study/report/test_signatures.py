@@ -1,0 +1,64 @@
+"""Report section "Signatures": the S1, S2 and S3 sentences, each citing the table row behind
+it, on hand-made tables."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from avalanche_kedro.study.report import signatures
+from avalanche_kedro.study.report.grouping import groups
+from tests.study.report.tables_builder import (
+    GRID,
+    Scenario,
+    line_of,
+    make_tables,
+    render,
+    row,
+)
+
+
+def test_s1_present_and_absent_sentences_cite_the_gstar_row():
+    present = line_of(render(), "S1 is ")
+    assert "S1 is **present**" in present and row(0.9) in present
+    assert row(1.0) in present  # the g = 1 value is quoted with its row
+    shifted = Scenario(b_tot=dict(zip(GRID, [1.5, 1.4, 1.3, 1.25, 1.2], strict=True)), g_star=1.2)
+    absent = line_of(render(shifted), "S1 is ")
+    assert "S1 is **absent**" in absent and "lies above 1 by 0.15" in absent
+    assert row(1.2) in absent and "end of the gain grid" in absent
+
+
+def test_s2_present_and_absent_sentences_cite_the_chi_argmax_row():
+    present = line_of(render(), "S2 is ")
+    assert "S2 is **present**" in present and "which is g* itself" in present
+    assert row(0.9) in present
+    far = Scenario(chi=dict(zip(GRID, [1.0, 2.0, 3.0, 4.0, 9.0], strict=True)))
+    absent = line_of(render(far), "S2 is ")
+    assert "S2 is **absent**" in absent and "3 grid steps from g* = 0.9" in absent
+    assert row(1.2) in absent and row(0.9) in absent
+    assert "not an interior peak" in absent and "rises monotonically" in absent
+
+
+def test_s3_absent_says_why_and_cites_t05():
+    present = line_of(render(), "S3 is ")
+    assert "S3 is **present**" in present and row(0.9, table="T05") in present
+    failed = Scenario(crackling_pass=False, crackling_reason="only 5 distinct durations (< 8)")
+    absent = line_of(render(failed), "S3 is ")
+    assert "S3 is **absent**" in absent and "only 5 distinct durations (< 8)" in absent
+    assert row(0.9, table="T05") in absent
+    # no recorded reason: the gate is re-derived from the row
+    silent = line_of(render(replace(failed, crackling_reason="", n_duration_points=4)), "S3 is ")
+    assert "only 4 distinct durations" in silent
+
+
+def test_findings_are_undetermined_without_the_rows_they_need():
+    frames = make_tables({"base": Scenario()})
+    frames["T05"] = frames["T05"].iloc[:0]
+    (group,) = groups(frames)
+    s3 = signatures.s3_finding(group)
+    assert (s3.key, s3.decision) == ("S3", "undetermined")
+    assert s3.sentence.startswith("S3 is **undetermined**: no T05 row")
+    group.t01 = group.t01.assign(chi=float("nan"), opt_b_tot_ci_low=float("nan"))
+    s1, s2 = signatures.s1_finding(group), signatures.s2_finding(group)
+    assert (s1.decision, s2.decision) == ("undetermined", "undetermined")
+    assert "no finite b_tot or CI at g* = 0.9" in s1.sentence
+    assert row(0.9) in s2.sentence

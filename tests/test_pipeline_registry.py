@@ -1,0 +1,65 @@
+"""The pipeline registry: seven pipelines, one namespaced copy per role, and __default__."""
+
+from __future__ import annotations
+
+import pytest
+from kedro.config import OmegaConfigLoader
+
+from avalanche_kedro.core.errors import ConfigurationError
+from avalanche_kedro.framework import active_config
+from avalanche_kedro.pipeline_registry import PIPELINE_ORDER, register_pipelines
+from avalanche_kedro.settings import CONFIG_LOADER_ARGS
+from tests.conftest import PROJECT_ROOT
+
+
+@pytest.fixture
+def use_params(monkeypatch):
+    """Make the registry read the project's conf with these runtime parameters."""
+
+    def use(runtime_params=None):
+        loader = OmegaConfigLoader(
+            str(PROJECT_ROOT / "conf"), runtime_params=runtime_params, **CONFIG_LOADER_ARGS
+        )
+        monkeypatch.setitem(active_config._ACTIVE, "config_loader", loader)
+        return loader
+
+    return use
+
+
+def _namespaces(pipeline) -> set[str]:
+    return {n.namespace.split(".")[0] for n in pipeline.nodes if n.namespace}
+
+
+def test_every_pipeline_is_registered_with_one_copy_per_role(use_params):
+    use_params()
+    pipelines = register_pipelines()
+    assert list(pipelines) == [*PIPELINE_ORDER, "__default__"]
+    for name in ("capture", "events", "cascades", "controls", "calibration"):
+        assert _namespaces(pipelines[name]) == {"base", "instruct"}, name
+    # replication and reporting read every role but belong to none
+    assert _namespaces(pipelines["replication"]) == set()
+    default = {n.name for n in pipelines["__default__"].nodes}
+    assert default == {n.name for name in PIPELINE_ORDER for n in pipelines[name].nodes}
+
+
+def test_the_roles_come_from_the_active_parameters(use_params):
+    use_params({"model_roles": ["base"]})
+    pipelines = register_pipelines()
+    assert _namespaces(pipelines["capture"]) == {"base"}
+    assert not any("instruct" in name for name in pipelines["__default__"].all_outputs())
+
+
+def test_gain_blocks_split_the_event_rasters(use_params):
+    use_params({"events": {"gain_blocks": 2}})
+    outputs = register_pipelines()["events"].all_outputs()
+    blocks = sorted(
+        o for o in outputs if o.startswith("base.event_rasters_A_block") and "_stats" not in o
+    )
+    assert blocks == ["base.event_rasters_A_block0", "base.event_rasters_A_block1"]
+    assert "base.event_rasters_A" in outputs  # merged after the blocks
+
+
+def test_a_bad_role_list_stops_registration(use_params):
+    use_params({"model_roles": ["base", "base"]})
+    with pytest.raises(ConfigurationError, match="distinct identifiers"):
+        register_pipelines()
