@@ -45,7 +45,9 @@ def test_events_command_writes_the_sweep_and_the_bare_pass(tmp_path, capsys):
         result["events_sweep_seconds"] / result["bare_forward_seconds"]
     )
     assert (checkpoint / "config.json").exists()
-    printed = json.loads(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    # the summary is the last thing printed (log lines of the model loading may precede it)
+    printed = json.loads(out[out.rindex("{\n") :])
     assert printed["ratio_sweep_over_bare"] == result["ratio_sweep_over_bare"]
 
 
