@@ -135,3 +135,98 @@ def test_stdlib_docstrings_is_lazy_and_repeatable(library):
     stream = stdlib_docstrings(library)
     assert next(stream) == "Module a."
     assert list(stdlib_docstrings(library)) == list(stdlib_docstrings(str(library)))
+
+
+# ---- the halves of the standard library and the training texts ------------------------------
+
+
+def test_the_two_halves_partition_the_files_by_the_seeded_rule(library):
+    from avalanche_kedro.core.seeds import seed_of
+    from avalanche_kedro.measure.corpora import SPLITS, stdlib_files
+
+    every = stdlib_files(library)
+    halves = {split: stdlib_files(library, split) for split in SPLITS}
+    assert sorted(halves["measured"] + halves["training"]) == every
+    assert not set(halves["measured"]) & set(halves["training"])
+    for split, files in halves.items():
+        for path in files:
+            relative = path.relative_to(library).as_posix()
+            assert SPLITS[seed_of("corpus_split", relative) % 2] == split
+    with pytest.raises(ValueError, match="split must be one of"):
+        stdlib_files(library, "train")
+
+
+def test_docstrings_of_one_half_are_those_of_its_files(library):
+    from avalanche_kedro.measure.corpora import stdlib_files
+
+    measured = list(stdlib_docstrings(library, "measured"))
+    training = list(stdlib_docstrings(library, "training"))
+    assert sorted(measured + training) == sorted(stdlib_docstrings(library))
+    names = {p.name for p in stdlib_files(library, "measured")}
+    assert ("Module a." in measured) == ("a.py" in names)
+
+
+def test_comment_blocks_join_lines_and_drop_pragmas_short_tags_and_repeats(tmp_path):
+    from avalanche_kedro.measure.corpora import stdlib_comments
+
+    root = tmp_path / "lib"
+    write(
+        root,
+        "a.py",
+        "#!/usr/bin/env python\n# -*- coding: utf-8 -*-\n"
+        "# The first block explains the module\n#   over two lines of prose text.\n"
+        "x = 1  # noqa: E501\n"
+        "\n"
+        "def f():\n"
+        "    # An indented block that is long enough to be kept here.\n"
+        "    return 2  # short\n"
+        "# The first block explains the module\n# over two lines of prose text.\n",
+    )
+    assert list(stdlib_comments(root)) == [
+        "The first block explains the module over two lines of prose text.",
+        "An indented block that is long enough to be kept here.",
+    ]
+
+
+def test_training_text_is_the_training_half_docstrings_then_comments(library):
+    from avalanche_kedro.measure.corpora import stdlib_comments, stdlib_training_text
+
+    expected = [
+        *stdlib_docstrings(library, "training"),
+        *stdlib_comments(library, "training"),
+    ]
+    assert list(stdlib_training_text(library)) == expected
+
+
+def test_builtin_qa_pairs_are_question_answer_records_from_c_docstrings():
+    import math
+
+    from avalanche_kedro.measure.corpora import builtin_qa_pairs
+
+    records = builtin_qa_pairs()
+    gcd = [r for r in records if r.startswith("Question: What does math.gcd do?\n")]
+    first_paragraph = math.gcd.__doc__.strip().split("\n\n")[0].replace("\n", " ")
+    assert gcd == [f"Question: What does math.gcd do?\nAnswer: {first_paragraph.strip()}"]
+    assert all(r.startswith("Question: What does ") and "\nAnswer: " in r for r in records)
+    assert len(records) > 200 and records == builtin_qa_pairs()  # deterministic
+
+
+def test_word_shingles_by_hand():
+    from avalanche_kedro.measure.corpora import word_shingles
+
+    assert len(word_shingles("a b c d", n=2)) == 3
+    assert word_shingles("A  b\nC", n=3) == word_shingles("a b c", n=3)  # case and spacing
+    assert word_shingles("too short", n=3) == set()
+
+
+def test_decontaminate_drops_records_sharing_a_word_run_with_measured_text():
+    from avalanche_kedro.measure.corpora import decontaminate
+
+    measured = ["the quick brown fox jumps over the lazy dog"]
+    records = [
+        "a record that says the quick brown fox jumps",  # shares a 4-word run
+        "the quick brown cat is something else entirely",  # shares only 3 words in a row
+        "nothing in common at all with the measured text",
+    ]
+    kept, dropped = decontaminate(records, measured, n=4)
+    assert kept == records[1:] and dropped == 1

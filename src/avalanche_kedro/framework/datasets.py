@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -35,7 +36,13 @@ from kedro_datasets.matplotlib import MatplotlibDataset
 from matplotlib.figure import Figure
 
 from ..core.errors import ArtifactError, ConfigurationError
-from ..measure.corpora import pydoc_topics, stdlib_docstrings
+from ..measure.corpora import (
+    SPLITS,
+    builtin_qa_pairs,
+    pydoc_topics,
+    stdlib_docstrings,
+    stdlib_training_text,
+)
 from ..measure.rasters import A_FILE, COND_FILE, META_FILE, SEQ_FILE, X_FILE, EventRasters
 
 
@@ -52,29 +59,47 @@ class _Records:
 class PythonTextCorpus(AbstractDataset[None, Any]):
     """Offline text corpus from the running Python installation (read-only).
 
-    ``source``: ``pydoc_topics`` (reference-manual text of ``pydoc_data.topics``, 79 records)
-    or ``stdlib_docstrings`` (docstrings of the standard library, read lazily).
+    ``source``: ``pydoc_topics`` (reference-manual text of ``pydoc_data.topics``, 79 records),
+    ``stdlib_docstrings`` (docstrings of the standard library, read lazily; ``split:
+    measured`` or ``training`` keeps one half of the files), and the training texts of the
+    embedded models: ``stdlib_training_text`` (docstrings and comments of the ``training``
+    half) and ``builtin_qa`` (question/answer records from built-in C modules' docstrings).
     """
 
-    SOURCES = {"pydoc_topics": pydoc_topics, "stdlib_docstrings": stdlib_docstrings}
+    SOURCES = {
+        "pydoc_topics": pydoc_topics,
+        "stdlib_docstrings": stdlib_docstrings,
+        "stdlib_training_text": stdlib_training_text,
+        "builtin_qa": builtin_qa_pairs,
+    }
 
-    def __init__(self, *, source: str, metadata: dict[str, Any] | None = None):
+    def __init__(
+        self, *, source: str, split: str | None = None, metadata: dict[str, Any] | None = None
+    ):
         if source not in self.SOURCES:
             raise ConfigurationError(
                 f"Unknown Python corpus source '{source}'.",
                 f"Use one of {sorted(self.SOURCES)}.",
             )
+        if split is not None and (source != "stdlib_docstrings" or split not in SPLITS):
+            raise ConfigurationError(
+                f"split '{split}' is not available for the Python corpus source '{source}'.",
+                f"Use split with source stdlib_docstrings only, one of {list(SPLITS)}.",
+            )
         self.source = source
+        self.split = split
         self.metadata = metadata
 
     def load(self) -> _Records:
+        if self.split is not None:
+            return _Records(partial(self.SOURCES[self.source], split=self.split))
         return _Records(self.SOURCES[self.source])
 
     def save(self, data: Any) -> None:
         raise DatasetError(f"PythonTextCorpus '{self.source}' is read-only.")
 
     def _describe(self) -> dict[str, Any]:
-        return {"source": self.source}
+        return {"source": self.source, "split": self.split}
 
 
 class HubDataset(HFDataset):
