@@ -16,6 +16,7 @@ from .nodes import (
     summarize_arc,
     summarize_perplexity_curve,
 )
+from .token_shuffle_nodes import compare_token_shuffle_at_gstar, record_gstar_token_shuffle
 
 
 def template() -> Pipeline:
@@ -26,6 +27,38 @@ def template() -> Pipeline:
                 inputs=["cascade_summary_A", "params:gstar"],
                 outputs="gstar_A",
                 name="select_gstar",
+            ),
+            node(
+                record_gstar_token_shuffle,
+                inputs=[
+                    "model_manifest",
+                    "windows",
+                    "unit_moments",
+                    "threshold_fit",
+                    "conditions_A",
+                    "gstar_A",
+                    "params:runtime",
+                    "params:calibration",
+                    "params:controls",
+                ],
+                outputs=["conditions_tokshuf_A", "branching_per_window_tokshuf_A"],
+                name="record_gstar_token_shuffle",
+                tags=["model"],
+            ),
+            node(
+                compare_token_shuffle_at_gstar,
+                inputs=[
+                    "conditions_A",
+                    "conditions_tokshuf_A",
+                    "branching_per_window_A",
+                    "branching_per_window_tokshuf_A",
+                    "null_branching_per_window_A",
+                    "marginal_checks_A",
+                    "gstar_A",
+                    "params:controls",
+                ],
+                outputs="controls_summary_gstar_A",
+                name="compare_token_shuffle_at_gstar",
             ),
             node(
                 plan_followup_conditions,

@@ -108,7 +108,7 @@ def gain_blocks(conditions: pd.DataFrame, n_blocks: int) -> list[list[tuple]]:
     return [[keys[i] for i in part] for part in bounds]
 
 
-def _record(
+def record_analysis_rasters(
     model_manifest: dict,
     windows: pd.DataFrame,
     unit_moments: pd.DataFrame,
@@ -236,7 +236,7 @@ def record_event_rasters(
     spike definitions and target rates at once. The tau table gains the achieved rate on the
     analysis slice (reported, not gated: SPEC §4).
     """
-    rasters, stats, d_ff = _record(
+    rasters, stats, d_ff = record_analysis_rasters(
         model_manifest,
         windows,
         unit_moments,
@@ -255,7 +255,7 @@ def record_event_rasters(
         stats.windows,
         stats.tokens,
         stats.seconds,
-        lambda: _remove(rasters),
+        lambda: remove_rasters(rasters),
     )
 
 
@@ -287,7 +287,7 @@ def record_event_raster_block(
         (row.null_id, row.intervention_id, row.g) in selected
         for row in conditions.itertuples(index=False)
     ]
-    rasters, stats, d_ff = _record(
+    rasters, stats, d_ff = record_analysis_rasters(
         model_manifest,
         windows,
         unit_moments,
@@ -344,11 +344,11 @@ def merge_event_raster_blocks(
         sum(s["forward_passes"] for s in stats),
         sum(s["tokens_forwarded"] for s in stats),
         sum(s["seconds"] for s in stats),
-        lambda: _remove(rasters),
+        lambda: remove_rasters(rasters),
     )
 
 
-def _remove(rasters: EventRasters) -> None:
+def remove_rasters(rasters: EventRasters) -> None:
     if rasters.directory is not None:
         shutil.rmtree(rasters.directory, ignore_errors=True)
 
