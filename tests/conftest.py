@@ -70,8 +70,12 @@ def small_windows(small_model, python_corpus_a):
     return cut_windows(stream.ids, 32)[:24]
 
 
-def copy_project(tmp_path: Path) -> Path:
+def copy_project(tmp_path: Path, trained_models: Path | None = None) -> Path:
     """A fresh project directory: pyproject.toml, conf/ (no local), the raw ARC file, empty src/.
+
+    ``trained_models``: a ``data/06_models`` folder whose trained embedded checkpoints (folders
+    with a ``TRAINING.json``) are copied in, so the project's training pipeline reuses them
+    instead of training again (see the ``trained_models`` fixture).
 
     The package itself is the installed one. ``conf/local/parameters.yml`` turns the progress
     bars off: a user's local override that, like ``--params``, must change only the keys it
@@ -86,7 +90,25 @@ def copy_project(tmp_path: Path) -> Path:
     (project / "conf" / "local" / "parameters.yml").write_text("runtime:\n  progress: false\n")
     shutil.copytree(PROJECT_ROOT / "data" / "01_raw", project / "data" / "01_raw")
     (project / "src").mkdir()  # the package comes from the environment
+    if trained_models is not None:
+        for folder in sorted(trained_models.iterdir()):
+            if (folder / "TRAINING.json").exists():
+                shutil.copytree(folder, project / "data" / "06_models" / folder.name)
     return project
+
+
+@pytest.fixture(scope="session")
+def trained_models(tmp_path_factory) -> Path:
+    """``data/06_models`` of a project whose training pipeline trained the default embedded
+    models once for the whole test session (``kedro run --pipelines training``, ~1.5 min).
+
+    Projects made with ``copy_project(..., trained_models=...)`` reuse these checkpoints: the
+    training pipeline checks the recipe, the Python version and every step's content hash, so
+    a copy is as good as a build and no test trains the default models twice.
+    """
+    project = copy_project(tmp_path_factory.mktemp("trained-models"))
+    run_kedro(project, "run", "--pipelines", "training")
+    return project / "data" / "06_models"
 
 
 def run_kedro(project: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -105,18 +127,21 @@ def run_kedro(project: Path, *args: str, timeout: float = 900) -> subprocess.Com
 
 
 @pytest.fixture(scope="session")
-def e2e_project(tmp_path_factory) -> Path:
+def e2e_project(tmp_path_factory, trained_models) -> Path:
     """A project copy after three real ``kedro run``s on the embedded default (minutes).
 
-    Runs the deprecated ``--pipeline`` flag (capture), then ``--pipelines`` (events, cascades,
-    controls, calibration), then plain ``kedro run`` (the default pipeline: everything,
+    Copies in the session's trained embedded models (``trained_models``), runs the deprecated
+    ``--pipeline`` flag (training: the copied checkpoints are reused), then ``--pipelines``
+    (capture; then events, cascades, controls, calibration), then plain ``kedro run`` (the
+    default pipeline: everything,
     replication and reporting included), then ``--pipelines replication,reporting`` again, so
     every dataset has one or two versions. Shared by
     every test module that needs a finished project (``test_kedro_run``, ``test_kedro_viz``,
     ``test_explore_notebook``); they must only add files to it, never change its data.
     """
-    project = copy_project(tmp_path_factory.mktemp("e2e"))
-    run_kedro(project, "run", "--pipeline", "capture", "--params", "runtime.device=cpu")
+    project = copy_project(tmp_path_factory.mktemp("e2e"), trained_models)
+    run_kedro(project, "run", "--pipeline", "training", "--params", "runtime.device=cpu")
+    run_kedro(project, "run", "--pipelines", "capture", "--params", "runtime.device=cpu")
     run_kedro(
         project,
         "run",

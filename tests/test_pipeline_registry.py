@@ -35,9 +35,12 @@ def test_every_pipeline_is_registered_with_one_copy_per_role(use_params):
     pipelines = register_pipelines()
     assert list(pipelines) == [*PIPELINE_ORDER, "__default__"]
     for name in ("capture", "events", "cascades", "controls", "calibration"):
-        assert _namespaces(pipelines[name]) == {"base", "instruct"}, name
-    # replication and reporting read every role but belong to none
+        assert _namespaces(pipelines[name]) == {"base", "instruct", "untrained"}, name
+    # training, replication and reporting read every role but belong to none
+    assert [n.name for n in pipelines["training"].nodes] == ["train_embedded_models"]
     assert _namespaces(pipelines["replication"]) == set()
+    # the untrained control is compared with the trained roles (T08)
+    assert "trained_vs_untrained_A" in pipelines["replication"].all_outputs()
     default = {n.name for n in pipelines["__default__"].nodes}
     assert default == {n.name for name in PIPELINE_ORDER for n in pipelines[name].nodes}
 
@@ -46,7 +49,9 @@ def test_the_roles_come_from_the_active_parameters(use_params):
     use_params({"model_roles": ["base"]})
     pipelines = register_pipelines()
     assert _namespaces(pipelines["capture"]) == {"base"}
-    assert not any("instruct" in name for name in pipelines["__default__"].all_outputs())
+    outputs = pipelines["__default__"].all_outputs()
+    assert not any("instruct" in name or "untrained" in name for name in outputs)
+    assert "T08_TRAINED_VS_UNTRAINED" not in outputs  # no control role, no T08
 
 
 def test_gain_blocks_split_the_event_rasters(use_params):

@@ -7,7 +7,16 @@ import warnings
 from kedro.pipeline import Pipeline
 
 from .framework.active_config import configured_parameters, remember_config_loader
-from .pipelines import calibration, capture, cascades, controls, events, replication, reporting
+from .pipelines import (
+    calibration,
+    capture,
+    cascades,
+    controls,
+    events,
+    replication,
+    reporting,
+    training,
+)
 from .pipelines.roles import check_roles
 
 __all__ = [
@@ -18,6 +27,7 @@ __all__ = [
 ]
 
 PIPELINE_ORDER = (
+    "training",
     "capture",
     "events",
     "cascades",
@@ -36,14 +46,16 @@ def register_pipelines() -> dict[str, Pipeline]:
     """Register the project's pipelines.
 
     Returns:
-        ``capture``, ``events``, ``cascades``, ``controls``, ``calibration`` (one namespaced
-        copy per model role), ``replication`` and ``reporting`` (across roles) and
+        ``training`` (the embedded models the roles use), ``capture``, ``events``,
+        ``cascades``, ``controls``, ``calibration`` (one namespaced copy per model role),
+        ``replication`` and ``reporting`` (across roles) and
         ``__default__`` (everything), each containing one
         namespaced copy per role listed in the ``model_roles`` parameter.
     """
     parameters = configured_parameters()
     roles = check_roles(parameters.get("model_roles"), parameters.get("models"))
     factories = {
+        "training": training.create_pipeline,
         "capture": capture.create_pipeline,
         "events": events.create_pipeline,
         "cascades": cascades.create_pipeline,

@@ -19,7 +19,7 @@ from tests.conftest import PROJECT_ROOT
 pytestmark = pytest.mark.slow
 
 
-def _project(tmp_path: Path) -> Path:
+def _project(tmp_path: Path, trained_models: Path | None = None) -> Path:
     project = tmp_path / "project"
     project.mkdir()
     for name in ("pyproject.toml", ".telemetry"):
@@ -31,6 +31,9 @@ def _project(tmp_path: Path) -> Path:
     )
     shutil.copytree(PROJECT_ROOT / "data" / "01_raw", project / "data" / "01_raw")
     (project / "src").mkdir()
+    for folder in sorted(trained_models.iterdir()) if trained_models else []:
+        if (folder / "TRAINING.json").exists():  # the session's trained models, reused
+            shutil.copytree(folder, project / "data" / "06_models" / folder.name)
     return project
 
 
@@ -65,9 +68,9 @@ def test_reporting_before_its_inputs_exist(tmp_path):
     assert all(path.startswith("data/01_raw/") for path in _files(project))  # nothing written
 
 
-def test_a_truncated_artifact_is_named_with_the_command_that_rewrites_it(tmp_path):
-    project = _project(tmp_path)
-    assert _kedro(project, "run", "--pipelines", "capture").returncode == 0
+def test_a_truncated_artifact_is_named_with_the_command_that_rewrites_it(tmp_path, trained_models):
+    project = _project(tmp_path, trained_models)
+    assert _kedro(project, "run", "--pipelines", "training,capture").returncode == 0
     windows = sorted(project.glob("data/02_intermediate/base/windows.parquet/*/windows.parquet"))[
         -1
     ]

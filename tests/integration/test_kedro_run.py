@@ -1,10 +1,11 @@
 """End to end: `kedro run` on the embedded default, in a fresh copy of the project config.
 
 The copy holds pyproject.toml, conf/ and the raw ARC file; the package itself is the installed
-one. The session fixture ``e2e_project`` (tests/conftest.py) runs the deprecated ``--pipeline``
-flag (capture), then ``--pipelines`` (events, cascades, controls, calibration), then plain
-``kedro run`` (the default pipeline: everything) to show that a rerun writes new versions whose
-tables are byte-identical to the first ones.
+one, and the session's trained embedded models are copied in (the ``trained_models`` fixture).
+The session fixture ``e2e_project`` (tests/conftest.py) runs the deprecated ``--pipeline``
+flag (training), then ``--pipelines`` (capture; events, cascades, controls, calibration), then
+plain ``kedro run`` (the default pipeline: everything) to show that a rerun writes new versions
+whose tables are byte-identical to the first ones.
 """
 
 from __future__ import annotations
@@ -54,12 +55,61 @@ TABLES = [
 ]
 
 
-def test_embedded_checkpoint_is_built_once_and_reloaded(project):
-    checkpoint = project / "data" / "06_models" / "tiny-llama-base"
-    assert (checkpoint / "model.safetensors").exists()
-    assert (checkpoint / "tokenizer.json").exists()
-    manifests = _versions(project, "data/06_models/base/model_manifest.json")
-    assert len(manifests) == 2  # two capture runs, two manifests, one checkpoint
+def test_trained_checkpoints_are_reused_and_each_role_loads_its_step(project):
+    import json
+
+    trained = project / "data" / "06_models" / "tiny-llama-stdlib"
+    record = json.loads((trained / "TRAINING.json").read_text())
+    assert sorted(int(s) for s in record["steps"]) == [0, 1, 4, 14, 53, 200]
+    built = json.loads(_versions(project, "data/06_models/embedded_models.json")[-1].read_text())
+    assert built["recipes"]["tiny-llama-stdlib"]["reused"] is True  # copied in, not retrained
+    manifests = {
+        role: json.loads(
+            _versions(project, f"data/06_models/{role}/model_manifest.json")[-1].read_text()
+        )
+        for role in ("base", "instruct", "untrained")
+    }
+    assert manifests["base"]["checkpoint"].endswith("tiny-llama-stdlib/step-000200")
+    assert manifests["untrained"]["checkpoint"].endswith("tiny-llama-stdlib/step-000000")
+    assert manifests["instruct"]["checkpoint"].endswith("tiny-llama-stdlib-qa/step-000060")
+    assert manifests["base"]["content_sha256"] == record["steps"]["200"]
+    assert len({m["tokenizer_sha256"] for m in manifests.values()}) == 1
+    assert len(_versions(project, "data/06_models/base/model_manifest.json")) == 2
+
+
+def test_measured_windows_share_no_eight_words_with_the_training_text(project):
+    """No window the study measures (calibration, analysis, dataset B) repeats a run of eight
+    words of the text the embedded models were trained on (base and fine-tuning)."""
+    import json
+
+    from transformers import AutoTokenizer
+
+    from avalanche_kedro.measure.corpora import (
+        builtin_qa_pairs,
+        decontaminate,
+        pydoc_topics,
+        stdlib_docstrings,
+        stdlib_training_text,
+        word_shingles,
+    )
+
+    measured_corpora = [*pydoc_topics(), *stdlib_docstrings(split="measured")]
+    trained_on: set[int] = set()
+    for text in (stdlib_training_text(), builtin_qa_pairs()):
+        kept, _ = decontaminate(text, measured_corpora, 8)
+        for record in kept:
+            trained_on |= word_shingles(record, 8)
+    manifest = json.loads(
+        _versions(project, "data/06_models/base/model_manifest.json")[-1].read_text()
+    )
+    tokenizer = AutoTokenizer.from_pretrained(manifest["checkpoint"])
+    windows = pd.read_parquet(_versions(project, "data/02_intermediate/base/windows.parquet")[-1])
+    assert set(windows["slice"]) == {"calibration", "analysis", "eval_b"}
+    shared = 0
+    for ids in windows["input_ids"]:
+        words = tokenizer.decode(list(ids)).split()[1:-1]  # the edge words may be cut
+        shared += len(word_shingles(" ".join(words), 8) & trained_on)
+    assert len(trained_on) > 100_000 and shared == 0
 
 
 def test_rerun_writes_new_versions_with_identical_tables(project):
@@ -78,25 +128,38 @@ def test_embedded_default_outputs(project):
     conditions = pd.read_parquet(
         _versions(project, "data/04_feature/base/conditions_A.parquet")[-1]
     )
-    # 11 gains x 2 spike definitions x 4 target rates x 8 layers, all within tolerance
-    assert len(taus) == 11 * 2 * 4 * 8
+    # 9 gains x 2 spike definitions x 4 target rates x 8 layers, all within tolerance
+    assert len(taus) == 9 * 2 * 4 * 8
     assert (taus["rate_match_abs_err"] <= taus["rate_match_tol"]).all()
-    assert len(conditions) == (11 + 11) * 2 * 4  # real + token-shuffle null at every gain
+    assert len(conditions) == (9 + 1) * 2 * 4  # real + token-shuffle null at g = 1
     A = np.load(
         _versions(project, "data/04_feature/base/event_rasters_A")[-1] / "A.npy", mmap_mode="r"
     )
-    assert A.shape == (len(conditions), 64, 8, 256)
+    assert A.shape == (len(conditions), 48, 8, 256)
     assert not list((project / "data" / "02_intermediate" / "scratch").iterdir())
     controls = pd.read_parquet(
         _versions(project, "data/07_model_output/base/controls_summary_A.parquet")[-1]
     )
-    assert len(controls) == 11 * 2 * 4  # every real condition, with paired CIs
+    assert len(controls) == 9 * 2 * 4  # every real condition, with paired CIs
     assert (
         controls["marginals_preserved_perm"].all() and controls["marginals_preserved_shift"].all()
     )
-    assert controls["delta_b_tot_tokshuf"].notna().all()  # token shuffle at every gain
+    at_g1 = controls["cond_id"].isin(conditions.query("g == 1.0")["cond_id"])
+    assert controls.loc[at_g1, "delta_b_tot_tokshuf"].notna().all()  # recorded at g = 1
+    assert controls.loc[~at_g1, "delta_b_tot_tokshuf"].isna().all()  # and at g* below
+    at_gstar = pd.read_parquet(
+        _versions(project, "data/07_model_output/base/controls_summary_gstar_A.parquet")[-1]
+    )
     gstar = pd.read_parquet(_versions(project, "data/07_model_output/base/gstar_A.parquet")[-1])
     assert len(gstar) == 2 * 4 and set(gstar["g_star"]) <= set(taus["g"])
+    # the token-shuffle null at every g*, with the same perm/shift numbers as controls_summary_A
+    real_at_gstar = conditions[
+        (conditions["null_id"] == "NULL_NONE") & conditions["g"].isin(set(gstar["g_star"]))
+    ]
+    assert sorted(at_gstar["cond_id"]) == sorted(real_at_gstar["cond_id"])
+    assert at_gstar["delta_b_tot_tokshuf"].notna().all()
+    same = controls.set_index("cond_id").loc[at_gstar["cond_id"], "delta_b_tot_perm"]
+    assert np.array_equal(same.to_numpy(), at_gstar["delta_b_tot_perm"].to_numpy())
     generalization = pd.read_parquet(
         _versions(project, "data/07_model_output/base/generalization_B.parquet")[-1]
     )
@@ -116,6 +179,7 @@ PAPER_TABLES = [
     "T05_CRACKLING_DIAGNOSTICS",
     "T06_ABLATIONS",
     "T07_REPLICATION_SUMMARY",
+    "T08_TRAINED_VS_UNTRAINED",
 ]
 
 
@@ -126,7 +190,8 @@ def test_paper_tables_are_byte_identical_across_runs(project):
             assert len(versions) == 2, (table, suffix)
             assert versions[0].read_bytes() == versions[1].read_bytes(), (table, suffix)
     t01 = pd.read_parquet(_versions(project, "data/08_reporting/tables/T01_SUMMARY.parquet")[-1])
-    assert set(t01["model_role"]) == {"base", "instruct"} and t01["run_id"].nunique() == 1
+    assert set(t01["model_role"]) == {"base", "instruct", "untrained"}
+    assert t01["run_id"].nunique() == 1
     assert set(t01["code_version"]) == {"no_git_metadata"}  # the copy is not a git checkout
 
 
@@ -145,8 +210,9 @@ def test_every_run_wrote_a_manifest_with_hashes_of_its_artifacts(project):
     import json
 
     manifests = sorted((project / "data" / "08_reporting" / "run_manifests").glob("*.json"))
-    assert len(manifests) == 4  # one per kedro run
-    first = json.loads(manifests[0].read_text())
+    assert len(manifests) == 5  # one per kedro run
+    assert set(json.loads(manifests[0].read_text())["nodes"]) == {"train_embedded_models"}
+    first = json.loads(manifests[1].read_text())  # the capture run
     assert first["status"] == "completed"
     assert (
         first["tokens_forwarded"] > 0
@@ -154,7 +220,7 @@ def test_every_run_wrote_a_manifest_with_hashes_of_its_artifacts(project):
     )
     assert all(node["seconds"] >= 0 for node in first["nodes"].values())
     assert len(first["config_hash"]) == 64 and first["code_version"] == "no_git_metadata"
-    assert set(first["models"]) == {"base", "instruct"}
+    assert set(first["models"]) == {"base", "instruct", "untrained"}
     for manifest_path in manifests:
         manifest = json.loads(manifest_path.read_text())
         assert manifest["artifacts"], manifest_path

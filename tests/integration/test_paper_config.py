@@ -39,7 +39,7 @@ from avalanche_kedro.measure.checkpoints import (
 from avalanche_kedro.measure.forward import run_pass, validate_instrumentation
 from avalanche_kedro.measure.moments import RunningMoments
 from avalanche_kedro.measure.windows import iter_text_records, slice_windows, tokenize_stream
-from avalanche_kedro.pipelines import capture, events
+from avalanche_kedro.pipelines import capture, events, training
 from avalanche_kedro.pipelines.capture.nodes import _dataset_windows, select_windows
 from tests.conftest import PROJECT_ROOT
 from tests.pipelines.conftest import catalog_with_parameters, reroot_paths
@@ -515,7 +515,11 @@ def paper_structure_run(
     params = _scaled_paper_parameters(paper_params, root, qwen2_base_dir, qwen2_dir)
     catalog = _local_paper_catalog(paper_catalog_config, root, local_files, params)
     roles = params["model_roles"]
-    pipeline = capture.create_pipeline(roles) + events.create_pipeline(roles)
+    pipeline = (
+        training.create_pipeline(roles)  # a no-op: no role uses an embedded recipe
+        + capture.create_pipeline(roles)
+        + events.create_pipeline(roles)
+    )
     SequentialRunner().run(pipeline, catalog)
     return catalog, params
 
@@ -523,6 +527,7 @@ def paper_structure_run(
 def test_paper_structure_runs_for_both_roles(paper_structure_run):
     catalog, params = paper_structure_run
     assert params["model_roles"] == ["base", "instruct"]
+    assert catalog.load("embedded_models") == {"recipes": {}, "decontamination": None}
     n_gains, n_targets, n_defs = 3, 2, 2
     for role in params["model_roles"]:
         manifest = catalog.load(f"{role}.model_manifest")

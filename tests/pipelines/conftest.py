@@ -16,7 +16,7 @@ from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
 
-from avalanche_kedro.pipelines import capture, cascades, controls, events
+from avalanche_kedro.pipelines import capture, cascades, controls, events, training
 from tests.conftest import PROJECT_ROOT, SMALL_RECIPE
 
 SMALL_PARAMS = {
@@ -129,7 +129,8 @@ def run_study(root: Path) -> DataCatalog:
     catalog = project_catalog(root, params)
     roles = params["model_roles"]
     pipeline = (
-        capture.create_pipeline(roles)
+        training.create_pipeline(roles)
+        + capture.create_pipeline(roles)
         + events.create_pipeline(roles)
         + cascades.create_pipeline(roles)
         + controls.create_pipeline(roles)
@@ -141,8 +142,11 @@ def run_study(root: Path) -> DataCatalog:
 def run_capture_and_events(root: Path) -> DataCatalog:
     params = small_parameters(root)
     catalog = project_catalog(root, params)
-    pipeline = capture.create_pipeline(params["model_roles"]) + events.create_pipeline(
-        params["model_roles"]
+    roles = params["model_roles"]
+    pipeline = (
+        training.create_pipeline(roles)
+        + capture.create_pipeline(roles)
+        + events.create_pipeline(roles)
     )
     SequentialRunner().run(pipeline, catalog)
     return catalog
@@ -185,6 +189,7 @@ def run_everything(root: Path, params: dict) -> DataCatalog:
     from avalanche_kedro.pipelines import calibration, replication, reporting
 
     modules = {
+        "training": training,
         "capture": capture,
         "events": events,
         "cascades": cascades,
@@ -241,3 +246,37 @@ def outputs(small_run):
         "controls_summary_A",
     ]
     return {name: load(catalog, name) for name in names}
+
+
+#: The control role of :func:`control_run`: the two-role run has no untrained role, so the
+#: noisy sibling `instruct` stands in for it (T08 compares `base` with it).
+CONTROL_ROLE = "instruct"
+
+
+@pytest.fixture(scope="package")
+def control_run(two_role_run):
+    """(catalog, root, params) of :func:`two_role_run` plus T08 with ``instruct`` as the control.
+
+    Only the nodes the control adds run, on the saved outputs of the two-role run:
+    ``compare_with_control`` (-> ``trained_vs_untrained_A``), ``build_T08_TRAINED_VS_UNTRAINED``
+    and the report node, whose output is renamed ``run_report_with_control`` so that the
+    two-role run's own ``run_report`` stays as it was.
+    """
+    from avalanche_kedro.pipelines import replication, reporting
+
+    catalog, root, params = two_role_run
+    roles = params["model_roles"]
+    compare = replication.create_pipeline(roles, control_role=CONTROL_ROLE).only_nodes(
+        "compare_with_control"
+    )
+    report = reporting.create_pipeline(roles, control_role=CONTROL_ROLE)
+    pipeline = (
+        compare
+        + report.only_nodes("build_T08_TRAINED_VS_UNTRAINED")
+        + Pipeline(
+            report.only_nodes("build_run_report"),
+            outputs={"run_report": "run_report_with_control"},
+        )
+    )
+    SequentialRunner().run(pipeline, catalog)
+    return catalog, root, {**params, "replication": {"control_role": CONTROL_ROLE}}

@@ -16,7 +16,7 @@ from kedro.pipeline import Pipeline
 from ..core.errors import ConfigurationError
 
 #: Inputs shared by every role (not namespaced).
-SHARED_INPUTS = {"corpus_A", "corpus_B", "arc_questions"}
+SHARED_INPUTS = {"corpus_A", "corpus_B", "arc_questions", "embedded_models"}
 _ROLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 

@@ -113,8 +113,8 @@ def pinned_cluster():
 
 
 @pytest.fixture(scope="module")
-def dask_run(tmp_path_factory, pinned_cluster) -> Path:
-    project = copy_project(tmp_path_factory.mktemp("dask"))
+def dask_run(tmp_path_factory, pinned_cluster, trained_models) -> Path:
+    project = copy_project(tmp_path_factory.mktemp("dask"), trained_models)
     run_kedro(
         project,
         "run",
@@ -217,14 +217,17 @@ def _versions(project: Path) -> dict[str, set[str]]:
     return found
 
 
-def test_a_lost_worker_stops_the_run_and_only_missing_outputs_finishes_it(tmp_path, e2e_project):
+def test_a_lost_worker_stops_the_run_and_only_missing_outputs_finishes_it(
+    tmp_path, e2e_project, trained_models
+):
     from distributed import Client
 
     cluster = make_cluster([{}, {}], allowed_failures=0)
     client = Client(cluster)
-    project = copy_project(tmp_path)
+    project = copy_project(tmp_path, trained_models)
     args = [
-        sys.executable, "-m", "kedro", "run", "--env", "dask", "--pipelines", "capture,events",
+        sys.executable, "-m", "kedro", "run", "--env", "dask",
+        "--pipelines", "training,capture,events",
         "--params", "runtime.device=cpu", "--runner", RUNNER,
         "--runner-params", f"address={cluster.scheduler_address}",
     ]  # fmt: skip
@@ -283,7 +286,7 @@ def test_an_unreachable_scheduler_is_a_clear_error_and_writes_nothing(tmp_path):
             "--env",
             "dask",
             "--pipelines",
-            "capture",
+            "training,capture",
             "--runner",
             RUNNER,
             "--runner-params",

@@ -14,7 +14,7 @@ from tests.conftest import PROJECT_ROOT
 
 def test_events_command_writes_the_sweep_and_the_bare_pass(tmp_path, capsys):
     out = tmp_path / "events.json"
-    checkpoint = tmp_path / "tiny-llama-base"  # the embedded default, built on first use
+    checkpoint = tmp_path / "tiny-llama-benchmark"  # the embedded shape, built on first use
     main(
         [
             "events",
@@ -37,7 +37,7 @@ def test_events_command_writes_the_sweep_and_the_bare_pass(tmp_path, capsys):
     assert result["preset"]["gains"] == [0.9, 1.0]
     assert result["forward_passes_per_phase"] == 2 * (2 + 2)
     assert result["tokens_per_phase"] == 2 * 4 * 256
-    assert result["n_layers"] == 8 and result["d_ff"] == 512
+    assert result["n_layers"] == 8 and result["d_ff"] == 384
     assert result["events_sweep_seconds"] == pytest.approx(
         result["events_sweep_seconds_thresholds"] + result["events_sweep_seconds_rasters"]
     )

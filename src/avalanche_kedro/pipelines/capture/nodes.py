@@ -8,11 +8,12 @@ catalog data into their arguments and their results into tables.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ...core.errors import ConfigurationError, CorpusError, InstrumentationError
+from ...core.errors import CheckpointError, ConfigurationError, CorpusError, InstrumentationError
 from ...core.paths import project_path
 from ...framework.datasets import source_detail
 from ...measure.checkpoints import load_model, looks_like_hub_id, resolve_checkpoint
@@ -20,6 +21,7 @@ from ...measure.forward import validate_instrumentation
 from ...measure.moments import DEFAULT_EPS, UnitMoments
 from ...measure.sweep import accumulate_moments, count_baseline_exceedances
 from ...measure.thresholds import check_spike_defs, rate_targets_table
+from ...measure.trained import is_trained_recipe, resolve_step, step_directory
 from ...measure.windows import (
     cut_windows,
     iter_text_records,
@@ -41,20 +43,27 @@ SLICE_PLAN = {
 
 def resolve_model(
     corpus_A: Any,
+    embedded_models: dict,
     model: dict,
     embedded_checkpoints: dict | None,
     windows: dict,
     *,
     model_role: str,
 ) -> dict:
-    """Identify (and on first use build) the role's checkpoint; returns its manifest.
+    """Identify the role's checkpoint (building an untrained embedded recipe on first use).
 
-    The checkpoint is built from a recipe when its path is one of ``embedded_checkpoints``
-    (or when the model parameters carry an ``embedded`` recipe themselves).
+    A checkpoint path that is a *trained* recipe of ``embedded_checkpoints`` resolves to the
+    step ``models.<role>.step`` (default ``final``) of what the training pipeline wrote
+    (``embedded_models``), after checking that step's content hash against the training
+    record. Any other recipe path is built from its recipe here; anything else is a plain
+    local directory or a Hub id.
     """
-    records = iter_text_records(corpus_A, windows.get("text_field", "text"))
     spec = dict(model)
     checkpoint = str(spec.get("checkpoint") or "")
+    trained = _trained_recipe_of(checkpoint, embedded_checkpoints)
+    if trained is not None:
+        return _resolve_trained(model_role, spec, trained, embedded_models)
+    records = iter_text_records(corpus_A, windows.get("text_field", "text"))
     if checkpoint and spec.get("embedded") is None:
         target = project_path(checkpoint)
         for recipe in (embedded_checkpoints or {}).values():
@@ -78,7 +87,49 @@ def resolve_model(
         or not looks_like_hub_id(checkpoint)
     ):
         spec["checkpoint"] = str(project_path(checkpoint))
-    return resolve_checkpoint(model_role, spec, records)
+    spec.pop("step", None)
+    manifest = resolve_checkpoint(model_role, spec, records)
+    if model.get("step") is not None:
+        manifest["training_step"] = model["step"]
+    return manifest
+
+
+def _trained_recipe_of(checkpoint: str, embedded_checkpoints: dict | None) -> str | None:
+    if not checkpoint:
+        return None
+    target = project_path(checkpoint)
+    for name, recipe in (embedded_checkpoints or {}).items():
+        if "path" in recipe and project_path(recipe["path"]) == target:
+            return name if is_trained_recipe(recipe) else None
+    return None
+
+
+def _resolve_trained(role: str, spec: dict, name: str, embedded_models: dict) -> dict:
+    built = (embedded_models or {}).get("recipes", {}).get(name)
+    if built is None:
+        raise ConfigurationError(
+            f"models.{role}.checkpoint is the trained embedded recipe '{name}', but the "
+            "training pipeline did not train it in the run that wrote embedded_models.",
+            "Run the training pipeline first: kedro run --pipelines training (kedro run runs it).",
+        )
+    step = resolve_step(built, spec.get("step"), role)
+    directory = step_directory(project_path(built["path"]), step)
+    manifest = resolve_checkpoint(role, {**spec, "checkpoint": str(directory), "step": None}, None)
+    if manifest["content_sha256"] != built["steps"][str(step)]:
+        raise CheckpointError(
+            f"The files of '{directory}' changed since they were trained (content sha256 "
+            f"{manifest['content_sha256'][:12]}, training record {built['steps'][str(step)][:12]}).",
+            f"Delete '{project_path(built['path'])}' and run kedro run again to retrain it.",
+        )
+    manifest.update(
+        source="embedded",
+        model_id=f"{Path(built['path']).name}@step-{step}",
+        embedded_recipe=name,
+        recipe_sha256=built["recipe_sha256"],
+        training_step=step,
+        final_training_step=built["final_step"],
+    )
+    return manifest
 
 
 def _load_tokenizer(model_manifest: dict):

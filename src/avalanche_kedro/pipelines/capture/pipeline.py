@@ -24,6 +24,7 @@ def template(model_role: str) -> Pipeline:
                 update_wrapper(partial(resolve_model, model_role=model_role), resolve_model),
                 inputs=[
                     "corpus_A",
+                    "embedded_models",
                     "params:model",
                     "params:embedded_checkpoints",
                     "params:windows",

@@ -24,8 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     events.add_argument(
         "--checkpoint",
         type=Path,
-        default=Path("data/06_models/tiny-llama-base"),
-        help="embedded checkpoint directory (built on first use)",
+        default=Path("data/06_models/tiny-llama-benchmark"),
+        help="checkpoint directory of the embedded shape (built on first use)",
     )
     events.add_argument("--gains", type=float, nargs="+", help="override the preset's gains")
     events.add_argument("--n-calibration", type=int, help="override calibration windows")
