@@ -69,9 +69,12 @@ def test_f10_draws_each_null_with_its_own_colour():
     figure = gain_curves.f10_null_comparison(make_t01(("base",)), provenance(("base",)))
     ax = figure.axes[0]
     colours = [line.get_color() for line in ax.lines if line.get_linestyle() == "-"]
-    assert colours == [style[3] for style in figures.NULL_STYLES.values()]
-    token_shuffle = [line for line in ax.lines if line.get_color() == "#9467bd"][0]
-    # the token-shuffle null is recorded at g = 1 and g* only (here g* = 0.8): NaN at g = 1.25
-    assert (
-        np.isnan(token_shuffle.get_ydata()[-1]) and np.isfinite(token_shuffle.get_ydata()[:2]).all()
-    )
+    perm, shift, tokshuf = (style[3] for style in figures.NULL_STYLES.values())
+    assert colours == [perm, shift]  # the raster nulls, recorded at every gain: lines
+    # the token-shuffle null is recorded at g = 1 and g* only (here g* = 0.8): two points with
+    # their CI bars, no line through the gap at g = 1.25
+    points = [line for line in ax.lines if line.get_color() == tokshuf and line.get_marker() == "o"]
+    assert len(points) == 1 and points[0].get_linestyle() == "None"
+    assert list(points[0].get_xdata()) == [0.8, 1.0]
+    caps = [line for line in ax.lines if line.get_color() == tokshuf and line.get_marker() == "_"]
+    assert len(caps) == 2  # the lower and upper CI caps

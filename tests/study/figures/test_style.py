@@ -133,3 +133,24 @@ def test_wrap_breaks_long_captions_at_the_width():
     assert all(len(line) <= 30 for line in wrapped.splitlines())
     assert wrapped.replace("\n", " ") == text
     assert style._wrap("short") == "short"
+
+
+def test_a_long_title_is_wrapped_inside_the_figure():
+    from avalanche_kedro.study.figures.style import TITLE_CHARS_PER_INCH, _styled, new_figure
+
+    long = "F03 branching · " + ", ".join(f"role{i} = tiny-llama-stdlib@step-{i}" for i in range(6))
+
+    @_styled
+    def draw():
+        figure = new_figure(6.0, 3.0)
+        figure.add_subplot().plot([0, 1])
+        figure.suptitle(long)
+        return figure
+
+    figure = draw()
+    text = figure._suptitle.get_text()
+    assert text.replace("\n", " ") == long
+    assert max(len(line) for line in text.split("\n")) <= 6 * TITLE_CHARS_PER_INCH
+    figure.canvas.draw()
+    box = figure._suptitle.get_window_extent()
+    assert box.x0 >= 0 and box.x1 <= figure.bbox.x1  # nothing cut at the edges

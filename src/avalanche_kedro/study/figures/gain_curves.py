@@ -291,15 +291,24 @@ def f10_null_comparison(t01: pd.DataFrame, provenance: Mapping[str, Any] | None 
                 rows = _per_g(t01, role, spike, rate)
                 g = rows["g"].to_numpy(float)
                 for value, ci, _, colour in NULL_STYLES.values():
-                    _band(
-                        ax,
-                        g,
-                        _column(rows, f"{ci}_ci_low"),
-                        _column(rows, f"{ci}_ci_high"),
-                        colour,
-                        alpha=0.12,
-                    )
-                    ax.plot(g, _column(rows, value), color=colour, **_role_style(roles, role))
+                    y = _column(rows, value)
+                    low, high = _column(rows, f"{ci}_ci_low"), _column(rows, f"{ci}_ci_high")
+                    if np.isnan(y).any():
+                        # recorded at a few gains only (the token-shuffle null: g = 1 and each
+                        # g*): points with CI bars, not a line through the gaps
+                        kept = np.isfinite(y)
+                        ax.errorbar(
+                            g[kept],
+                            y[kept],
+                            yerr=np.vstack([y[kept] - low[kept], high[kept] - y[kept]]),
+                            color=colour,
+                            capsize=2,
+                            linestyle="none",
+                            marker=_role_style(roles, role)["marker"],
+                        )
+                        continue
+                    _band(ax, g, low, high, colour, alpha=0.12)
+                    ax.plot(g, y, color=colour, **_role_style(roles, role))
             ax.axhline(0.0, color="0.2", lw=0.8, ls=":")
             _label_panel(ax, spike, rate, f"Δb_tot = b_tot(real) − b_tot(null)\n({B_UNIT})")
     handles = [

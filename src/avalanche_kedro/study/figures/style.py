@@ -109,9 +109,30 @@ def _styled(function: Callable[..., Figure]) -> Callable[..., Figure]:
     @wraps(function)
     def wrapper(*args, **kwargs):
         with mpl.style.context(["default", STYLE]):
-            return function(*args, **kwargs)
+            figure = function(*args, **kwargs)
+            _fit_suptitle(figure)
+            return figure
 
     return wrapper
+
+
+#: Characters of the 11-pt title per inch of figure width (a conservative average glyph width).
+TITLE_CHARS_PER_INCH = 10
+
+
+def _fit_suptitle(figure: Figure) -> None:
+    """Wrap a title longer than the figure is wide (three roles' model ids add up)."""
+    title = getattr(figure, "_suptitle", None)
+    if title is None:
+        return
+    limit = int(figure.get_figwidth() * TITLE_CHARS_PER_INCH)
+    lines = title.get_text().split("\n")
+    if max(len(line) for line in lines) > limit:
+        import textwrap
+
+        title.set_text(
+            "\n".join(textwrap.fill(line, limit, break_on_hyphens=False) for line in lines)
+        )
 
 
 def new_figure(width: float, height: float) -> Figure:
