@@ -20,6 +20,7 @@ from avalanche_kedro.analysis.scaling import (
     TAIL_COLUMNS,
     TAIL_MIN_SAMPLES,
     crackling_fit,
+    crackling_slopes,
     tail_fit,
 )
 
@@ -186,6 +187,36 @@ def test_replicates_that_lose_durations_are_dropped():
     assert mixed["crackling_ci_low"] == pytest.approx(GAMMA, abs=1e-9)
     assert mixed["crackling_ci_high"] == pytest.approx(GAMMA, abs=1e-9)
     assert mixed["pass"] is True
+
+
+def test_crackling_slopes_expose_every_replicate_slope():
+    """The per-replicate slopes (used for paired differences between roles, T08) are the
+    brute-force slopes, NaN where a replicate lost durations; their percentiles are the CI."""
+    rows = [(0, C * D**GAMMA, D) for D in range(3, 7)] + [
+        (1, C * D**GAMMA, D) for D in range(7, 13)
+    ]
+    frame = table(rows)
+    indices = np.array([[0, 0], [0, 1], [1, 1], [1, 0]])
+    slopes = crackling_slopes(
+        frame["seq_index"].to_numpy(),
+        frame["span_tokens"].to_numpy(),
+        frame["size"].to_numpy(),
+        2,
+        indices,
+    )
+    assert slopes.gamma == pytest.approx(GAMMA, abs=1e-9)
+    assert (slopes.n_duration_points, slopes.n_avalanches_used) == (10, 10)
+    assert np.isnan(slopes.replicates[[0, 2]]).all()
+    assert slopes.replicates[[1, 3]] == pytest.approx([GAMMA, GAMMA], abs=1e-9)
+    fit = crackling_fit(frame, 2, indices)
+    assert (fit["crackling_ci_low"], fit["crackling_ci_high"]) == pytest.approx(
+        percentile_interval(slopes.replicates)
+    )
+    # fewer than two durations: no slope at all, and one NaN per replicate
+    single = crackling_slopes(np.zeros(3, int), np.full(3, 5), np.ones(3), 1, np.zeros((4, 1), int))
+    assert np.isnan(single.gamma) and single.replicates.shape == (4,)
+    assert np.isnan(single.replicates).all()
+    assert crackling_slopes(np.zeros(3, int), np.full(3, 5), np.ones(3), 1).replicates is None
 
 
 # --------------------------------------------------------------------------------------------

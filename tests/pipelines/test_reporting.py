@@ -126,17 +126,27 @@ def test_figures_pipeline_runs_on_saved_outputs(tmp_path):
 # ---- the run report -----------------------------------------------------------------------------
 
 
-def test_node_reads_six_tables_for_one_role_and_seven_for_two():
+def test_node_reads_six_tables_for_one_role_seven_for_two_and_eight_with_a_control():
     frames = make_tables({"base": Scenario()})
     single = report_nodes.build_run_report(
-        report_provenance(), *[frames[t] for t in report.TABLE_NAMES if t != "T07"]
+        report_provenance(), *[frames[t] for t in report.TABLE_NAMES if t not in ("T07", "T08")]
     )
     assert "Replication was not run" in single
+    assert "no untrained control in this run — signatures cannot be called specific" in single
     both = make_tables({"base": Scenario(), "instruct": Scenario()})
     text = report_nodes.build_run_report(
-        report_provenance(("base", "instruct")), *[both[t] for t in report.TABLE_NAMES]
+        report_provenance(("base", "instruct")),
+        *[both[t] for t in report.TABLE_NAMES if t != "T08"],
     )
     assert "`T07[instruct vs base" in text
+    assert "no untrained control in this run" in text
+    roles = ("base", "instruct", "untrained")
+    three = make_tables({r: Scenario() for r in roles}, control="untrained")
+    text = report_nodes.build_run_report(
+        report_provenance(roles), *[three[t] for t in report.TABLE_NAMES]
+    )
+    assert "`T08[instruct vs untrained" in text and "`T08[base vs untrained" in text
+    assert "no untrained control in this run" not in text
     with pytest.raises(ValueError, match="expected"):
         report_nodes.build_run_report(report_provenance(), frames["T01"])
 
@@ -147,7 +157,21 @@ def test_pipeline_inputs_follow_the_roles_and_the_reporting_pipeline_includes_it
     assert "T07_REPLICATION_SUMMARY" not in single.inputs()
     assert {"run_provenance", "T01_SUMMARY", "T06_ABLATIONS"} <= single.inputs()
     assert "T07_REPLICATION_SUMMARY" in create_report_pipeline(["base", "instruct"]).inputs()
+    assert "T08_TRAINED_VS_UNTRAINED" not in create_report_pipeline(["base", "instruct"]).inputs()
     assert "run_report" in reporting.create_pipeline(["base"]).all_outputs()
+    # T08 and its table node only when the control is one of the roles
+    roles = ["base", "untrained"]
+    assert "T08_TRAINED_VS_UNTRAINED" in create_report_pipeline(roles, "untrained").inputs()
+    with_control = reporting.create_pipeline(roles, control_role="untrained")
+    assert "trained_vs_untrained_A" in with_control.inputs()
+    assert {"T08_TRAINED_VS_UNTRAINED", "T08_TRAINED_VS_UNTRAINED_csv"} <= (
+        with_control.all_outputs()
+    )
+    for control in ("untrained", None):
+        outputs = reporting.create_pipeline(
+            ["base", "instruct"], control_role=control
+        ).all_outputs()
+        assert "T08_TRAINED_VS_UNTRAINED" not in outputs
 
 
 def test_catalog_entry_is_a_versioned_markdown_text_dataset():
@@ -190,9 +214,10 @@ def test_report_from_the_latest_saved_tables_renders():
 
 
 @pytest.fixture(scope="module")
-def loaded(two_role_run):
-    """(catalog, params) after every pipeline ran for two roles (tests/pipelines/conftest.py)."""
-    catalog, _root, params = two_role_run
+def loaded(control_run):
+    """(catalog, params) after every pipeline ran for two roles, plus T08 with `instruct` as the
+    control role (tests/pipelines/conftest.py)."""
+    catalog, _root, params = control_run
     return catalog, params
 
 
@@ -238,3 +263,56 @@ def test_an_invalid_table_is_refused_and_nothing_is_written(loaded, tmp_path):
     with pytest.raises(Exception, match="Validation failed"):
         catalog.save("T02_GENERALIZATION", broken)
     assert sorted(p for p in folder.rglob("*") if p.is_file()) == before
+
+
+def test_report_marks_specificity_against_the_control_and_says_when_there_is_none(loaded):
+    catalog, _ = loaded
+    without = catalog.load("run_report")  # the two-role run: no control role among its roles
+    assert (
+        "Specificity: no untrained control in this run — signatures cannot be called specific."
+        in (without)
+    )
+    assert "Against the untrained control" not in without
+    text = catalog.load("run_report_with_control")
+    t08 = catalog.load("T08_TRAINED_VS_UNTRAINED")
+    summary = [line for line in text.splitlines() if line.startswith("| instruct |")]
+    assert summary and all("| control |" in line for line in summary)
+    for row in t08.itertuples():
+        cited = f"`T08[base vs instruct, {row.spike_def_id}, r={float(row.target_rate)!r}]`"
+        signature_lines = [
+            line
+            for line in text.splitlines()
+            if line.startswith(f"- **base, {row.spike_def_id}, r = {float(row.target_rate)!r}.**")
+            and any(f"S{i} is " in line for i in (1, 2, 3))
+        ]
+        assert len(signature_lines) == 3
+        assert all(
+            "Against the untrained control `instruct`:" in line and cited in line
+            for line in signature_lines
+        )
+        assert sum(cited in line for line in text.splitlines()) == 4  # S1-S3 + T08 section
+    assert "`base` vs `instruct`: perplexity on dataset B at g = 1 is" in text
+    assert "Largest held-out rate drift |achieved/r* − 1| over layers at g = 1" in text
+
+
+def test_t01_carries_the_token_shuffle_null_at_g1_and_at_every_gstar_only(loaded):
+    catalog, _ = loaded
+    t01 = catalog.load("T01_SUMMARY")
+    # recorded at g = 1 (events pipeline) and, for every (spike def, rate), at each gain that is
+    # the g* of some (spike def, rate) of that role (calibration pipeline)
+    gstar_gains = t01[t01["opt_is_gstar"].astype(bool)].groupby("model_role")["g"].agg(set)
+    expected = [
+        g == 1.0 or g in gstar_gains[role]
+        for role, g in zip(t01["model_role"], t01["g"], strict=True)
+    ]
+    assert t01["opt_delta_b_tot_tokshuf"].notna().tolist() == expected
+    for role in ("base", "instruct"):
+        # g = 1 from the events pipeline (controls_summary_A), every other g* from calibration
+        sources = {
+            True: catalog.load(f"{role}.controls_summary_A").set_index("cond_id"),
+            False: catalog.load(f"{role}.controls_summary_gstar_A").set_index("cond_id"),
+        }
+        rows = t01[(t01["model_role"] == role) & t01["opt_is_gstar"].astype(bool)]
+        for row in rows.itertuples():
+            source = sources[row.g == 1.0]
+            assert row.opt_delta_b_tot_tokshuf == source.loc[row.opt_cond_id, "delta_b_tot_tokshuf"]

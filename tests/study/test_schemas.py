@@ -122,3 +122,55 @@ def test_t01_nan_branching_only_when_flagged_empty():
     assert check(frame).check_passed
     frame.loc[1, "opt_branching_empty"] = False
     assert not check(frame).check_passed
+
+
+def t08() -> pd.DataFrame:
+    from tests.study.report.tables_builder import Paired, Scenario, make_tables
+
+    scenarios = {"base": Scenario(), "instruct": Scenario(), "untrained": Scenario()}
+    paired = {"instruct": Paired(crackling_reason="control untrained: 5 distinct durations")}
+    return make_tables(scenarios, control="untrained", paired=paired)["T08"]
+
+
+def test_t08_validates_with_a_crackling_difference_missing_for_a_reason():
+    table = t08()
+    schemas.T08_SCHEMA.validate(table)
+    assert table["diff_crackling_gamma"].isna().tolist() == [False, True]
+
+
+def test_t08_missing_column_and_bad_ranges_fail():
+    with pytest.raises(pandera.errors.SchemaError, match="diff_chi_ci_high_g1"):
+        schemas.T08_SCHEMA.validate(t08().drop(columns="diff_chi_ci_high_g1"))
+    with pytest.raises(pandera.errors.SchemaError, match="b_tot_control"):
+        schemas.T08_SCHEMA.validate(t08().assign(b_tot_control=-0.1, b_tot_compared=0.1))
+    with pytest.raises(pandera.errors.SchemaError, match="target_rate"):
+        schemas.T08_SCHEMA.validate(t08().assign(target_rate=1.5))
+    with pytest.raises(pandera.errors.SchemaError, match="bootstrap_replicates"):
+        schemas.T08_SCHEMA.validate(t08().assign(bootstrap_replicates=0))
+    table = t08()
+    table.loc[0, "diff_chi"] = np.nan
+    with pytest.raises(pandera.errors.SchemaError, match="diff_chi"):
+        schemas.T08_SCHEMA.validate(table)
+
+
+def test_t08_consistency_checks():
+    with pytest.raises(pandera.errors.SchemaError, match="never compared with itself"):
+        schemas.T08_SCHEMA.validate(t08().assign(control_role="base"))
+    table = t08()
+    table.loc[0, "diff_b_tot"] += 0.01  # no longer compared - control
+    with pytest.raises(pandera.errors.SchemaError, match="diff = compared - control"):
+        schemas.T08_SCHEMA.validate(table)
+    table = t08()
+    table.loc[0, ["diff_chi_ci_low_g1", "diff_chi_ci_high_g1"]] = [5.0, 1.0]  # unordered CI
+    with pytest.raises(pandera.errors.SchemaError, match="ordered CIs"):
+        schemas.T08_SCHEMA.validate(table)
+    table = t08()
+    table.loc[1, "opt_crackling_reason"] = ""  # a NaN crackling difference without a reason
+    with pytest.raises(pandera.errors.SchemaError, match="crackling NaN only with a reason"):
+        schemas.T08_SCHEMA.validate(table)
+    table = t08()
+    table.loc[0, "opt_crackling_reason_g1"] = "a reason but a finite difference"
+    with pytest.raises(pandera.errors.SchemaError, match="crackling NaN only with a reason"):
+        schemas.T08_SCHEMA.validate(table)
+    with pytest.raises(pandera.errors.SchemaError, match="one row per"):
+        schemas.T08_SCHEMA.validate(pd.concat([t08(), t08().iloc[:1]], ignore_index=True))

@@ -199,6 +199,35 @@ def test_t01_names_the_controls_columns_and_moves_the_extras_to_opt():
         assert t01[t01_column].tolist() == expected, t01_column
 
 
+def test_t01_takes_the_gstar_rows_with_the_token_shuffle_null_recorded_there():
+    """controls_summary_gstar_A rows (the g* conditions with the token-shuffle null recorded
+    at g*) replace those of controls_summary_A; other gains keep their (NaN) token shuffle."""
+    controls = _controls()
+    for column in [c for c in controls.columns if "tokshuf" in c]:
+        controls[column] = np.nan  # recorded at no gain by the events pipeline
+    at_gstar = _controls()
+    at_gstar = at_gstar[at_gstar["cond_id"] == 1]  # g* = 0.8, token shuffle recorded
+    t01 = _build_t01(controls_summary={"base": controls}, controls_summary_gstar={"base": at_gstar})
+    star, other = t01.iloc[0], t01.iloc[1]
+    assert star["opt_is_gstar"] and star["opt_cond_id"] == 1
+    assert star["opt_delta_b_tot_tokshuf"] == at_gstar["delta_b_tot_tokshuf"].item()
+    assert star["opt_delta_b_tot_tokshuf_ci_low"] == at_gstar["delta_b_tot_tokshuf_ci_low"].item()
+    assert np.isnan(other["opt_delta_b_tot_tokshuf"]) and other["opt_cond_id"] == 0
+    # the permutation and shift columns are those of controls_summary_A (same numbers)
+    assert star["delta_b_tot"] == controls.set_index("cond_id").loc[1, "delta_b_tot"]
+    assert t01.drop(columns=[c for c in t01 if "tokshuf" in c]).equals(
+        _build_t01(controls_summary={"base": controls}).drop(
+            columns=[c for c in t01 if "tokshuf" in c]
+        )
+    )
+    SCHEMAS["T01"].validate(t01)
+    # a row that has its own token-shuffle null (g = 1) keeps it, even if g* = 1 there
+    own = _controls()
+    without = at_gstar.assign(delta_b_tot_tokshuf=np.nan)
+    kept = _build_t01(controls_summary={"base": own}, controls_summary_gstar={"base": without})
+    assert kept.equals(_build_t01(controls_summary={"base": own}))
+
+
 def test_t01_rates_cascades_and_crackling_per_condition():
     t01 = _build_t01()
     slow, fast = t01.iloc[0], t01.iloc[1]  # g = 0.8, g = 1.25

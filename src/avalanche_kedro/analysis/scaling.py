@@ -17,6 +17,7 @@ so the KS search for xmin only considers candidates that leave at least 100 samp
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -78,8 +79,24 @@ def crackling_fit(
     )
 
 
+@dataclass(frozen=True)
+class CracklingSlopes:
+    """The crackling slope of one condition, point fit and (optionally) per bootstrap replicate.
+
+    ``replicates[b]`` is the OLS slope of log <S> on log D over the windows of replicate ``b``
+    (window ``n`` weighted by how often it is drawn), NaN when that replicate keeps fewer than
+    ``min(min_points, n_duration_points)`` distinct durations; None without indices.
+    """
+
+    gamma: float
+    r2: float
+    n_duration_points: int
+    n_avalanches_used: int
+    replicates: np.ndarray | None
+
+
 @single_threaded_blas
-def crackling_fit_arrays(
+def crackling_slopes(
     seq_index: np.ndarray,
     span_tokens: np.ndarray,
     size: np.ndarray,
@@ -88,26 +105,21 @@ def crackling_fit_arrays(
     d_min: int = CRACKLING_D_MIN,
     d_max: int = CRACKLING_D_MAX,
     min_points: int = CRACKLING_MIN_POINTS,
-    max_ci_width: float = CRACKLING_MAX_CI_WIDTH,
-) -> dict[str, float | int | bool | str]:
-    """:func:`crackling_fit` on the avalanche columns as arrays (one entry per avalanche)."""
+) -> CracklingSlopes:
+    """gamma = OLS slope of ``log <S>(D)`` on ``log D`` over the distinct D in [d_min, d_max].
+
+    ``<S>(D) = sum of S / number of avalanches with span D``; for a replicate both sums are
+    weighted by ``W[b, n]`` (:func:`avalanche_kedro.analysis.bootstrap.resample_weights`), so the
+    replicate equals the fit on the concatenated resampled windows. Fewer than two distinct D
+    give a NaN slope (and all-NaN replicates).
+    """
     keep = (span_tokens >= d_min) & (span_tokens <= d_max)
     window, duration, sizes = seq_index[keep], span_tokens[keep], size[keep]
     durations = np.unique(duration)
-    result: dict = {
-        "crackling_gamma": np.nan,
-        "crackling_ci_low": np.nan,
-        "crackling_ci_high": np.nan,
-        "crackling_ci_width": np.nan,
-        "r2": np.nan,
-        "n_duration_points": int(durations.size),
-        "n_avalanches_used": int(keep.sum()),
-        "pass": False,
-        "reason": "",
-    }
+    n_used = int(keep.sum())
     if durations.size < 2:
-        result["reason"] = f"only {durations.size} distinct durations in [{d_min}, {d_max}]"
-        return result
+        replicates = None if indices is None else np.full(indices.shape[0], np.nan)
+        return CracklingSlopes(np.nan, np.nan, int(durations.size), n_used, replicates)
     # per-window sums and counts of sizes per distinct duration: [n_windows, n_durations]
     cell = window.astype(np.int64) * durations.size + np.searchsorted(durations, duration)
     shape = (n_windows, durations.size)
@@ -126,19 +138,55 @@ def crackling_fit_arrays(
         return slope, r2, present.sum(axis=1)
 
     slope, r2, _ = fit(np.ones((1, n_windows)))
-    result["crackling_gamma"] = float(slope[0])
-    result["r2"] = float(r2[0])
+    replicates = None
     if indices is not None:
         slopes, _, points = fit(resample_weights(indices, n_windows).astype(np.float64))
         # a replicate that lost too many durations has no meaningful slope
-        slopes = np.where(points >= min(min_points, durations.size), slopes, np.nan)
-        low, high = percentile_interval(slopes)
+        replicates = np.where(points >= min(min_points, durations.size), slopes, np.nan)
+    return CracklingSlopes(float(slope[0]), float(r2[0]), int(durations.size), n_used, replicates)
+
+
+def crackling_fit_arrays(
+    seq_index: np.ndarray,
+    span_tokens: np.ndarray,
+    size: np.ndarray,
+    n_windows: int,
+    indices: np.ndarray | None = None,
+    d_min: int = CRACKLING_D_MIN,
+    d_max: int = CRACKLING_D_MAX,
+    min_points: int = CRACKLING_MIN_POINTS,
+    max_ci_width: float = CRACKLING_MAX_CI_WIDTH,
+) -> dict[str, float | int | bool | str]:
+    """:func:`crackling_fit` on the avalanche columns as arrays (one entry per avalanche)."""
+    slopes = crackling_slopes(
+        seq_index, span_tokens, size, n_windows, indices, d_min, d_max, min_points
+    )
+    result: dict = {
+        "crackling_gamma": np.nan,
+        "crackling_ci_low": np.nan,
+        "crackling_ci_high": np.nan,
+        "crackling_ci_width": np.nan,
+        "r2": np.nan,
+        "n_duration_points": slopes.n_duration_points,
+        "n_avalanches_used": slopes.n_avalanches_used,
+        "pass": False,
+        "reason": "",
+    }
+    if slopes.n_duration_points < 2:
+        result["reason"] = (
+            f"only {slopes.n_duration_points} distinct durations in [{d_min}, {d_max}]"
+        )
+        return result
+    result["crackling_gamma"] = slopes.gamma
+    result["r2"] = slopes.r2
+    if slopes.replicates is not None:
+        low, high = percentile_interval(slopes.replicates)
         result.update(crackling_ci_low=low, crackling_ci_high=high, crackling_ci_width=high - low)
     reasons = []
     if not np.isfinite(result["crackling_gamma"]):
         reasons.append("gamma is not finite")
-    if durations.size < min_points:
-        reasons.append(f"{durations.size} < {min_points} distinct durations")
+    if slopes.n_duration_points < min_points:
+        reasons.append(f"{slopes.n_duration_points} < {min_points} distinct durations")
     width = result["crackling_ci_width"]
     if not np.isfinite(width) or width > max_ci_width:
         reasons.append(f"CI width {width:.3g} > {max_ci_width}" if np.isfinite(width) else "no CI")

@@ -10,6 +10,7 @@ difference ``role - reference`` gets a paired CI. The reference is the first rol
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -75,7 +76,49 @@ def check_comparable_roles(
         )
 
 
-def _role_at_gstar(
+class RoleCondition(NamedTuple):
+    """One role's real MLP_GLOBAL condition of dataset A at gain ``g``: its per-window counts
+    (``real``) and permutation-null counts (``null``), both sorted by ``seq_id``."""
+
+    g: float
+    cond_id: int
+    real: pd.DataFrame
+    null: pd.DataFrame
+
+
+def role_at_gain(
+    conditions: pd.DataFrame,
+    windows: pd.DataFrame,
+    nulls: pd.DataFrame,
+    spike_def: str,
+    rate: float,
+    g: float,
+    role: str = "",
+) -> RoleCondition:
+    """The real MLP_GLOBAL condition at (spike def, rate, g) with its windows and null windows."""
+    match = conditions[
+        (conditions["null_id"] == NULL_NONE)
+        & (conditions["intervention_id"] == MLP_GLOBAL)
+        & (conditions["spike_def_id"] == spike_def)
+        & (conditions["target_rate"] == rate)
+        & (conditions["g"] == g)
+    ]
+    if len(match) != 1:
+        raise ReplicationError(
+            f"{role or 'A role'} has {len(match)} real MLP_GLOBAL conditions for {spike_def}, "
+            f"r = {format_number(rate)}, g = {format_number(g)} (expected one).",
+            "Run every role with the same gain_grid (it must contain 1.0 and every g*) and "
+            "the same spike definitions and target rates.",
+        )
+    cond_id = int(match["cond_id"].item())
+    real = windows[windows["cond_id"] == cond_id].sort_values("seq_id")
+    null = nulls[(nulls["cond_id"] == cond_id) & (nulls["null_id"] == NULL_PERM)].sort_values(
+        "seq_id"
+    )
+    return RoleCondition(float(g), cond_id, real, null)
+
+
+def role_at_gstar(
     role: str,
     gstar: pd.DataFrame,
     conditions: pd.DataFrame,
@@ -83,37 +126,48 @@ def _role_at_gstar(
     nulls: pd.DataFrame,
     spike_def: str,
     rate: float,
-):
+) -> RoleCondition:
+    """:func:`role_at_gain` at the role's own g* for (spike def, rate) from its ``gstar_A``."""
     g_star = float(
         gstar[(gstar["spike_def_id"] == spike_def) & (gstar["target_rate"] == rate)][
             "g_star"
         ].item()
     )
-    match = conditions[
-        (conditions["null_id"] == NULL_NONE)
-        & (conditions["intervention_id"] == MLP_GLOBAL)
-        & (conditions["spike_def_id"] == spike_def)
-        & (conditions["target_rate"] == rate)
-        & (conditions["g"] == g_star)
-    ]
-    cond_id = int(match["cond_id"].item())
-    real = windows[windows["cond_id"] == cond_id].sort_values("seq_id")
-    null = nulls[(nulls["cond_id"] == cond_id) & (nulls["null_id"] == NULL_PERM)].sort_values(
-        "seq_id"
-    )
-    return g_star, real, null
+    return role_at_gain(conditions, windows, nulls, spike_def, rate, g_star, role)
 
 
-def _paired_delta_b_tot(weights: np.ndarray, real: pd.DataFrame, null: pd.DataFrame):
-    """delta_b_tot = b_tot(real) - b_tot(null): the point value and its replicates."""
-    point = (
-        pooled_branching(real["n_time"], real["n_depth"], real["den"])["b_tot"]
-        - (pooled_branching(null["n_time"], null["n_depth"], null["den"])["b_tot"])
-    )
-    replicates = pooled_ratio(
-        weights, real["n_time"] + real["n_depth"], real["den"]
-    ) - pooled_ratio(weights, null["n_time"] + null["n_depth"], null["den"])
+def check_same_windows(measured: Mapping[str, RoleCondition], reference: str) -> np.ndarray:
+    """The reference's sorted seq_ids; every role must cover exactly the same windows."""
+    seq_ids = measured[reference].real["seq_id"].to_numpy()
+    for role, condition in measured.items():
+        if not np.array_equal(condition.real["seq_id"].to_numpy(), seq_ids):
+            raise ReplicationError(
+                f"{role} and {reference} rasters cover different windows.",
+                "Run every role with the same windows parameters and tokenizer.",
+            )
+    return seq_ids
+
+
+def paired_b_tot(weights: np.ndarray, real: pd.DataFrame):
+    """b_tot = (sum n_time + sum n_depth) / sum den: the point value and its replicates."""
+    point = pooled_branching(real["n_time"], real["n_depth"], real["den"])["b_tot"]
+    replicates = pooled_ratio(weights, real["n_time"] + real["n_depth"], real["den"])
     return point, replicates
+
+
+def paired_delta_b_tot(weights: np.ndarray, real: pd.DataFrame, null: pd.DataFrame):
+    """delta_b_tot = b_tot(real) - b_tot(null): the point value and its replicates."""
+    real_point, real_replicates = paired_b_tot(weights, real)
+    null_point, null_replicates = paired_b_tot(weights, null)
+    return real_point - null_point, real_replicates - null_replicates
+
+
+def paired_chi(indices: np.ndarray, real: pd.DataFrame):
+    """chi = var(Y, ddof=0) / (mean(Y) + 1e-8) of the per-window totals: point and replicates."""
+    return (
+        susceptibility_of_totals(real["events"]),
+        susceptibility_replicates(indices, real["events"]),
+    )
 
 
 @single_threaded_blas
@@ -131,9 +185,8 @@ def replication_table(
     rows = []
     for row in gstar[reference].itertuples():
         spike_def, rate = row.spike_def_id, float(row.target_rate)
-        measured = {}
-        for role in roles:
-            g_star, real, null = _role_at_gstar(
+        measured = {
+            role: role_at_gstar(
                 role,
                 gstar[role],
                 conditions[role],
@@ -142,28 +195,21 @@ def replication_table(
                 spike_def,
                 rate,
             )
-            measured[role] = (g_star, real, null)
-        seq_ids = measured[reference][1]["seq_id"].to_numpy()
-        for role in roles:
-            if not np.array_equal(measured[role][1]["seq_id"].to_numpy(), seq_ids):
-                raise ReplicationError(
-                    f"{role} and {reference} rasters cover different windows.",
-                    "Run every role with the same windows parameters and tokenizer.",
-                )
+            for role in roles
+        }
+        seq_ids = check_same_windows(measured, reference)
         indices = bootstrap_indices(
             len(seq_ids), replicates, f"replication|A|{spike_def}|{format_number(rate)}"
         )
         weights = resample_weights(indices, len(seq_ids))
 
-        ref_g, ref_real, ref_null = measured[reference]
-        ref_delta, ref_delta_reps = _paired_delta_b_tot(weights, ref_real, ref_null)
-        ref_chi = susceptibility_of_totals(ref_real["events"])
-        ref_chi_reps = susceptibility_replicates(indices, ref_real["events"])
+        ref = measured[reference]
+        ref_delta, ref_delta_reps = paired_delta_b_tot(weights, ref.real, ref.null)
+        ref_chi, ref_chi_reps = paired_chi(indices, ref.real)
         for role in roles[1:]:
-            g_star, real, null = measured[role]
-            role_delta, role_delta_reps = _paired_delta_b_tot(weights, real, null)
-            role_chi = susceptibility_of_totals(real["events"])
-            role_chi_reps = susceptibility_replicates(indices, real["events"])
+            other = measured[role]
+            role_delta, role_delta_reps = paired_delta_b_tot(weights, other.real, other.null)
+            role_chi, role_chi_reps = paired_chi(indices, other.real)
             diff_low, diff_high = percentile_interval(role_delta_reps - ref_delta_reps)
             chi_low, chi_high = percentile_interval(role_chi_reps - ref_chi_reps)
             rows.append(
@@ -174,8 +220,8 @@ def replication_table(
                     "compared_role": role,
                     "reference_model_id": model_ids[reference],
                     "compared_model_id": model_ids[role],
-                    "g_star_reference": ref_g,
-                    "g_star_compared": g_star,
+                    "g_star_reference": ref.g,
+                    "g_star_compared": other.g,
                     "delta_b_tot_reference": ref_delta,
                     "delta_b_tot_compared": role_delta,
                     "diff_delta_b_tot": role_delta - ref_delta,

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from math import prod
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from . import tables
+from . import control, tables
 
 ROLE_KEYS = ["model_role", "spike_def_id", "target_rate"]
 
@@ -281,6 +282,82 @@ T07_SCHEMA = pa.DataFrameSchema(
     name="T07_REPLICATION_SUMMARY",
 )
 
+
+def _t08_values(suffix: str) -> dict[str, pa.Column]:
+    """T08's value columns of one setting (g* or ``_g1``): crackling may be NaN, nothing else."""
+    columns = {}
+    for stat in control.STATS:
+        nullable = stat == "crackling_gamma"
+        for name in (f"diff_{stat}", f"diff_{stat}_ci_low", f"diff_{stat}_ci_high"):
+            columns[f"{name}{suffix}"] = pa.Column(float, nullable=nullable)
+        point = NONNEGATIVE if stat in ("b_tot", "chi") else None
+        for side in ("compared", "control"):
+            columns[f"{stat}_{side}{suffix}"] = pa.Column(float, point, nullable=nullable)
+    return columns
+
+
+def _t08_consistent(frame: pd.DataFrame) -> bool:
+    """Every diff is compared - control, every CI is ordered, and the crackling diff is NaN
+    exactly where ``opt_crackling_reason`` (``_g1``) gives a reason."""
+    for suffix in ("", "_g1"):
+        for stat in control.STATS:
+            diff = frame[f"diff_{stat}{suffix}"].astype(float)
+            expected = frame[f"{stat}_compared{suffix}"] - frame[f"{stat}_control{suffix}"]
+            finite = np.isfinite(diff)
+            if not np.allclose(diff[finite], expected[finite], rtol=1e-12, atol=1e-12):
+                return False
+            low = frame[f"diff_{stat}_ci_low{suffix}"].astype(float)
+            high = frame[f"diff_{stat}_ci_high{suffix}"].astype(float)
+            both = np.isfinite(low) & np.isfinite(high)
+            if (low[both] > high[both]).any() or (np.isfinite(low) != np.isfinite(high)).any():
+                return False
+        reason_column = f"opt_crackling_reason{suffix}"
+        reasons = (
+            frame[reason_column].fillna("").astype(str).str.len() > 0
+            if reason_column in frame
+            else pd.Series(False, index=frame.index)
+        )
+        missing = frame[f"diff_crackling_gamma{suffix}"].isna()
+        if not (missing == reasons).all():
+            return False
+    return True
+
+
+T08_SCHEMA = pa.DataFrameSchema(
+    {
+        **_provenance(),
+        "compared_role": pa.Column(str),
+        "control_role": pa.Column(str),
+        "compared_model_id": pa.Column(str),
+        "control_model_id": pa.Column(str),
+        "spike_def_id": pa.Column(str),
+        "target_rate": pa.Column(float, RATE),
+        "g_star_compared": pa.Column(float, NONNEGATIVE),
+        "g_star_control": pa.Column(float, NONNEGATIVE),
+        **_t08_values(""),
+        **_t08_values("_g1"),
+        "n_sequences": pa.Column(int, pa.Check.gt(0)),
+        "bootstrap_replicates": pa.Column(int, pa.Check.gt(0)),
+        **_optional(),
+    },
+    checks=[
+        full_grid(["compared_role", "spike_def_id", "target_rate"], "T08"),
+        pa.Check(
+            lambda f: (
+                f["control_role"].nunique() == 1
+                and bool((f["compared_role"] != f["control_role"]).all())
+            ),
+            name="T08: one control role, never compared with itself",
+        ),
+        pa.Check(
+            _t08_consistent,
+            name="T08: diff = compared - control, ordered CIs, crackling NaN only with a reason",
+        ),
+    ],
+    strict=True,
+    name="T08_TRAINED_VS_UNTRAINED",
+)
+
 SCHEMAS = {
     "T01": T01_SCHEMA,
     "T02": T02_SCHEMA,
@@ -289,4 +366,5 @@ SCHEMAS = {
     "T05": T05_SCHEMA,
     "T06": T06_SCHEMA,
     "T07": T07_SCHEMA,
+    "T08": T08_SCHEMA,
 }

@@ -1,4 +1,5 @@
-"""Paper tables T01-T07 (SPEC §10), built from the pipelines' saved outputs.
+"""Paper tables T01-T07 (SPEC §10), built from the pipelines' saved outputs (T08, trained roles
+against the untrained control, is built by :mod:`avalanche_kedro.study.control`).
 
 Every table starts with the provenance columns ``run_id, stage_id, model_id, model_role,
 dataset_role, config_hash, code_version``, then the SPEC's required columns in the SPEC's
@@ -152,6 +153,7 @@ TABLE_IDS = {
     "T05": "T05_CRACKLING_DIAGNOSTICS",
     "T06": "T06_ABLATIONS",
     "T07": "T07_REPLICATION_SUMMARY",
+    "T08": "T08_TRAINED_VS_UNTRAINED",  # columns and builder in :mod:`.control`
 }
 
 
@@ -209,11 +211,23 @@ def build_t01(
     crackling_fits: Mapping[str, pd.DataFrame],
     tau_tables: Mapping[str, pd.DataFrame],
     gstar: Mapping[str, pd.DataFrame],
+    controls_summary_gstar: Mapping[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
-    """T01_SUMMARY: dataset A, one row per (role, spike def, target rate, g)."""
+    """T01_SUMMARY: dataset A, one row per (role, spike def, target rate, g).
+
+    ``controls_summary_gstar`` (rows of the real conditions at each g* that also carry the
+    token-shuffle null recorded there) replaces the ``controls_summary`` rows of those cond_ids
+    that have no token-shuffle null of their own (g = 1 keeps the events pipeline's).
+    """
     parts = []
     for role, manifest in model_manifests.items():
         controls = _real_mlp_a(controls_summary[role])
+        if controls_summary_gstar is not None:
+            missing = controls.loc[controls["delta_b_tot_tokshuf"].isna(), "cond_id"]
+            at_gstar = _real_mlp_a(controls_summary_gstar[role])[list(controls.columns)]
+            at_gstar = at_gstar[at_gstar["cond_id"].isin(missing)]
+            kept = controls[~controls["cond_id"].isin(at_gstar["cond_id"])]
+            controls = pd.concat([kept, at_gstar], ignore_index=True).sort_values("cond_id")
         cascades = cascade_summary[role].set_index("cond_id")
         fits = crackling_fits[role].set_index(["cond_id", "adjacency"])
         rates = _rate_matching(tau_tables[role])

@@ -1,6 +1,7 @@
 """Small hand-made paper tables for the report tests: one :class:`Scenario` per
-(role, spike def, rate) group, turned into T01-T07 frames that carry the columns of
-:mod:`avalanche_kedro.study.tables` and pass the catalog's pandera schemas.
+(role, spike def, rate) group, turned into T01-T08 frames that carry the columns of
+:mod:`avalanche_kedro.study.tables` (T08: :mod:`avalanche_kedro.study.control`) and pass the
+catalog's pandera schemas.
 
 Shared by the tests of every report module and of the report node
 (``tests/pipelines/test_reporting.py``).
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from avalanche_kedro.study import control as control_module
 from avalanche_kedro.study import report, schemas, tables
 
 SPIKE = "SPIKE_ONE_SIDED_POS"
@@ -42,6 +44,9 @@ class Scenario:
     rate_tol: float = 5e-6
     held_out_mean: dict = field(default_factory=lambda: {g: RATE for g in GRID})
     delta_b_tot: tuple = (0.05, 0.03, 0.07)  # value, CI low, CI high at every gain
+    shift_delta: tuple = (0.04, 0.02, 0.06)  # circular-shift null, same form
+    tokshuf_delta: tuple = (0.06, 0.04, 0.08)  # token-shuffle null, same form
+    tokshuf_gains: tuple | None = None  # gains where the token-shuffle null is recorded (None: all)
     marginals_preserved: bool = True
     b_tot_b: tuple = (0.85, 0.97)  # dataset B at g1, g*
     ppl: tuple = ((20.0, 19.0, 21.0), (20.5, 19.5, 21.5))  # (value, low, high) at g1, g*
@@ -75,7 +80,65 @@ def _ordered(rows: list[dict], required: list[str]) -> pd.DataFrame:
     return frame[[*tables.PROVENANCE_COLUMNS, *required, *optional]]
 
 
-def make_tables(scenarios: dict[str, Scenario]) -> dict[str, pd.DataFrame | None]:
+@dataclass
+class Paired:
+    """One T08 row: (diff, CI low, CI high) of each statistic at g* (and, shifted, at g = 1).
+    The defaults separate b_tot and chi from the control and leave crackling gamma inside 0."""
+
+    b_tot: tuple = (0.2, 0.1, 0.3)
+    delta_b_tot: tuple = (0.04, 0.01, 0.07)
+    chi: tuple = (3.0, 1.0, 5.0)
+    crackling_gamma: tuple = (0.1, -0.1, 0.3)
+    crackling_reason: str = ""  # non-empty: the crackling diff is not available (NaN)
+
+
+#: the control's point values of each statistic (T08 ``<stat>_control``)
+CONTROL_VALUES = {"b_tot": 0.8, "delta_b_tot": 0.02, "chi": 6.0, "crackling_gamma": 1.4}
+
+
+def t08_frame(scenarios: dict[str, Scenario], control: str, paired: dict) -> pd.DataFrame:
+    """T08 rows of every role but ``control`` (``paired[role]``: a :class:`Paired`)."""
+    rows = []
+    for role in scenarios:
+        if role == control:
+            continue
+        pair = paired.get(role, Paired())
+        record = {
+            **_provenance(role, "A", "T08_TRAINED_VS_UNTRAINED"),
+            "compared_role": role,
+            "control_role": control,
+            "compared_model_id": f"model-{role}",
+            "control_model_id": f"model-{control}",
+            "spike_def_id": SPIKE,
+            "target_rate": RATE,
+            "g_star_compared": scenarios[role].g_star,
+            "g_star_control": scenarios[control].g_star,
+            "n_sequences": 16,
+            "bootstrap_replicates": 200,
+        }
+        for suffix, shift in (("", 0.0), ("_g1", 0.5)):  # g = 1 differences: shifted by 0.5
+            for stat in control_module.STATS:
+                diff, low, high = (v + shift for v in getattr(pair, stat))
+                control_value = CONTROL_VALUES[stat]
+                compared = control_value + diff
+                if stat == "crackling_gamma" and pair.crackling_reason:
+                    diff = low = high = float("nan")
+                else:
+                    diff = compared - control_value  # exactly what the schema recomputes
+                record[f"diff_{stat}{suffix}"] = diff
+                record[f"diff_{stat}_ci_low{suffix}"] = low
+                record[f"diff_{stat}_ci_high{suffix}"] = high
+                record[f"{stat}_compared{suffix}"] = compared
+                record[f"{stat}_control{suffix}"] = control_value
+            record[f"opt_crackling_reason{suffix}"] = pair.crackling_reason
+        rows.append(record)
+    return _ordered(rows, control_module.T08_COLUMNS)
+
+
+def make_tables(
+    scenarios: dict[str, Scenario], control: str | None = None, paired: dict | None = None
+) -> dict[str, pd.DataFrame | None]:
+    """T01-T07 of ``scenarios`` and, when ``control`` is one of them, T08 (else None)."""
     t01, t02, t03, t04, t05, t06 = [], [], [], [], [], []
     for role, sc in scenarios.items():
         key = {"spike_def_id": SPIKE, "target_rate": RATE}
@@ -121,12 +184,22 @@ def make_tables(scenarios: dict[str, Scenario]) -> dict[str, pd.DataFrame | None
                     "opt_achieved_rate_analysis_max_abs_err": abs(sc.held_out_mean[g] - RATE),
                     "opt_delta_b_tot_ci_low": d_low,
                     "opt_delta_b_tot_ci_high": d_high,
-                    "opt_delta_b_tot_shift": 0.01,
-                    "opt_delta_b_tot_shift_ci_low": -0.01,
-                    "opt_delta_b_tot_shift_ci_high": 0.03,
-                    "opt_delta_b_tot_tokshuf": 0.04,
-                    "opt_delta_b_tot_tokshuf_ci_low": 0.02,
-                    "opt_delta_b_tot_tokshuf_ci_high": 0.06,
+                    "opt_delta_b_tot_shift": sc.shift_delta[0],
+                    "opt_delta_b_tot_shift_ci_low": sc.shift_delta[1],
+                    "opt_delta_b_tot_shift_ci_high": sc.shift_delta[2],
+                    **dict(
+                        zip(
+                            [
+                                "opt_delta_b_tot_tokshuf",
+                                "opt_delta_b_tot_tokshuf_ci_low",
+                                "opt_delta_b_tot_tokshuf_ci_high",
+                            ],
+                            sc.tokshuf_delta
+                            if sc.tokshuf_gains is None or g in sc.tokshuf_gains
+                            else (float("nan"),) * 3,
+                            strict=True,
+                        )
+                    ),
                     "opt_marginals_preserved_perm": sc.marginals_preserved,
                     "opt_marginals_preserved_shift": True,
                 }
@@ -268,6 +341,7 @@ def make_tables(scenarios: dict[str, Scenario]) -> dict[str, pd.DataFrame | None
             ],
             tables.T07_COLUMNS,
         )
+    out["T08"] = t08_frame(scenarios, control, paired or {}) if control in scenarios else None
     for short, frame in out.items():
         if frame is not None:
             schemas.SCHEMAS[short].validate(frame)

@@ -100,3 +100,80 @@ def test_paired_difference_differs_only_when_its_ci_excludes_zero():
     assert decisions.decide_paired_difference(0.03, 0.01, 0.05) == "differs"
     assert decisions.decide_paired_difference(-0.03, -0.05, -0.01) == "differs"
     assert decisions.decide_paired_difference(0.01, -0.01, 0.03) == "no detectable difference"
+
+
+def test_null_falsifier_takes_the_strictest_recorded_null():
+    nan = float("nan")
+    above = {
+        "permutation": (0.05, 0.03, 0.07),
+        "shift": (0.04, 0.02, 0.06),
+        "token": (0.1, 0.05, 0.2),
+    }
+    quiet = decisions.decide_null_falsifier(above)
+    assert (quiet.decision, quiet.deciding) == (decisions.DOES_NOT_FIRE, "shift")
+    assert set(quiet.outcomes.values()) == {decisions.NULL_BEYOND_RATES}
+    # a lower bound of exactly 0 contains 0: fires; the smallest positive bound does not
+    assert decisions.decide_null_falsifier({**above, "token": (0.1, 0.0, 0.2)}).decision == (
+        decisions.FIRES
+    )
+    tiny = decisions.decide_null_falsifier({**above, "token": (0.1, 1e-12, 0.2)})
+    assert (tiny.decision, tiny.deciding) == (decisions.DOES_NOT_FIRE, "token")
+    below = decisions.decide_null_falsifier({**above, "permutation": (-0.05, -0.07, -0.03)})
+    assert (below.decision, below.deciding) == (decisions.FIRES, "permutation")
+    assert below.outcomes["permutation"] == decisions.NULL_BELOW_NULL
+    # a null not recorded cannot fire ...
+    rescued = decisions.decide_null_falsifier({**above, "token": (nan, nan, nan)})
+    assert rescued.decision == decisions.DOES_NOT_FIRE
+    assert rescued.outcomes["token"] == decisions.NULL_NOT_RECORDED
+    # ... nor rescue: the recorded ones decide
+    fired = decisions.decide_null_falsifier(
+        {"permutation": (0.0, -0.01, 0.01), "shift": (nan, nan, nan), "token": (nan, nan, nan)}
+    )
+    assert (fired.decision, fired.deciding) == (decisions.FIRES, "permutation")
+    none = decisions.decide_null_falsifier({"permutation": (nan, nan, nan), "shift": (nan, 0, 1)})
+    assert (none.decision, none.deciding) == (decisions.UNDETERMINED, None)
+    # ties in the lower bound: the first listed decides
+    tie = decisions.decide_null_falsifier({"a": (0.1, 0.02, 0.2), "b": (0.1, 0.02, 0.3)})
+    assert tie.deciding == "a"
+
+
+def test_specificity_needs_a_present_signature_that_separates_from_the_control():
+    specific = decisions.decide_specificity(decisions.PRESENT, 0.01, 0.3, decisions.PRESENT)
+    assert specific == decisions.SpecificityDecision(decisions.SPECIFIC, True, True)
+    below = decisions.decide_specificity(decisions.PRESENT, -0.3, -0.01, decisions.ABSENT)
+    assert below.decision == decisions.SPECIFIC and below.control_shows_it is False
+    # a CI that touches 0 does not exclude it: present but not specific, control shows it too
+    touching = decisions.decide_specificity(decisions.PRESENT, 0.0, 0.3, decisions.PRESENT)
+    assert touching == decisions.SpecificityDecision(decisions.NOT_SPECIFIC, False, True)
+    assert (
+        decisions.decide_specificity(decisions.PRESENT, -0.3, 0.0, decisions.ABSENT).decision
+        == decisions.NOT_SPECIFIC
+    )
+    # no CI: cannot separate
+    no_ci = decisions.decide_specificity(decisions.PRESENT, float("nan"), float("nan"))
+    assert no_ci == decisions.SpecificityDecision(decisions.NOT_SPECIFIC, None, None)
+    # absent / undetermined signatures keep their decision
+    for decision in (decisions.ABSENT, decisions.UNDETERMINED):
+        assert decisions.decide_specificity(decision, 0.1, 0.3).decision == decision
+
+
+def test_s3_is_specific_also_when_the_control_has_no_s3():
+    overlapping = (decisions.PRESENT, -0.1, 0.3)
+    assert (
+        decisions.decide_specificity(*overlapping, decisions.ABSENT, True).decision
+        == decisions.SPECIFIC
+    )
+    assert (
+        decisions.decide_specificity(*overlapping, decisions.PRESENT, True).decision
+        == decisions.NOT_SPECIFIC
+    )
+    # the control's absence only counts for S3
+    assert (
+        decisions.decide_specificity(*overlapping, decisions.ABSENT, False).decision
+        == decisions.NOT_SPECIFIC
+    )
+    # an undetermined control S3 does not suffice either
+    assert (
+        decisions.decide_specificity(*overlapping, decisions.UNDETERMINED, True).decision
+        == decisions.NOT_SPECIFIC
+    )

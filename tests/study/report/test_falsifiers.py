@@ -45,17 +45,72 @@ def test_without_held_out_rates_the_drift_is_not_reported():
 def test_null_sentence_fires_when_the_ci_contains_zero():
     quiet = line_of(render(), ".** (b) ")
     assert "(b) **does not fire** at g* = 0.9" in quiet and row(0.9) in quiet
+    # every null lies above 0; the least favourable (smallest CI low) is the shift null
+    assert "least favourable being the shift null (shift delta_b_tot = 0.04" in quiet
     assert "CI lies above 0 at 5 of 5 gains" in quiet
-    assert "shift delta_b_tot = 0.01, CI [-0.01, 0.03] (CI includes 0" in quiet
-    assert "token-shuffle delta_b_tot = 0.04" in quiet
+    assert "permutation delta_b_tot = 0.05, CI [0.03, 0.07] (CI excludes 0: real > null)" in quiet
+    assert "token-shuffle delta_b_tot = 0.06, CI [0.04, 0.08]" in quiet
     assert "preserved every (window, layer) event multiset" in quiet
     fired = line_of(render(Scenario(delta_b_tot=(0.01, -0.01, 0.03))), ".** (b) ")
-    assert "(b) **fires** at g* = 0.9" in fired and "explained by the rates" in fired
+    assert "(b) **fires** at g* = 0.9, decided by the permutation null" in fired
+    assert "explained by the rates" in fired
     assert row(0.9) in fired and "at 0 of 5 gains" in fired
     below = line_of(render(Scenario(delta_b_tot=(-0.05, -0.07, -0.03))), ".** (b) ")
     assert "(b) **fires**" in below and "less connected" in below
     broken = line_of(render(Scenario(marginals_preserved=False)), ".** (b) ")
     assert "**Marginals were NOT preserved**" in broken
+
+
+def test_null_falsifier_fires_on_the_strictest_null_and_names_it():
+    # the permutation null alone lies above 0, the shift null contains 0: (b) fires on the shift
+    shift = line_of(render(Scenario(shift_delta=(0.01, -0.01, 0.03))), ".** (b) ")
+    assert "(b) **fires** at g* = 0.9, decided by the shift null" in shift
+    assert "shift delta_b_tot = 0.01, CI [-0.01, 0.03] (CI includes 0: no difference)" in shift
+    assert "permutation delta_b_tot = 0.05, CI [0.03, 0.07] (CI excludes 0" in shift
+    # the token-shuffle null lies below 0: it decides, the sentence says "less connected"
+    token = line_of(render(Scenario(tokshuf_delta=(-0.02, -0.03, -0.01))), ".** (b) ")
+    assert "decided by the token-shuffle null" in token and "less connected" in token
+    # exactly at the threshold: a CI lower bound of 0 contains 0 and fires, just above does not
+    at_zero = line_of(render(Scenario(tokshuf_delta=(0.02, 0.0, 0.04))), ".** (b) ")
+    assert "(b) **fires**" in at_zero and "decided by the token-shuffle null" in at_zero
+    above = line_of(render(Scenario(tokshuf_delta=(0.02, 1e-9, 0.04))), ".** (b) ")
+    assert "(b) **does not fire**" in above
+    assert "least favourable being the token-shuffle null" in above
+
+
+def test_a_null_not_recorded_at_gstar_neither_rescues_nor_fires_the_verdict():
+    # token shuffle recorded at g = 1 only (not at g* = 0.9), where its CI would contain 0
+    only_g1 = Scenario(tokshuf_delta=(0.0, -0.01, 0.01), tokshuf_gains=(1.0,))
+    text = line_of(render(only_g1), ".** (b) ")
+    assert "(b) **does not fire**" in text
+    assert "token-shuffle null not recorded at this gain" in text
+    # the same null recorded at g* fires it
+    assert "(b) **fires**" in line_of(
+        render(Scenario(tokshuf_delta=(0.0, -0.01, 0.01), tokshuf_gains=(0.9,))), ".** (b) "
+    )
+    # nothing recorded at g* (the schema allows a NaN delta only on an empty raster, so the
+    # table is edited after validation): undetermined
+    frames = make_tables({"base": Scenario()})
+    t01 = frames["T01"].copy()
+    at_gstar = t01["g"] == 0.9
+    for column in (
+        "delta_b_tot",
+        "opt_delta_b_tot_ci_low",
+        "opt_delta_b_tot_ci_high",
+        "opt_delta_b_tot_shift",
+        "opt_delta_b_tot_shift_ci_low",
+        "opt_delta_b_tot_shift_ci_high",
+        "opt_delta_b_tot_tokshuf",
+        "opt_delta_b_tot_tokshuf_ci_low",
+        "opt_delta_b_tot_tokshuf_ci_high",
+    ):
+        t01.loc[at_gstar, column] = float("nan")
+    frames["T01"] = t01
+    undetermined = line_of(build_report(provenance(), frames), ".** (b) ")
+    assert "(b) is **undetermined** at g* = 0.9: none of the three nulls was recorded" in (
+        undetermined
+    )
+    assert "permutation null not recorded at this gain; shift null not recorded" in undetermined
 
 
 def test_generalization_sentence_fires_on_perplexity_and_on_arc():

@@ -20,11 +20,24 @@ from tests.study.report.tables_builder import (
 
 
 def test_header_names_the_run_and_the_embedded_caveat():
-    text = render()
+    text = render()  # an embedded role without a training step: an untrained recipe
     assert f"Run `{RUN_ID}`, config hash `{CONFIG_HASH}`" in text.splitlines()[2]
-    assert "**Embedded default.**" in text and "*random* weights" in text
+    assert "**Random weights.**" in text and "*random* weights" in text
     hub = build_report(provenance(source="hub"), make_tables({"base": Scenario()}))
-    assert "Embedded default" not in hub
+    assert "Embedded default" not in hub and "Random weights" not in hub
+
+
+def test_header_says_which_training_step_each_embedded_role_is():
+    meta = provenance(roles=("base", "untrained"))
+    for role, step in (("base", 250), ("untrained", 0)):
+        meta["models"][role].update(
+            embedded_recipe="tiny-llama-stdlib", training_step=step, final_training_step=250
+        )
+    text = build_report(meta, make_tables({"base": Scenario(), "untrained": Scenario()}))
+    note = next(line for line in text.splitlines() if "**Embedded default.**" in line)
+    assert "`base` = tiny-llama-stdlib at step 250 of 250" in note
+    assert "`untrained` = tiny-llama-stdlib at step 0 of 250 (its initialisation" in note
+    assert "random" not in note
 
 
 def test_single_role_says_replication_was_not_run():
@@ -50,7 +63,20 @@ def test_decide_all_keys_every_group_and_every_section():
     decided = page.decide_all(frames)
     assert list(decided) == [("base", SPIKE, RATE), ("instruct", SPIKE, RATE)]
     base = decided[("base", SPIKE, RATE)]
-    assert set(base) == {"group", "S1", "S2", "S3", "a", "drift", "b", "c", "T06"}
+    assert set(base) == {
+        "group",
+        "S1",
+        "S2",
+        "S3",
+        "S1_spec",
+        "S2_spec",
+        "S3_spec",
+        "a",
+        "drift",
+        "b",
+        "c",
+        "T06",
+    }
     assert [base[k].decision for k in ("S1", "S2", "S3", "a", "b", "c")] == [
         "present",
         "present",
@@ -60,4 +86,6 @@ def test_decide_all_keys_every_group_and_every_section():
         "does not fire",
     ]
     assert base["T06"].decision == "MLP gain" and base["drift"].within_tolerance is True
+    # no control role in these tables: nothing can be called specific
+    assert {base[f"S{i}_spec"].decision for i in (1, 2, 3)} == {"no control"}
     assert decided[("instruct", SPIKE, RATE)]["T06"].decision == "undetermined"

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from ...analysis.bootstrap import DEFAULT_REPLICATES
+from ...study.control import control_table
 from ...study.replication import check_comparable_roles, replication_table
 from ..roles_io import regroup
 
@@ -18,6 +19,7 @@ COMPARE_INPUTS = [
     "branching_per_window_A",
     "null_branching_per_window_A",
 ]
+CONTROL_INPUTS = [*COMPARE_INPUTS, "avalanches_A"]
 
 
 def check_roles(*values, roles: Sequence[str]) -> dict:
@@ -52,4 +54,32 @@ def compare_roles(
         data["branching_per_window_A"],
         data["null_branching_per_window_A"],
         int(controls.get("bootstrap_replicates", DEFAULT_REPLICATES)),
+    )
+
+
+def compare_with_control(
+    replication_checks: dict,
+    controls: dict,
+    cascades: dict,
+    *values,
+    roles: Sequence[str],
+    control_role: str,
+) -> pd.DataFrame:
+    """Paired differences (trained - control) of b_tot, delta_b_tot, chi and crackling gamma
+    at each role's g* and at g = 1, on the same window replicates (T08)."""
+    data = regroup(values, roles, CONTROL_INPUTS)
+    crackling = (cascades or {}).get("crackling", {})
+    return control_table(
+        roles,
+        control_role,
+        {role: manifest["model_id"] for role, manifest in data["model_manifest"].items()},
+        data["gstar_A"],
+        data["conditions_A"],
+        data["branching_per_window_A"],
+        data["null_branching_per_window_A"],
+        data["avalanches_A"],
+        int(controls.get("bootstrap_replicates", DEFAULT_REPLICATES)),
+        d_min=int(crackling.get("d_min", 3)),
+        d_max=int(crackling.get("d_max", 64)),
+        min_points=int(crackling.get("min_points", 8)),
     )

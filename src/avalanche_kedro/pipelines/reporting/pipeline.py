@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
+from ..replication.pipeline import FROM_CONFIG, control_role_of
 from .figures_pipeline import create_figures_pipeline
 from .report_pipeline import create_report_pipeline
 from .tables_pipeline import create_tables_pipeline
 
 
-def create_pipeline(model_roles: list[str] | None = None, **kwargs) -> Pipeline:
+def create_pipeline(
+    model_roles: list[str] | None = None, control_role=FROM_CONFIG, **kwargs
+) -> Pipeline:
+    """T08 and the report's specificity need the control role (``replication.control_role``
+    of the active configuration unless given), and only when it is one of the roles."""
     roles = list(model_roles or ["base"])
+    control = control_role_of(roles, control_role)
     return (
-        create_tables_pipeline(roles)
+        create_tables_pipeline(roles, control)
         + create_figures_pipeline(roles)
-        + create_report_pipeline(roles)
+        + create_report_pipeline(roles, control)
     )

@@ -7,10 +7,13 @@ from kedro.pipeline import Pipeline, node
 from . import report_nodes as n
 
 
-def create_report_pipeline(roles: list[str]) -> Pipeline:
+def create_report_pipeline(roles: list[str], control_role: str | None = None) -> Pipeline:
+    """The report reads T01-T06, T07 with two or more roles and T08 with a control role."""
     tables = list(n.REPORT_TABLES)
     if len(roles) >= 2:
         tables.append(n.REPLICATION_TABLE)
+        if control_role is not None:
+            tables.append(n.CONTROL_TABLE)
     return Pipeline(
         [
             node(

@@ -1,4 +1,4 @@
-"""Nodes that describe the run and build the paper tables T01-T07 (cross-role)."""
+"""Nodes that describe the run and build the paper tables T01-T08 (cross-role)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from ...core.paths import project_path
-from ...study import tables
+from ...study import control, tables
 from ...study.provenance import code_version, config_hash, content_run_id, package_versions
 from ..roles_io import regroup
 
@@ -19,6 +19,7 @@ T01_INPUTS = [
     "crackling_fits_A",
     "tau_table",
     "gstar_A",
+    "controls_summary_gstar_A",
 ]
 T02_INPUTS = ["model_manifest", "generalization_B"]
 T03_INPUTS = ["model_manifest", "arc_summary", "arc_manifest"]
@@ -47,6 +48,9 @@ def describe_run(parameters: dict, *values, roles: Sequence[str]) -> dict:
                     "content_sha256",
                     "tokenizer_sha256",
                     "model_type",
+                    "embedded_recipe",
+                    "training_step",
+                    "final_training_step",
                 )
             }
             for role, manifest in data["model_manifest"].items()
@@ -90,6 +94,7 @@ def build_t01(run_provenance, calibration, rate_matching, *values, roles):
             data["crackling_fits_A"],
             data["tau_table"],
             data["gstar_A"],
+            data["controls_summary_gstar_A"],
         )
     )
 
@@ -133,3 +138,7 @@ def build_t06(run_provenance, *values, roles):
 
 def build_t07(run_provenance, replication_A):
     return _both(tables.build_t07(run_provenance, replication_A))
+
+
+def build_t08(run_provenance, trained_vs_untrained_A):
+    return _both(control.build_t08(run_provenance, trained_vs_untrained_A))

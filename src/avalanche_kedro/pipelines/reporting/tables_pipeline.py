@@ -19,7 +19,8 @@ def _node(function, inputs, outputs, name, roles):
     )
 
 
-def create_tables_pipeline(roles: list[str]) -> Pipeline:
+def create_tables_pipeline(roles: list[str], control_role: str | None = None) -> Pipeline:
+    """T01-T06 always, T07 with two or more roles, T08 when ``control_role`` is given."""
     nodes = [
         _node(
             n.describe_run,
@@ -83,6 +84,15 @@ def create_tables_pipeline(roles: list[str]) -> Pipeline:
                 inputs=["run_provenance", "replication_A"],
                 outputs=["T07_REPLICATION_SUMMARY", "T07_REPLICATION_SUMMARY_csv"],
                 name="build_T07_REPLICATION_SUMMARY",
+            )
+        )
+    if control_role is not None:
+        nodes.append(
+            node(
+                n.build_t08,
+                inputs=["run_provenance", "trained_vs_untrained_A"],
+                outputs=["T08_TRAINED_VS_UNTRAINED", "T08_TRAINED_VS_UNTRAINED_csv"],
+                name="build_T08_TRAINED_VS_UNTRAINED",
             )
         )
     return Pipeline(nodes, tags=["reporting"])

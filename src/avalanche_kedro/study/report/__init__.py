@@ -1,10 +1,11 @@
 """The run report: every signature and falsifier of the study, decided from the paper tables.
 
-:func:`build_report` turns ``run_provenance`` and the tables T01-T07 of one run into a
+:func:`build_report` turns ``run_provenance`` and the tables T01-T08 of one run into a
 markdown page. Each result is one plain sentence that cites the table row behind it
 (:mod:`.formatting`). The decision rules are pure functions of numbers in :mod:`.decisions`;
 each report section decides its findings in its own module (:mod:`.signatures`,
-:mod:`.falsifiers`, :mod:`.ablations`, :mod:`.replication`) on the per-group view of
+:mod:`.falsifiers`, :mod:`.ablations`, :mod:`.replication`, :mod:`.control` for T08 and the
+specificity of the signatures against the untrained control) on the per-group view of
 :mod:`.grouping`, and :mod:`.page` assembles the page. No Kedro import: a notebook can call it
 on loaded tables.
 """
@@ -12,33 +13,47 @@ on loaded tables.
 from __future__ import annotations
 
 from .ablations import ablation_finding
+from .control import (
+    NO_CONTROL_TEXT,
+    control_section,
+    specificity_findings,
+    specificity_label,
+)
 from .decisions import (
     ABSENT,
+    CONTROL,
     DOES_NOT_FIRE,
     FIRES,
+    NO_CONTROL,
+    NOT_SPECIFIC,
     NULL_BELOW_NULL,
     NULL_BEYOND_RATES,
     NULL_EXPLAINED_BY_RATES,
     NULL_NOT_RECORDED,
     PRESENT,
+    SPECIFIC,
     TRACKS_ATTENTION,
     TRACKS_MLP,
     UNDETERMINED,
     AblationDecision,
     GeneralizationDecision,
     HeldOutDrift,
+    NullFalsifierDecision,
     RateDecision,
     S1Decision,
     S2Decision,
+    SpecificityDecision,
     crackling_gate_reason,
     decide_ablation,
     decide_generalization,
     decide_null,
+    decide_null_falsifier,
     decide_paired_difference,
     decide_rate_matching,
     decide_s1,
     decide_s2,
     decide_s3,
+    decide_specificity,
     held_out_drift,
     null_falsifier,
 )
@@ -52,6 +67,7 @@ from .signatures import s1_finding, s2_finding, s3_finding
 __all__ = [
     "ABSENT",
     "AblationDecision",
+    "CONTROL",
     "DOES_NOT_FIRE",
     "FIRES",
     "Finding",
@@ -60,16 +76,22 @@ __all__ = [
     "GeneralizationDecision",
     "Group",
     "HeldOutDrift",
+    "NO_CONTROL",
+    "NO_CONTROL_TEXT",
+    "NOT_SPECIFIC",
     "NULL_BELOW_NULL",
     "NULL_BEYOND_RATES",
     "NULL_EXPLAINED_BY_RATES",
     "NULL_NOT_RECORDED",
+    "NullFalsifierDecision",
     "PRESENT",
     "REQUIRED_TABLES",
     "RULES",
     "RateDecision",
     "S1Decision",
     "S2Decision",
+    "SPECIFIC",
+    "SpecificityDecision",
     "TABLE_NAMES",
     "TRACKS_ATTENTION",
     "TRACKS_MLP",
@@ -78,16 +100,19 @@ __all__ = [
     "build_report",
     "ci",
     "cite",
+    "control_section",
     "crackling_gate_reason",
     "decide_ablation",
     "decide_all",
     "decide_generalization",
     "decide_null",
+    "decide_null_falsifier",
     "decide_paired_difference",
     "decide_rate_matching",
     "decide_s1",
     "decide_s2",
     "decide_s3",
+    "decide_specificity",
     "generalization_finding",
     "groups",
     "held_out_drift",
@@ -101,4 +126,6 @@ __all__ = [
     "s2_finding",
     "s3_finding",
     "signed",
+    "specificity_findings",
+    "specificity_label",
 ]

@@ -1,9 +1,10 @@
 """The decision rules of the report, as pure functions of numbers (each unit-tested on its own).
 
 Signatures are *present* / *absent* (S1 branching near 1 at g*, S2 chi peak near g*, S3
-crackling); falsifiers *fire* / *do not fire* ((a) rate matching, (b) the marginal-preserving
-nulls, (c) generalization to dataset B and ARC); ablations say what the effect *tracks*;
-paired differences *differ* when their CI excludes 0. The rules are stated in words in
+crackling) and, against the untrained control (T08), *specific* / *present but not specific*;
+falsifiers *fire* / *do not fire* ((a) rate matching, (b) the strictest of the three nulls, (c)
+generalization to dataset B and ARC); ablations say what the effect *tracks*; paired
+differences *differ* when their CI excludes 0. The rules are stated in words in
 :data:`avalanche_kedro.study.report.page.RULES` and in ``docs/design.md`` ("Report").
 """
 
@@ -46,6 +47,18 @@ NULL_NOT_RECORDED = "not recorded"
 
 
 TRACKS_MLP = "MLP gain"
+
+
+SPECIFIC = "specific"
+
+
+NOT_SPECIFIC = "present but not specific"
+
+
+CONTROL = "control"
+
+
+NO_CONTROL = "no control"
 
 
 TRACKS_ATTENTION = "attention"
@@ -191,10 +204,37 @@ def decide_null(delta: float, ci_low: float, ci_high: float) -> str:
 
 
 def null_falsifier(null_outcome: str) -> str:
-    """Falsifier (b) fires unless the permutation-null CI of delta_b_tot lies above 0."""
+    """Falsifier (b) against one null: fires unless its delta_b_tot CI lies above 0."""
     if null_outcome == NULL_NOT_RECORDED:
         return UNDETERMINED
     return DOES_NOT_FIRE if null_outcome == NULL_BEYOND_RATES else FIRES
+
+
+@dataclass(frozen=True)
+class NullFalsifierDecision:
+    decision: str  # fires | does not fire | undetermined
+    deciding: str | None  # the recorded null with the smallest CI lower bound; None if none
+    outcomes: dict[str, str] = field(default_factory=dict)  # every null's decide_null outcome
+
+
+def decide_null_falsifier(
+    nulls: Mapping[str, tuple[float, float, float]],
+) -> NullFalsifierDecision:
+    """Falsifier (b) against the strictest recorded null.
+
+    ``nulls`` maps a null's name to ``(delta_b_tot, ci_low, ci_high)``. A null with a NaN value
+    is *not recorded* and counts for nothing. Among the recorded ones the deciding null is the
+    one whose CI lower bound is smallest (the least favourable; ties: the first listed), and
+    (b) fires exactly when that bound is <= 0, i.e. when ANY recorded null's CI contains 0 or
+    lies below 0; it does not fire when every recorded CI lies above 0, and is undetermined
+    when no null is recorded.
+    """
+    outcomes = {name: decide_null(*values) for name, values in nulls.items()}
+    recorded = [name for name, outcome in outcomes.items() if outcome != NULL_NOT_RECORDED]
+    if not recorded:
+        return NullFalsifierDecision(UNDETERMINED, None, outcomes)
+    deciding = min(recorded, key=lambda name: float(nulls[name][1]))
+    return NullFalsifierDecision(null_falsifier(outcomes[deciding]), deciding, outcomes)
 
 
 @dataclass(frozen=True)
@@ -269,3 +309,33 @@ def decide_paired_difference(diff: float, ci_low: float, ci_high: float) -> str:
     if not _finite(diff, ci_low, ci_high):
         return UNDETERMINED
     return "differs" if (ci_low > 0 or ci_high < 0) else "no detectable difference"
+
+
+@dataclass(frozen=True)
+class SpecificityDecision:
+    decision: str  # specific | present but not specific | absent | undetermined
+    separated: bool | None  # the paired CI of compared - control excludes 0 (None: no CI)
+    control_shows_it: bool | None  # the control's own decision is present (None: unknown)
+
+
+def decide_specificity(
+    decision: str,
+    ci_low: float,
+    ci_high: float,
+    control_decision: str | None = None,
+    control_absence_suffices: bool = False,
+) -> SpecificityDecision:
+    """A signature is *specific* to the trained role when it is present for the role and
+    separates from the untrained control: the paired T08 CI of ``diff = compared - control``
+    excludes 0 (bounds included count as containing 0), or, with ``control_absence_suffices``
+    (S3), the control's own signature is absent. A present signature that does not separate
+    is *present but not specific*; an absent or undetermined one keeps that decision."""
+    control_shows = (
+        None if control_decision in (None, UNDETERMINED) else control_decision == PRESENT
+    )
+    if decision != PRESENT:
+        return SpecificityDecision(decision, None, control_shows)
+    separated = (ci_low > 0 or ci_high < 0) if _finite(ci_low, ci_high) else None
+    if separated or (control_absence_suffices and control_decision == ABSENT):
+        return SpecificityDecision(SPECIFIC, separated, control_shows)
+    return SpecificityDecision(NOT_SPECIFIC, separated, control_shows)

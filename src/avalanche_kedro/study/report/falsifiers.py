@@ -20,9 +20,9 @@ from .decisions import (
     HeldOutDrift,
     decide_generalization,
     decide_null,
+    decide_null_falsifier,
     decide_rate_matching,
     held_out_drift,
-    null_falsifier,
 )
 from .formatting import _finite, ci, key_number, num
 from .grouping import Finding, Group, _get, _one
@@ -83,44 +83,63 @@ def rate_finding(group: Group) -> tuple[Finding, HeldOutDrift]:
     return Finding("a", result.decision, text), drift
 
 
-def _null_clause(name: str, row: pd.Series | None, suffix: str) -> tuple[str, str]:
+#: The three nulls of falsifier (b): (name in sentences, T01 column suffix).
+NULLS = (("permutation", ""), ("shift", "_shift"), ("token-shuffle", "_tokshuf"))
+
+
+def _null_values(row: pd.Series | None, suffix: str) -> tuple[float, float, float]:
     delta = _get(row, f"delta_b_tot{suffix}" if not suffix else f"opt_delta_b_tot{suffix}")
-    low = _get(row, f"opt_delta_b_tot{suffix}_ci_low")
-    high = _get(row, f"opt_delta_b_tot{suffix}_ci_high")
+    return (
+        delta,
+        _get(row, f"opt_delta_b_tot{suffix}_ci_low"),
+        _get(row, f"opt_delta_b_tot{suffix}_ci_high"),
+    )
+
+
+def _null_clause(name: str, values: tuple[float, float, float]) -> str:
+    delta, low, high = values
     outcome = decide_null(delta, low, high)
     if outcome == NULL_NOT_RECORDED:
-        return outcome, f"the {name} null was not recorded at this gain"
+        return f"{name} null not recorded at this gain"
     meaning = {
         NULL_BEYOND_RATES: "CI excludes 0: real > null",
         NULL_EXPLAINED_BY_RATES: "CI includes 0: no difference",
         NULL_BELOW_NULL: "CI excludes 0: real < null",
     }[outcome]
-    return outcome, f"{name} delta_b_tot = {num(delta)}, CI {ci(low, high)} ({meaning})"
+    return f"{name} delta_b_tot = {num(delta)}, CI {ci(low, high)} ({meaning})"
 
 
 def null_finding(group: Group) -> Finding:
     star = _one(group.t01, g=group.g_star)
     where = group.cite("T01", g=group.g_star)
-    perm, perm_text = _null_clause("permutation", star, "")
-    decision = null_falsifier(perm)
-    if decision == DOES_NOT_FIRE:
+    values = {name: _null_values(star, suffix) for name, suffix in NULLS}
+    result = decide_null_falsifier(values)
+    at = f"at g* = {key_number(group.g_star)}"
+    if result.decision == DOES_NOT_FIRE:
+        deciding = _null_clause(result.deciding, values[result.deciding])
         text = (
-            f"(b) **does not fire** at g* = {key_number(group.g_star)}: {perm_text}, so the "
-            f"cascades carry connectivity beyond the per-layer rates ({where})."
+            f"(b) **does not fire** {at}: every recorded null's CI lies above 0, the least "
+            f"favourable being the {result.deciding} null ({deciding}), so the cascades carry "
+            f"connectivity beyond the per-layer rates ({where})."
         )
-    elif decision == FIRES:
+    elif result.decision == FIRES:
+        deciding = _null_clause(result.deciding, values[result.deciding])
         why = (
             "the structure is explained by the rates"
-            if perm == NULL_EXPLAINED_BY_RATES
+            if result.outcomes[result.deciding] == NULL_EXPLAINED_BY_RATES
             else "real cascades are less connected than the rate-preserving null"
         )
-        text = f"(b) **fires** at g* = {key_number(group.g_star)}: {perm_text}; {why} ({where})."
+        text = (
+            f"(b) **fires** {at}, decided by the {result.deciding} null ({deciding}); {why} "
+            f"({where})."
+        )
     else:
-        text = f"(b) is **undetermined** at g* = {key_number(group.g_star)}: {perm_text} ({where})."
-    _, shift_text = _null_clause("shift", star, "_shift")
-    tokshuf, tok_text = _null_clause("token-shuffle", star, "_tokshuf")
-    text += f" Other nulls at g*: {shift_text}; {tok_text}."
-    if tokshuf == NULL_EXPLAINED_BY_RATES:
+        text = f"(b) is **undetermined** {at}: none of the three nulls was recorded ({where})."
+    text += " All three nulls at g*: " + "; ".join(
+        _null_clause(name, values[name]) for name, _ in NULLS
+    )
+    text += "."
+    if result.outcomes["token-shuffle"] == NULL_EXPLAINED_BY_RATES:
         text += " Shuffling the input tokens does not change b_tot detectably."
     flags = [
         c
@@ -151,7 +170,7 @@ def null_finding(group: Group) -> Finding:
             f" Over the whole grid the permutation-null CI lies above 0 at {above} of "
             f"{len(outcomes)} gains ({group.cite('T01', g=None)}, every g)."
         )
-    return Finding("b", decision, text)
+    return Finding("b", result.decision, text)
 
 
 def generalization_finding(group: Group) -> Finding:

@@ -11,7 +11,14 @@ import numpy as np
 import pandas as pd
 
 from .ablations import ablation_finding
-from .decisions import FIRES, PRESENT, decide_s2
+from .control import (
+    NO_CONTROL_TEXT,
+    control_role,
+    control_section,
+    specificity_findings,
+    specificity_label,
+)
+from .decisions import FIRES, PRESENT, SPECIFIC, decide_s2
 from .falsifiers import generalization_finding, null_finding, rate_finding
 from .formatting import _finite, key_number, num
 from .grouping import G_MATCH_ATOL, Finding, Group, _get, _normalize_tables, _one, groups
@@ -27,22 +34,32 @@ RULES = """\
   maximum at the edge of the grid is flagged: it is not an interior peak.
 - **S3 crackling** — *present* when the T05 gate passed at g* (finite gamma, ≥ 8 distinct
   durations, CI width ≤ 0.5); *absent* otherwise, with the gate's reason.
+- **Specific (T08)** — a present signature is *specific* to a trained role only when it
+  separates from the untrained control, on the paired T08 row (role − control, same windows and
+  bootstrap replicates, each at its own g*): S1 when the CI of diff_b_tot excludes 0; S2 when
+  the CI of diff_chi excludes 0; S3 when the control's own S3 verdict is *absent* or the CI of
+  diff_crackling_gamma excludes 0. Otherwise it is *present but not specific* (the control
+  shows it too, or it is not separated); an absent signature stays *absent*; the control role
+  itself is marked *control*. Without a control role in the run nothing can be called specific.
 - **(a) rate matching** — *fires* when an in-sample largest |achieved − r*| (T01
   `achieved_rate_max_abs_err`) exceeds the largest per-layer tolerance
   (`opt_rate_match_tol_abs_max`). A saved run cannot show this: the events pipeline stops on any
   cell outside its tolerance. The held-out (analysis-slice) rate is reported, not gated; it is
   flagged when its distance from the target or its spread across gains exceeds `rel_tol`.
-- **(b) null** — *does not fire* when the CI of delta_b_tot against the within-layer time
-  permutation null lies above 0 (connectivity beyond the rates); *fires* when it contains 0
-  (explained by the rates) or lies below 0. The circular-shift and token-shuffle nulls and
-  the marginal-preservation flags are reported next to it.
+- **(b) null** — judged at g* against the strictest of three nulls: the within-layer time
+  permutation, the within-layer circular shift and the input token shuffle. It *fires* when the
+  delta_b_tot CI of ANY recorded null contains 0 (explained by the rates) or lies below 0, and
+  *does not fire* only when every recorded null's CI lies above 0. The sentence names the
+  deciding null (the recorded one with the smallest CI lower bound) and lists all three; a null
+  not recorded at that gain counts for nothing, and with none recorded (b) is *undetermined*.
 - **(c) generalization** — *fires* when at g* the perplexity CI on dataset B lies entirely
   above the g = 1 CI, or the ARC accuracy CI lies entirely below the g = 1 CI. Whether b_tot on
   B is nearer to 1 at g* is reported. With g* = 1 the test is empty.
 - **Ablations (T06)** — shift of b_tot from MLP_GLOBAL at g = 1 to each intervention at g*;
   the effect *tracks the MLP gain* when |shift(MLP_GLOBAL)| ≥ |shift(ATTN_GLOBAL)|, else
   *attention*; the MLP band with the largest |shift| is named.
-- **Replication (T07)** — a paired difference between roles *differs* when its CI excludes 0."""
+- **Replication (T07, T08)** — a paired difference between roles *differs* when its CI excludes
+  0."""
 
 
 def _embedded_roles(provenance: Mapping[str, Any]) -> list[str]:
@@ -51,6 +68,43 @@ def _embedded_roles(provenance: Mapping[str, Any]) -> list[str]:
         for role, model in (provenance.get("models") or {}).items()
         if (model or {}).get("source") == "embedded"
     ]
+
+
+def _embedded_note(provenance: Mapping[str, Any]) -> list[str]:
+    """What the embedded roles are: trained (which step of how many), or random weights."""
+    models = provenance.get("models") or {}
+    embedded = _embedded_roles(provenance)
+    if not embedded:
+        return []
+    untrained_recipe = [r for r in embedded if models[r].get("training_step") is None]
+    trained = [r for r in embedded if r not in untrained_recipe]
+    lines = [""]
+    if trained:
+        steps = ", ".join(
+            f"`{r}` = {models[r].get('embedded_recipe')} at step {models[r]['training_step']} of "
+            f"{models[r].get('final_training_step')}"
+            + (
+                " (its initialisation: the untrained control)"
+                if models[r]["training_step"] == 0
+                else ""
+            )
+            for r in trained
+        )
+        lines.append(
+            "> **Embedded default.** Tiny Llamas trained by this project on the CPU, on text that "
+            f"ships with Python and shares no measured window: {steps}. A few million "
+            "parameters trained for about a minute: the absolute numbers say little about large "
+            "language models, but the comparison with the untrained control (T08) separates "
+            "what training built from what the architecture and the event rate give for free."
+        )
+    if untrained_recipe:
+        lines.append(
+            f"> **Random weights.** Role(s) {', '.join(f'`{r}`' for r in untrained_recipe)} are "
+            "embedded tiny Llamas with *random* weights (no training): their signatures and "
+            "falsifiers say nothing about trained language models; perplexity near the "
+            "vocabulary size and chance-level ARC accuracy are expected."
+        )
+    return lines
 
 
 def _header(provenance: Mapping[str, Any], tables: Mapping[str, pd.DataFrame | None]) -> list[str]:
@@ -99,26 +153,19 @@ def _header(provenance: Mapping[str, Any], tables: Mapping[str, pd.DataFrame | N
         "of that table in this run: model role, spike definition, target rate and gain "
         "(`g1`/`gstar` in T02 and T03, plus the intervention in T06)."
     )
-    embedded = _embedded_roles(provenance)
-    if embedded:
-        lines += [
-            "",
-            f"> **Embedded default.** Role(s) {', '.join(f'`{r}`' for r in embedded)} are the "
-            "embedded tiny Llama with *random* weights (no training), run on text that ships "
-            "with Python. This run checks that the pipeline works end to end; its signatures "
-            "and falsifiers say nothing about trained language models. Perplexity near the "
-            "vocabulary size and chance-level ARC accuracy are expected here.",
-        ]
+    lines += _embedded_note(provenance)
     return lines
 
 
-def _summary(groups_: list[Group], findings: dict[tuple, dict[str, Finding]]) -> list[str]:
+def _summary(
+    groups_: list[Group], findings: dict[tuple, dict[str, Finding]], control: str | None
+) -> list[str]:
     lines = [
         "## Summary",
         "",
-        "| role | spike def | rate | g* | S1 | S2 | S3 | (a) in-sample | held-out rate | "
-        "(b) null | (c) generalization | T06 tracks |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| role | spike def | rate | g* | S1 | S2 | S3 | specific vs control | (a) in-sample | "
+        "held-out rate | (b) null | (c) generalization | T06 tracks |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for group in groups_:
         f = findings[(group.role, group.spike, group.rate)]
@@ -126,7 +173,8 @@ def _summary(groups_: list[Group], findings: dict[tuple, dict[str, Finding]]) ->
         lines.append(
             f"| {group.role} | {group.spike} | {key_number(group.rate)} | "
             f"{key_number(group.g_star)} | {f['S1'].decision} | {f['S2'].decision} | "
-            f"{f['S3'].decision} | {f['a'].decision} | {held} | {f['b'].decision} | "
+            f"{f['S3'].decision} | {specificity_label(f)} | {f['a'].decision} | {held} | "
+            f"{f['b'].decision} | "
             f"{f['c'].decision} | {f['T06'].decision if f.get('T06') else 'n/a'} |"
         )
     n = len(groups_)
@@ -142,6 +190,16 @@ def _summary(groups_: list[Group], findings: dict[tuple, dict[str, Finding]]) ->
         f"{count('b', FIRES)}, (c) fires in {count('c', FIRES)}. Each row's evidence is in "
         "the sections below.",
     ]
+    trained = [g for g in groups_ if g.role != control]
+    if control is None:
+        lines += ["", f"Specificity: {NO_CONTROL_TEXT}."]
+    else:
+        lines += [
+            "",
+            f"Against the untrained control `{control}` (T08), over {len(trained)} groups of "
+            f"the other roles: S1 specific in {count('S1_spec', SPECIFIC)}, S2 specific in "
+            f"{count('S2_spec', SPECIFIC)}, S3 specific in {count('S3_spec', SPECIFIC)}.",
+        ]
     edge_gstar = sum(g.g_star in (g.t01["g"].min(), g.t01["g"].max()) for g in groups_)
     s2 = [decide_s2(g.t01["g"].to_list(), g.t01["chi"].to_list(), g.g_star) for g in groups_]
     edge_chi = sum(d.at_edge for d in s2)
@@ -181,11 +239,15 @@ def _summary(groups_: list[Group], findings: dict[tuple, dict[str, Finding]]) ->
 def _per_group_section(
     title: str, intro: str, groups_: list[Group], findings, key: str
 ) -> list[str]:
+    """One line per group; a signature's line ends with its specificity sentence (T08)."""
     lines = [f"## {title}", "", intro, ""] if intro else [f"## {title}", ""]
     for group in groups_:
-        finding = findings[(group.role, group.spike, group.rate)].get(key)
+        decided = findings[(group.role, group.spike, group.rate)]
+        finding = decided.get(key)
         if finding is not None:
-            lines.append(f"- **{group.label}.** {finding.sentence}")
+            extra = decided.get(f"{key}_spec")
+            tail = f" {extra.sentence}" if extra is not None and extra.sentence else ""
+            lines.append(f"- **{group.label}.** {finding.sentence}{tail}")
     return lines
 
 
@@ -251,20 +313,22 @@ def decide_all(tables: Mapping[str, pd.DataFrame | None]) -> dict[tuple, dict[st
             "c": generalization_finding(group),
             "T06": ablation_finding(group),
         }
+    specificity_findings(out, tables.get("T08"))
     return out
 
 
 def build_report(provenance: Mapping[str, Any], tables: Mapping[str, pd.DataFrame | None]) -> str:
-    """The markdown report of one run from its provenance record and tables T01-T07.
+    """The markdown report of one run from its provenance record and tables T01-T08.
 
-    ``tables`` maps ``T01`` ... ``T07`` (or the full names ``T01_SUMMARY`` ...) to DataFrames;
-    T04 and T07 may be None (T07 is absent with a single model role).
+    ``tables`` maps ``T01`` ... ``T08`` (or the full names ``T01_SUMMARY`` ...) to DataFrames;
+    T04, T07 and T08 may be None or missing (T07 is absent with a single model role, T08 when
+    no role is the untrained control).
     """
     tables = _normalize_tables(tables)
     findings = decide_all(tables)
     groups_ = [f["group"] for f in findings.values()]
     lines = _header(provenance, tables)
-    lines += ["", *_summary(groups_, findings)]
+    lines += ["", *_summary(groups_, findings, control_role(tables.get("T08")))]
     lines += ["", "## Decision rules", "", RULES]
     lines += [""] + _per_group_section(
         "S1: branching near 1 at g*",
@@ -341,6 +405,7 @@ def build_report(provenance: Mapping[str, Any], tables: Mapping[str, pd.DataFram
         )
         lines.append("")
         lines += [f"- {f.sentence}" for f in reps]
+    lines += ["", *control_section(groups_, tables.get("T08"))]
     tail = _tail_lines(groups_)
     if tail:
         lines += ["", *tail]
