@@ -74,3 +74,8 @@ def test_explore_notebook_runs_in_the_project(e2e_project):
     assert not errors
     api_text = "".join(output.get("text", "") for output in cells["analysis-api"].outputs)
     assert "avalanches; b_time" in api_text and "T01_SUMMARY:" in api_text
+    control = "".join(
+        str(output.get("data", {}).get("text/plain", ""))
+        for output in cells["trained-vs-untrained"].outputs
+    )
+    assert "diff_delta_b_tot" in control and "instruct" in control

@@ -26,7 +26,16 @@ from tests.conftest import run_kedro
 
 pytestmark = pytest.mark.slow
 
-PIPELINES = ["capture", "events", "cascades", "controls", "calibration", "replication", "reporting"]
+PIPELINES = [
+    "training",
+    "capture",
+    "events",
+    "cascades",
+    "controls",
+    "calibration",
+    "replication",
+    "reporting",
+]
 
 #: how the browser runs here and in CI: no sandbox (root in a container), no GPU, no traffic
 #: to Google's services (the network is closed; the site itself is on localhost)
