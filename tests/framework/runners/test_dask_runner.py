@@ -159,7 +159,8 @@ def test_model_nodes_ran_on_the_gpu_worker_and_analysis_on_the_cpu_worker(dask_r
     for info in nodes.values():
         if len(info["models_loaded_by_worker"]) >= len(loads.get(info["worker"], [])):
             loads[info["worker"]] = info["models_loaded_by_worker"]
-    assert len(loads[gpu]) == 2 and len(set(loads[gpu])) == 2  # base and instruct, once each
+    # base, instruct and untrained, each loaded once
+    assert len(loads[gpu]) == 3 and len(set(loads[gpu])) == 3
     assert loads.get(cpu, []) == []  # analysis never loads a model
     # both roles' gain blocks and the events merge are separate tasks
     assert {"base.record_event_rasters_block0", "base.record_event_rasters_block1"} <= set(nodes)
@@ -173,6 +174,7 @@ def test_model_nodes_ran_on_the_gpu_worker_and_analysis_on_the_cpu_worker(dask_r
 
 
 MODEL_NODE_NAMES = {
+    "train_embedded_models",
     "validate_instrumentation",
     "accumulate_unit_moments",
     "measure_baseline_rates",
@@ -183,6 +185,7 @@ MODEL_NODE_NAMES = {
     "score_arc_questions",
     "fit_ablation_thresholds",
     "record_ablation_rasters",
+    "record_gstar_token_shuffle",
 }
 
 
@@ -193,10 +196,10 @@ def _tags_of(name: str) -> set[str]:
 def test_every_model_node_is_tagged():
     """The pinning above relies on the `model` tag: it must sit on exactly the nodes that load
     the model (checked against the pipeline definitions)."""
-    from avalanche_kedro.pipelines import calibration, capture, events
+    from avalanche_kedro.pipelines import calibration, capture, events, training
 
     tagged = set()
-    for module in (capture, events, calibration):
+    for module in (training, capture, events, calibration):
         kwargs = {"gain_blocks": 2} if module is events else {}
         for n in module.create_pipeline(["base"], **kwargs).nodes:
             if "model" in n.tags:
