@@ -153,9 +153,10 @@ def test_embedded_default_outputs(project):
     gstar = pd.read_parquet(_versions(project, "data/07_model_output/base/gstar_A.parquet")[-1])
     assert len(gstar) == 2 * 4 and set(gstar["g_star"]) <= set(taus["g"])
     # the token-shuffle null at every g*, with the same perm/shift numbers as controls_summary_A
-    real_at_gstar = conditions[
-        (conditions["null_id"] == "NULL_NONE") & conditions["g"].isin(set(gstar["g_star"]))
-    ]
+    real_at_gstar = conditions[conditions["null_id"] == "NULL_NONE"].merge(
+        gstar[["spike_def_id", "target_rate", "g_star"]].rename(columns={"g_star": "g"}),
+        on=["spike_def_id", "target_rate", "g"],
+    )  # each (spike def, rate) at its own g*
     assert sorted(at_gstar["cond_id"]) == sorted(real_at_gstar["cond_id"])
     assert at_gstar["delta_b_tot_tokshuf"].notna().all()
     same = controls.set_index("cond_id").loc[at_gstar["cond_id"], "delta_b_tot_perm"]

@@ -257,7 +257,14 @@ def analyze_dataset_B(
     measurement (the gain was run once).
     """
     replicates = int(generalization.get("bootstrap_replicates", DEFAULT_REPLICATES))
-    compared = _compare(event_rasters_B, conditions_B, replicates).set_index(
+    # every (spike def, rate) needs only g = 1 and its own g* (the extra gains are for the
+    # perplexity curve): only those conditions get nulls and bootstrap CIs
+    wanted = pd.DataFrame(
+        [(s, r, g) for s, r, _, g in _gain_rows(gstar_A)],
+        columns=["spike_def_id", "target_rate", "g"],
+    ).drop_duplicates()
+    needed = conditions_B.merge(wanted, on=["spike_def_id", "target_rate", "g"])
+    compared = _compare(event_rasters_B, needed, replicates).set_index(
         ["spike_def_id", "target_rate", "g"]
     )
     errors = _rate_errors(achieved_rates_B)
@@ -397,7 +404,11 @@ def analyze_ablations(
     |achieved - r*| over layers on the analysis slice.
     """
     replicates = int(ablations.get("bootstrap_replicates", DEFAULT_REPLICATES))
-    compared = _compare(event_rasters_ablation, conditions_ablation, replicates)
+    # A pass at one g* records every (spike def, rate); each of them needs only its own g*, so
+    # only those conditions get nulls and bootstrap CIs (the others are never reported).
+    own_gstar = gstar_A[["spike_def_id", "target_rate", "g_star"]].rename(columns={"g_star": "g"})
+    needed = conditions_ablation.merge(own_gstar, on=["spike_def_id", "target_rate", "g"])
+    compared = _compare(event_rasters_ablation, needed, replicates)
     keys = ["intervention_id", "spike_def_id", "target_rate", "g"]
     measured = pd.concat([_real_mlp(controls_summary_A), compared], ignore_index=True).set_index(
         keys

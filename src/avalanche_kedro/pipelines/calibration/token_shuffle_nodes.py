@@ -93,16 +93,15 @@ def compare_token_shuffle_at_gstar(
     gstar_A: pd.DataFrame,
     controls: dict,
 ) -> pd.DataFrame:
-    """``controls_summary_A`` rows of the real MLP_GLOBAL conditions at each g*, recomputed
+    """``controls_summary_A`` rows of the real MLP_GLOBAL condition of each (spike def, rate) at its
+    own g*, recomputed
     with the token-shuffle null recorded there (same bootstrap indices, so the permutation and
     shift columns equal those of ``controls_summary_A``). The paper tables take these rows in
     place of the ones without the token-shuffle null."""
-    gstars = {float(g) for g in gstar_A["g_star"]}
+    own_gstar = gstar_A[["spike_def_id", "target_rate", "g_star"]].rename(columns={"g_star": "g"})
     real = conditions_A[
-        (conditions_A["null_id"] == NULL_NONE)
-        & (conditions_A["intervention_id"] == MLP_GLOBAL)
-        & conditions_A["g"].astype(float).isin(gstars)
-    ]
+        (conditions_A["null_id"] == NULL_NONE) & (conditions_A["intervention_id"] == MLP_GLOBAL)
+    ].merge(own_gstar, on=["spike_def_id", "target_rate", "g"])  # each (spike def, rate) at its g*
     # every token-shuffle condition (g = 1 from the events pipeline, the others recorded here),
     # so a g* equal to 1 finds its null too
     shuffled = conditions_A[conditions_A["null_id"] == NULL_TOKEN_SHUFFLE_INPUT]
