@@ -4,7 +4,8 @@
 #  - installs torch only when none is importable: torch==$TORCH_VERSION (default 2.13.0),
 #    from $TORCH_INDEX_URL when set (e.g. https://download.pytorch.org/whl/cpu). A plain
 #    `torch` requirement would otherwise pull several GB of CUDA packages on Linux;
-#  - installs this project in editable mode with its test extras, unless the same
+#  - installs this project in editable mode with its test extras (with uv, installed into the
+#    venv from PyPI; pip when USE_PIP=1 or uv is unavailable), unless the same
 #    pyproject.toml was installed into this .venv before (a stamp file records its sha256; the
 #    install is editable, so source changes need no reinstall). FORCE_INSTALL=1 reinstalls.
 # Safe to run repeatedly.
@@ -37,5 +38,14 @@ if [ "${FORCE_INSTALL:-0}" = "0" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "
   echo "avalanche_kedro is installed in .venv for this pyproject.toml (FORCE_INSTALL=1 reinstalls)"
   exit 0
 fi
-"$VENV_PY" -m pip install -e ".[test]"
+# uv resolves the same versions as pip and installs them in seconds instead of about two
+# minutes (measured 2026-11-30: 6 s vs 114 s for the ~200 packages below); torch is already
+# installed above, so uv keeps that CPU wheel. USE_PIP=1, or uv failing, falls back to pip.
+if [ "${USE_PIP:-0}" = "0" ] && { "$VENV_PY" -m uv --version >/dev/null 2>&1 \
+  || "$VENV_PY" -m pip install -q uv; } \
+  && "$VENV_PY" -m uv pip install --python "$VENV_PY" -e ".[test]"; then
+  :
+else
+  "$VENV_PY" -m pip install -e ".[test]"
+fi
 echo "$WANTED" > "$STAMP"
