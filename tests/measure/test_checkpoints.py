@@ -4,7 +4,8 @@ Bad checkpoints inside a real run (missing or incomplete directories, unknown fa
 id offline, a checkpoint deleted after capture) are covered by
 ``tests/integration/test_bad_input.py``; the dtype basics and a Qwen2 checkpoint in bf16 by
 ``tests/integration/test_paper_config.py``. Here: the functions themselves, on small files
-and on the session's ``small_checkpoint``.
+and on the session's ``small_checkpoint``, and Hub ids pinned to revisions, read offline from a
+genuine Hugging Face cache of tiny GPTNeoX stand-ins (``tests/measure/hub_cache.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from avalanche_kedro.measure.checkpoints import (
     checkpoint_d_ff,
     clear_loaded_models,
     directory_sha256,
+    file_sha256s,
     load_model,
     looks_like_hub_id,
     models_loaded,
@@ -78,6 +80,11 @@ def test_directory_sha256_by_hand(tmp_path):
     )
     expected = hashlib.sha256(lines.encode()).hexdigest()
     assert directory_sha256(tmp_path) == expected
+    # the per-file hashes, read once, give the same hash (resolve_checkpoint reuses them for
+    # the weights hash)
+    hashes = file_sha256s(tmp_path)
+    assert hashes == {r: hashlib.sha256(files[r]).hexdigest() for r in sorted(files)}
+    assert directory_sha256(tmp_path, hashes) == expected
     # content, not timestamps or the folder's name, decides
     moved = tmp_path.parent / (tmp_path.name + "-copy")
     tmp_path.rename(moved)
@@ -244,6 +251,10 @@ def test_manifest_of_the_small_checkpoint(small_checkpoint):
         "revision_requested": None,
         "revision": None,
         "content_sha256": directory_sha256(directory),
+        "weights_sha256": hashlib.sha256(
+            f"model.safetensors\0{sha256_file(directory / 'model.safetensors')}\n".encode()
+        ).hexdigest(),
+        "weights_files": ["model.safetensors"],
         "model_type": "llama",
         "architectures": ["LlamaForCausalLM"],
         "adapter_family": adapter_for("llama").family,
@@ -333,3 +344,130 @@ def test_clear_loaded_models_forgets_the_cache(small_checkpoint, small_model, mo
     theirs, ours = small_model.model.state_dict(), reloaded.model.state_dict()
     assert theirs.keys() == ours.keys()
     assert all(torch.equal(theirs[name], ours[name]) for name in theirs)
+
+
+# --------------------------------------------------------------------------------------------
+# Hub ids pinned to revisions: tiny GPTNeoX stand-ins in a genuine offline Hub cache
+
+
+@pytest.fixture(scope="module")
+def pythia_cache(tmp_path_factory) -> dict:
+    from tests.measure.hub_cache import build_pythia_cache
+
+    return build_pythia_cache(tmp_path_factory.mktemp("pythia"), steps=(0, 512, 1000))
+
+
+@pytest.fixture
+def offline_hub(pythia_cache, monkeypatch):
+    from tests.measure.hub_cache import no_network, use_cache
+
+    # load_model caches per process: start empty (a stand-in of the same commit loaded by
+    # another test must not answer), and restore the session's entries afterwards
+    monkeypatch.setattr(checkpoints, "_LOADED", {})
+    monkeypatch.setattr(checkpoints, "_LOADS", list(checkpoints._LOADS))
+    with use_cache(pythia_cache["cache"]), no_network():
+        yield pythia_cache
+
+
+def assert_loaded_weights(model, source: Path) -> None:
+    """``model`` holds exactly the tensors saved in ``source``/model.safetensors."""
+    from safetensors.torch import load_file
+
+    # transformers 5 names Pythia's output layer lm_head in memory and embed_out on disk
+    saved = {
+        name.replace("embed_out.", "lm_head."): tensor
+        for name, tensor in load_file(source / "model.safetensors").items()
+    }
+    state = model.state_dict()
+    assert saved.keys() == state.keys()
+    assert all(torch.equal(state[name], tensor) for name, tensor in saved.items())
+
+
+def test_each_revision_resolves_to_its_own_commit_and_weights(offline_hub):
+    from tests.measure.hub_cache import PYTHIA
+
+    manifests = {
+        revision: resolve_checkpoint(revision, {"checkpoint": PYTHIA, "revision": revision})
+        for revision in ("step0", "step512", "step1000")
+    }
+    for revision, manifest in manifests.items():
+        source = offline_hub["sources"][revision]
+        assert manifest["source"] == "hub"
+        assert manifest["checkpoint"] == manifest["model_id"] == PYTHIA
+        assert manifest["revision_requested"] == revision
+        assert manifest["revision"] == offline_hub["commits"][revision]  # the pinned commit
+        assert manifest["content_sha256"] is None  # a Hub model has no local directory
+        assert (
+            manifest["weights_sha256"]
+            == hashlib.sha256(
+                f"model.safetensors\0{sha256_file(source / 'model.safetensors')}\n".encode()
+            ).hexdigest()
+        )
+        assert manifest["weights_files"] == ["model.safetensors"]
+        assert manifest["model_type"] == "gpt_neox"
+        assert manifest["architectures"] == ["GPTNeoXForCausalLM"]
+        assert manifest["adapter_family"] == adapter_for("gpt_neox").family
+    assert len({m["revision"] for m in manifests.values()}) == 3
+    assert len({m["weights_sha256"] for m in manifests.values()}) == 3
+    # the same tokenizer at every step, as in a training run
+    assert len({m["tokenizer_sha256"] for m in manifests.values()}) == 1
+
+
+def test_transformers_reads_each_revision_from_the_cache(offline_hub):
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from tests.measure.hub_cache import PYTHIA
+
+    for revision in ("step0", "step512"):
+        model = AutoModelForCausalLM.from_pretrained(PYTHIA, revision=revision)
+        assert_loaded_weights(model, offline_hub["sources"][revision])
+    step0 = load_file(offline_hub["sources"]["step0"] / "model.safetensors")
+    name = "gpt_neox.layers.0.mlp.dense_h_to_4h.weight"
+    assert not torch.equal(step0[name], model.state_dict()[name])  # step512 is another model
+
+
+def test_load_model_on_a_pinned_gpt_neox_revision(offline_hub):
+
+    from tests.measure.hub_cache import D_FF, N_LAYERS, PYTHIA
+
+    manifest = resolve_checkpoint("step512", {"checkpoint": PYTHIA, "revision": "step512"})
+    loaded = load_model(manifest, RUNTIME)
+    assert type(loaded.model).__name__ == "GPTNeoXForCausalLM"
+    assert loaded.model.config.use_parallel_residual is True  # Pythia's residual
+    assert loaded.adapter.family == "gpt_neox / pythia"
+    assert (loaded.n_layers, loaded.d_ff) == (N_LAYERS, D_FF)
+    assert loaded.backbone is loaded.model.gpt_neox
+    assert_loaded_weights(loaded.model, offline_hub["sources"]["step512"])
+    assert tokenizer_sha256(loaded.tokenizer) == manifest["tokenizer_sha256"]
+    # the manifest pins the commit: a branch moved later would not change what is loaded
+    assert load_model(manifest, RUNTIME) is loaded
+    assert models_loaded()[-1] == f"{PYTHIA} on cpu"
+
+
+def test_a_commit_hash_pins_a_revision_too(offline_hub):
+    from tests.measure.hub_cache import PYTHIA
+
+    commit = offline_hub["commits"]["step1000"]
+    by_commit = resolve_checkpoint("late", {"checkpoint": PYTHIA, "revision": commit})
+    by_branch = resolve_checkpoint("late", {"checkpoint": PYTHIA, "revision": "step1000"})
+    assert by_commit["revision"] == commit
+    assert {**by_commit, "revision_requested": "step1000"} == by_branch
+
+
+def test_a_revision_that_does_not_exist_is_a_clear_checkpoint_error(offline_hub):
+    from tests.measure.hub_cache import PYTHIA
+
+    with pytest.raises(CheckpointError) as info:
+        resolve_checkpoint("step2000", {"checkpoint": PYTHIA, "revision": "step2000"})
+    message = str(info.value)
+    assert "Revision 'step2000' of 'EleutherAI/pythia-70m-deduped'" in message
+    assert "model role 'step2000'" in message
+    assert "https://huggingface.co/EleutherAI/pythia-70m-deduped/tree/step2000" in message
+    assert "How to fix" in message and "models.step2000.revision" in info.value.fix
+    # a Hub id that is not cached at all keeps the general offline message
+    with pytest.raises(CheckpointError) as info:
+        resolve_checkpoint("base", {"checkpoint": "someorg/somemodel", "revision": "v1"})
+    message = str(info.value)
+    assert "'someorg/somemodel' from the Hugging Face Hub" in message
+    assert "revision 'v1'" in message and "HF_HUB_OFFLINE" in message

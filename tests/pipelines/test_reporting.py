@@ -72,11 +72,15 @@ def test_nothing_is_saved_when_a_figure_function_raises(tmp_path):
 @pytest.mark.parametrize("roles", [["base"], ["base", "instruct"]])
 def test_figures_pipeline_needs_no_replication(roles):
     pipeline = create_figures_pipeline(roles)
-    assert sorted(pipeline.outputs()) == sorted(figures.FIGURES)
+    series_only = {"F12_TRAINING_TRAJECTORY"}
+    assert sorted(pipeline.outputs()) == sorted(set(figures.FIGURES) - series_only)
     assert "T07_REPLICATION_SUMMARY" not in pipeline.inputs()
     assert "replication_A" not in pipeline.inputs()
     assert f"{roles[0]}.event_rasters_A" in pipeline.inputs()
     assert {f"{r}.tau_table" for r in roles} <= pipeline.inputs()
+    series = create_figures_pipeline(roles, trajectory=True)
+    assert sorted(series.outputs()) == sorted(figures.FIGURES)
+    assert "T09_TRAINING_TRAJECTORY" in series.inputs()
 
 
 @pytest.mark.usefixtures("no_pyplot_figures")
@@ -99,7 +103,8 @@ def test_catalog_has_a_versioned_figure_dataset_per_figure():
 @pytest.mark.slow
 @pytest.mark.usefixtures("no_pyplot_figures")
 def test_figures_pipeline_runs_on_saved_outputs(tmp_path):
-    """The whole figures pipeline on synthetic tables and rasters: 11 PNG + 11 PDF."""
+    """The whole figures pipeline on synthetic tables and rasters: 11 PNG + 11 PDF (F12 needs
+    a training series: tests/pipelines/test_trajectory.py)."""
     roles = ["base"]
     t01 = figure_tables.make_t01(roles)
     inputs = {
@@ -112,12 +117,15 @@ def test_figures_pipeline_runs_on_saved_outputs(tmp_path):
         "base.event_rasters_A": figure_tables.make_rasters(),
     }
     datasets = {name: MemoryDataset(value, copy_mode="assign") for name, value in inputs.items()}
-    for figure_id in figures.FIGURES:
+    pipeline = create_figures_pipeline(roles)
+    drawn = sorted(pipeline.outputs())
+    assert len(drawn) == 11
+    for figure_id in drawn:
         datasets[figure_id] = FigureDataset(
             filepath=str(tmp_path / figure_id), save_args={"dpi": 30}, version=Version(None, "v")
         )
-    SequentialRunner().run(create_figures_pipeline(roles), DataCatalog(datasets))
-    for figure_id in figures.FIGURES:
+    SequentialRunner().run(pipeline, DataCatalog(datasets))
+    for figure_id in drawn:
         folder = tmp_path / figure_id / "v" / figure_id
         assert sorted(p.name for p in folder.iterdir()) == [f"{figure_id}.pdf", f"{figure_id}.png"]
         assert Image.open(folder / f"{figure_id}.png").text["figure_id"] == figure_id
@@ -129,21 +137,21 @@ def test_figures_pipeline_runs_on_saved_outputs(tmp_path):
 def test_node_reads_six_tables_for_one_role_seven_for_two_and_eight_with_a_control():
     frames = make_tables({"base": Scenario()})
     single = report_nodes.build_run_report(
-        report_provenance(), *[frames[t] for t in report.TABLE_NAMES if t not in ("T07", "T08")]
+        report_provenance(), *[frames[t] for t in report.TABLE_NAMES if t not in ("T07", "T08", "T09")]
     )
     assert "Replication was not run" in single
     assert "no untrained control in this run — signatures cannot be called specific" in single
     both = make_tables({"base": Scenario(), "instruct": Scenario()})
     text = report_nodes.build_run_report(
         report_provenance(("base", "instruct")),
-        *[both[t] for t in report.TABLE_NAMES if t != "T08"],
+        *[both[t] for t in report.TABLE_NAMES if t not in ("T08", "T09")],
     )
     assert "`T07[instruct vs base" in text
     assert "no untrained control in this run" in text
     roles = ("base", "instruct", "untrained")
     three = make_tables({r: Scenario() for r in roles}, control="untrained")
     text = report_nodes.build_run_report(
-        report_provenance(roles), *[three[t] for t in report.TABLE_NAMES]
+        report_provenance(roles), *[three[t] for t in report.TABLE_NAMES if t != "T09"]
     )
     assert "`T08[instruct vs untrained" in text and "`T08[base vs untrained" in text
     assert "no untrained control in this run" not in text
@@ -206,6 +214,11 @@ def test_report_from_the_latest_saved_tables_renders():
     prov = json.loads(prov_path.read_text())
     if len(prov.get("roles", [])) < 2:
         frames["T07"] = None
+    # the latest T08/T09 may come from a run of another environment (other roles)
+    for key, column in (("T08", "compared_role"), ("T09", "model_role")):
+        frame = frames.get(key)
+        if frame is not None and not set(frame[column]) <= set(prov.get("roles", [])):
+            frames[key] = None
     text = report.build_report(prov, frames)
     n_groups = len(frames["T01"][report.GROUP_KEYS].drop_duplicates())
     for prefix in ("S1 is ", "S2 is ", "S3 is ", "In sample, (a)", ".** (c) "):
@@ -221,7 +234,8 @@ def loaded(control_run):
     return catalog, params
 
 
-TABLES = {key: TABLE_IDS[key] for key in SCHEMAS}
+# T09 needs a training series: tests/pipelines/test_trajectory.py
+TABLES = {key: TABLE_IDS[key] for key in SCHEMAS if key != "T09"}
 
 
 @pytest.mark.parametrize("key", sorted(TABLES))

@@ -240,8 +240,10 @@ class ProvenanceHooks:
                         "model_id",
                         "checkpoint",
                         "source",
+                        "revision_requested",
                         "revision",
                         "content_sha256",
+                        "weights_sha256",
                         "tokenizer_sha256",
                         "model_type",
                     )

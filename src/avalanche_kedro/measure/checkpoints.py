@@ -22,6 +22,7 @@ import torch
 from ..core.errors import CheckpointError, ConfigurationError
 from .adapters import ArchitectureAdapter, adapter_for
 from .embedded import embedded_recipe, ensure_embedded_checkpoint
+from .weights import hub_weights, local_weights, resolve_hub_revision, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -32,24 +33,27 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 # Hashes
 
 
-def sha256_file(path: Path, chunk_size: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def directory_sha256(directory: Path) -> str:
-    """Content hash of a checkpoint directory: sha256 over ``relative_path\\0file_sha256\\n``
-    lines of every file, sorted by path (hidden files excluded; the embedded build record is
-    included, so two builds from different recipes never share a hash)."""
-    digest = hashlib.sha256()
+def file_sha256s(directory: Path) -> dict[str, str]:
+    """sha256 of every file of ``directory`` by relative path, in path order (hidden files
+    excluded): read once, shared by the content hash and the weights hash."""
+    hashes = {}
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         relative = path.relative_to(directory).as_posix()
         if relative.startswith(".") or "/." in relative:
             continue
-        digest.update(f"{relative}\0{sha256_file(path)}\n".encode())
+        hashes[relative] = sha256_file(path)
+    return hashes
+
+
+def directory_sha256(directory: Path, file_sha256: Mapping[str, str] | None = None) -> str:
+    """Content hash of a checkpoint directory: sha256 over ``relative_path\\0file_sha256\\n``
+    lines of every file, sorted by path (hidden files excluded; the embedded build record is
+    included, so two builds from different recipes never share a hash). ``file_sha256``: the
+    :func:`file_sha256s` of ``directory`` when already computed."""
+    hashes = file_sha256 if file_sha256 is not None else file_sha256s(directory)
+    digest = hashlib.sha256()
+    for relative, value in hashes.items():
+        digest.update(f"{relative}\0{value}\n".encode())
     return digest.hexdigest()
 
 
@@ -159,8 +163,11 @@ def resolve_checkpoint(
 
     Builds the embedded checkpoint on first use, rejects missing paths and unsupported
     architectures with clear errors, and returns the manifest: source (embedded / local /
-    hub), checkpoint, revision (the resolved commit for Hub models), content hash of a local
-    directory, model type, layer count, d_ff and the tokenizer hash.
+    hub), checkpoint, revision (the commit a Hub revision resolves to; an unknown revision is
+    a CheckpointError naming it), content hash of a local directory, ``weights_sha256`` (sha256
+    over ``name\0sha256(file)\n`` of the weight files only, for every source:
+    :mod:`avalanche_kedro.measure.weights`) and the files it covers, model type, architectures,
+    adapter family and the tokenizer hash.
     """
     from transformers import AutoConfig, AutoTokenizer
 
@@ -208,12 +215,17 @@ def resolve_checkpoint(
             "id such as Qwen/Qwen2.5-7B.",
         )
 
+    # A Hub revision (branch, tag or commit) is resolved to its commit first, so the config,
+    # the tokenizer, the weights hash and later the weights all come from that one commit; an
+    # unknown or uncached revision stops here with a message naming it.
+    hub = resolve_hub_revision(role, checkpoint, revision) if source == "hub" else None
+    pinned = hub.commit if hub is not None else revision
     try:
         config = AutoConfig.from_pretrained(
-            location, revision=revision, trust_remote_code=trust_remote_code
+            location, revision=pinned, trust_remote_code=trust_remote_code
         )
         tokenizer = AutoTokenizer.from_pretrained(
-            location, revision=revision, trust_remote_code=trust_remote_code
+            location, revision=pinned, trust_remote_code=trust_remote_code
         )
     except (OSError, ValueError) as exc:
         raise CheckpointError(
@@ -225,14 +237,19 @@ def resolve_checkpoint(
             f"models.{role}.checkpoint at a local directory.",
         ) from exc
     adapter = adapter_for(config.model_type)
+    # After the architecture check, so an unsupported model never triggers a weights download.
+    files = file_sha256s(Path(location)) if hub is None else None
+    weights = hub_weights(role, hub) if hub is not None else local_weights(Path(location), files)
     manifest: dict[str, Any] = {
         "model_role": role,
         "source": source,
         "checkpoint": location,
         "model_id": checkpoint if source == "hub" else Path(location).name,
         "revision_requested": revision,
-        "revision": getattr(config, "_commit_hash", None) if source == "hub" else None,
-        "content_sha256": directory_sha256(Path(location)) if source != "hub" else None,
+        "revision": hub.commit if hub is not None else None,
+        "content_sha256": directory_sha256(Path(location), files) if hub is None else None,
+        "weights_sha256": weights.sha256 if weights is not None else None,
+        "weights_files": list(weights.files) if weights is not None else [],
         "model_type": config.model_type,
         "architectures": list(getattr(config, "architectures", None) or []),
         "adapter_family": adapter.family,

@@ -154,21 +154,24 @@ class _Side:
         self.crackling_problem = "; ".join(problems)
 
 
-def _compare(compared: _Side, control: _Side, suffix: str) -> dict[str, Any]:
-    """The ``diff_*`` columns (point, CI) and both point values, for one setting."""
+def _compare(
+    compared: _Side, reference: _Side, suffix: str, reference_label: str = "control"
+) -> dict[str, Any]:
+    """The ``diff_*`` columns (point, CI) and both point values, for one setting; the
+    reference side's columns are named ``<stat>_<reference_label><suffix>``."""
     out: dict[str, Any] = {}
     for stat in STATS:
         point_compared, reps_compared = compared.values[stat]
-        point_control, reps_control = control.values[stat]
-        low, high = percentile_interval(reps_compared - reps_control)
-        out[f"diff_{stat}{suffix}"] = point_compared - point_control
+        point_reference, reps_reference = reference.values[stat]
+        low, high = percentile_interval(reps_compared - reps_reference)
+        out[f"diff_{stat}{suffix}"] = point_compared - point_reference
         out[f"diff_{stat}_ci_low{suffix}"] = low
         out[f"diff_{stat}_ci_high{suffix}"] = high
         out[f"{stat}_compared{suffix}"] = point_compared
-        out[f"{stat}_control{suffix}"] = point_control
+        out[f"{stat}_{reference_label}{suffix}"] = point_reference
     reasons = [
         f"{label} {side.role}: {side.crackling_problem}"
-        for label, side in (("compared", compared), ("control", control))
+        for label, side in (("compared", compared), (reference_label, reference))
         if side.crackling_problem
     ]
     if not reasons and not np.isfinite(out[f"diff_crackling_gamma_ci_low{suffix}"]):
@@ -178,11 +181,109 @@ def _compare(compared: _Side, control: _Side, suffix: str) -> dict[str, Any]:
             out[f"diff_crackling_gamma{column}{suffix}"] = float("nan")
     out[f"opt_crackling_reason{suffix}"] = "; ".join(reasons)
     out[f"opt_crackling_points_compared{suffix}"] = compared.points
-    out[f"opt_crackling_points_control{suffix}"] = control.points
+    out[f"opt_crackling_points_{reference_label}{suffix}"] = reference.points
     return out
 
 
+#: The two settings of every paired comparison: each role at its own g* (no suffix) and both
+#: roles at g = 1 (``_g1``).
+SETTINGS = ("", "_g1")
+
+
 @single_threaded_blas
+def paired_differences(
+    roles: Sequence[str],
+    pairs: Sequence[tuple[str, str]],
+    gstar: Mapping[str, pd.DataFrame],
+    conditions: Mapping[str, pd.DataFrame],
+    window_counts: Mapping[str, pd.DataFrame],
+    null_window_counts: Mapping[str, pd.DataFrame],
+    avalanches: Mapping[str, pd.DataFrame],
+    replicates: int = DEFAULT_REPLICATES,
+    d_min: int = CRACKLING_D_MIN,
+    d_max: int = CRACKLING_D_MAX,
+    min_points: int = CRACKLING_MIN_POINTS,
+    boot_prefix: str = BOOT_PREFIX,
+    reference_label: str = "control",
+) -> list[dict[str, Any]]:
+    """Paired differences compared - reference of b_tot, delta_b_tot, chi and crackling gamma
+    for every ``(compared, reference)`` pair and every (spike def, target rate) of
+    ``gstar[roles[0]]``, at each role's own g* and at g = 1 (``_g1``).
+
+    One bootstrap index matrix per (spike def, rate) - key ``<boot_prefix>|<spike def>|<rate>``
+    - serves every role, so all pairs of a group are paired on the same resampled windows;
+    each role's statistics are computed once per setting whatever the number of pairs.
+    """
+    crackling = {"d_min": int(d_min), "d_max": int(d_max), "min_points": int(min_points)}
+    needed = list(dict.fromkeys(role for pair in pairs for role in pair))
+    rows = []
+    for row in gstar[roles[0]].itertuples():
+        spike_def, rate = row.spike_def_id, float(row.target_rate)
+        settings = {}
+        for suffix in SETTINGS:
+            settings[suffix] = {
+                role: (
+                    role_at_gstar(
+                        role,
+                        gstar[role],
+                        conditions[role],
+                        window_counts[role],
+                        null_window_counts[role],
+                        spike_def,
+                        rate,
+                    )
+                    if suffix == ""
+                    else role_at_gain(
+                        conditions[role],
+                        window_counts[role],
+                        null_window_counts[role],
+                        spike_def,
+                        rate,
+                        1.0,
+                        role,
+                    )
+                )
+                for role in needed
+            }
+        seq_ids = check_same_windows(
+            {f"{r}{s}": c for s, m in settings.items() for r, c in m.items()},
+            pairs[0][1],
+        )
+        indices = bootstrap_indices(
+            len(seq_ids), replicates, f"{boot_prefix}|{spike_def}|{format_number(rate)}"
+        )
+        weights = resample_weights(indices, len(seq_ids))
+        sides = {
+            (role, suffix): _Side(
+                role, condition, avalanches[role], seq_ids, indices, weights, crackling
+            )
+            for suffix, measured in settings.items()
+            for role, condition in measured.items()
+        }
+        for compared, reference in pairs:
+            record = {
+                "compared_role": compared,
+                "reference_role": reference,
+                "spike_def_id": spike_def,
+                "target_rate": rate,
+                "g_star_compared": settings[""][compared].g,
+                "g_star_reference": settings[""][reference].g,
+                "n_sequences": int(len(seq_ids)),
+                "bootstrap_replicates": int(replicates),
+            }
+            for suffix in SETTINGS:
+                record.update(
+                    _compare(
+                        sides[(compared, suffix)],
+                        sides[(reference, suffix)],
+                        suffix,
+                        reference_label,
+                    )
+                )
+            rows.append(record)
+    return rows
+
+
 def control_table(
     roles: Sequence[str],
     control_role: str,
@@ -211,71 +312,25 @@ def control_table(
             "There is no role to compare with the control.",
             "List at least one trained role besides the control in model_roles.",
         )
-    crackling = {"d_min": int(d_min), "d_max": int(d_max), "min_points": int(min_points)}
-    rows = []
-    for row in gstar[control_role].itertuples():
-        spike_def, rate = row.spike_def_id, float(row.target_rate)
-        settings = {}
-        for suffix in ("", "_g1"):
-            measured = {
-                role: (
-                    role_at_gstar(
-                        role,
-                        gstar[role],
-                        conditions[role],
-                        window_counts[role],
-                        null_window_counts[role],
-                        spike_def,
-                        rate,
-                    )
-                    if suffix == ""
-                    else role_at_gain(
-                        conditions[role],
-                        window_counts[role],
-                        null_window_counts[role],
-                        spike_def,
-                        rate,
-                        1.0,
-                        role,
-                    )
-                )
-                for role in roles
-            }
-            settings[suffix] = measured
-        seq_ids = check_same_windows(
-            {f"{r}{s}": c for s, m in settings.items() for r, c in m.items()},
-            control_role,
-        )
-        indices = bootstrap_indices(
-            len(seq_ids), replicates, f"{BOOT_PREFIX}|{spike_def}|{format_number(rate)}"
-        )
-        weights = resample_weights(indices, len(seq_ids))
-        sides = {
-            (role, suffix): _Side(
-                role, condition, avalanches[role], seq_ids, indices, weights, crackling
-            )
-            for suffix, measured in settings.items()
-            for role, condition in measured.items()
-        }
-        for role in compared_roles:
-            record = {
-                "compared_role": role,
-                "control_role": control_role,
-                "compared_model_id": model_ids[role],
-                "control_model_id": model_ids[control_role],
-                "spike_def_id": spike_def,
-                "target_rate": rate,
-                "g_star_compared": settings[""][role].g,
-                "g_star_control": settings[""][control_role].g,
-                "n_sequences": int(len(seq_ids)),
-                "bootstrap_replicates": int(replicates),
-            }
-            for suffix in settings:
-                record.update(
-                    _compare(sides[(role, suffix)], sides[(control_role, suffix)], suffix)
-                )
-            rows.append(record)
-    return pd.DataFrame(rows)
+    rows = paired_differences(
+        [control_role, *compared_roles],
+        [(role, control_role) for role in compared_roles],
+        gstar,
+        conditions,
+        window_counts,
+        null_window_counts,
+        avalanches,
+        replicates,
+        d_min,
+        d_max,
+        min_points,
+    )
+    table = pd.DataFrame(rows).rename(
+        columns={"reference_role": "control_role", "g_star_reference": "g_star_control"}
+    )
+    table["compared_model_id"] = table["compared_role"].map(model_ids)
+    table["control_model_id"] = table["control_role"].map(model_ids)
+    return table
 
 
 def build_t08(provenance: Mapping[str, Any], trained_vs_untrained: pd.DataFrame) -> pd.DataFrame:

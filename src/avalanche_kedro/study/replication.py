@@ -76,6 +76,58 @@ def check_comparable_roles(
         )
 
 
+def _model_label(role: str, manifest: Mapping) -> str:
+    """``role (checkpoint @ requested revision, commit <12 hex>)`` for error messages."""
+    checkpoint = manifest.get("model_id") or manifest.get("checkpoint") or "?"
+    if manifest.get("source") != "hub":
+        return f"{role} ({manifest.get('checkpoint') or checkpoint})"
+    requested = manifest.get("revision_requested") or "main"
+    commit = str(manifest.get("revision") or "?")[:12]
+    return f"{role} ({checkpoint} @ {requested}, commit {commit})"
+
+
+def check_distinct_weights(model_manifests: Mapping[str, dict]) -> None:
+    """Every role must have its own weights: two roles with the same ``weights_sha256``
+    (sha256 over the weight files' names and content hashes, see
+    :mod:`avalanche_kedro.measure.weights`) raise :class:`ReplicationError`.
+
+    A training series measured as revisions (e.g. Pythia's ``step<N>`` branches) is only a
+    series if each step serves its own tensors; some Pythia branches are known to serve the
+    weights of another step, which would make two points of a trajectory the same model.
+    Roles whose hash is unknown (``None``, a manifest written before the field existed) are
+    not compared.
+    """
+    groups: dict[str, list[str]] = {}
+    for role, manifest in model_manifests.items():
+        digest = (manifest or {}).get("weights_sha256")
+        if digest:
+            groups.setdefault(str(digest), []).append(role)
+    clashes = [roles for roles in groups.values() if len(roles) > 1]
+    if not clashes:
+        return
+    problems = [
+        " and ".join(_model_label(role, model_manifests[role]) for role in roles)
+        + f" have identical weights (weights_sha256 {digest[:12]})"
+        for digest, roles in groups.items()
+        if len(roles) > 1
+    ]
+    hub = [
+        f"https://huggingface.co/{m.get('model_id')}/tree/{m.get('revision_requested') or 'main'}"
+        for roles in clashes
+        for m in (model_manifests[r] for r in roles)
+        if m.get("source") == "hub"
+    ]
+    duplicated = [role for roles in clashes for role in roles[1:]]
+    raise ReplicationError(
+        "Two model roles would be measured on the same weights: " + "; ".join(problems) + ".",
+        "Pin another revision for one of them (models.<role>.revision, e.g. models."
+        f"{duplicated[0]}.revision), or check the branch on the Hub"
+        + (f" ({', '.join(hub)})" if hub else "")
+        + ": some Pythia branches serve the weights of another step. If the roles are meant to "
+        f"be the same model, remove {', '.join(duplicated)} from model_roles.",
+    )
+
+
 class RoleCondition(NamedTuple):
     """One role's real MLP_GLOBAL condition of dataset A at gain ``g``: its per-window counts
     (``real``) and permutation-null counts (``null``), both sorted by ``seq_id``."""

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from . import control, tables
+from . import control, tables, trajectory
 
 ROLE_KEYS = ["model_role", "spike_def_id", "target_rate"]
 
@@ -358,6 +358,108 @@ T08_SCHEMA = pa.DataFrameSchema(
     name="T08_TRAINED_VS_UNTRAINED",
 )
 
+
+def _t09_consistent(frame: pd.DataFrame) -> bool:
+    """One step per role and one role per step; CIs ordered; step 0's differences and the
+    first rows' ``_vs_previous`` are NaN; each difference to step 0 equals the T01 points
+    (b_tot, chi, delta_b_tot against the permutation null) of the two steps."""
+    if frame.groupby("model_role")["step"].nunique().max() != 1:
+        return False
+    if frame.groupby("step")["model_role"].nunique().max() != 1:
+        return False
+    for reference in trajectory.REFERENCES:
+        for stat in control.STATS:
+            low = frame[f"diff_{stat}_vs_{reference}_ci_low"].astype(float)
+            high = frame[f"diff_{stat}_vs_{reference}_ci_high"].astype(float)
+            both = np.isfinite(low) & np.isfinite(high)
+            if (low[both] > high[both]).any():
+                return False
+    first = frame["step"] == frame["reference_step"]
+    if frame.loc[first, trajectory.diff_columns("step0")].notna().any().any():
+        return False
+    if (
+        frame.loc[frame["previous_step"].isna(), trajectory.diff_columns("previous")]
+        .notna()
+        .any()
+        .any()
+    ):
+        return False
+    keys = ["spike_def_id", "target_rate", "g_condition"]
+    base = frame[first].set_index(keys)
+    for stat, column in (("b_tot", "b_tot"), ("chi", "chi"), ("delta_b_tot", "delta_b_tot_perm")):
+        later = frame[~first].set_index(keys)
+        expected = later[column] - base[column].reindex(later.index)
+        diff = later[f"diff_{stat}_vs_step0"]
+        finite = np.isfinite(diff) & np.isfinite(expected)
+        if not np.allclose(diff[finite], expected[finite], rtol=1e-9, atol=1e-9):
+            return False
+    return True
+
+
+T09_SCHEMA = pa.DataFrameSchema(
+    {
+        **_provenance(),
+        "step": pa.Column(int, NONNEGATIVE),
+        "spike_def_id": pa.Column(str),
+        "target_rate": pa.Column(float, RATE),
+        "g_condition": pa.Column(str, G_CONDITIONS),
+        "g": pa.Column(float, NONNEGATIVE),
+        "g_star": pa.Column(float, NONNEGATIVE),
+        **{
+            c: pa.Column(float, nullable=True)
+            for c in (
+                "b_time",
+                "b_depth",
+                "b_tot",
+                "b_tot_ci_low",
+                "b_tot_ci_high",
+                "delta_b_tot_perm",
+                "delta_b_tot_perm_ci_low",
+                "delta_b_tot_perm_ci_high",
+                "delta_b_tot_shift",
+                "delta_b_tot_shift_ci_low",
+                "delta_b_tot_shift_ci_high",
+            )
+        },
+        "chi": pa.Column(float, NONNEGATIVE),
+        "chi_ci_low": pa.Column(float, NONNEGATIVE),
+        "chi_ci_high": pa.Column(float, NONNEGATIVE),
+        "crackling_gamma": pa.Column(float, nullable=True),
+        "crackling_ci_low": pa.Column(float, nullable=True),
+        "crackling_ci_high": pa.Column(float, nullable=True),
+        "crackling_pass": pa.Column(bool),
+        "heldout_rate_ratio": pa.Column(float, NONNEGATIVE),
+        "ppl_B": pa.Column(float, pa.Check.ge(1.0)),
+        "ppl_B_ci_low": pa.Column(float, pa.Check.ge(1.0)),
+        "ppl_B_ci_high": pa.Column(float, pa.Check.ge(1.0)),
+        "arc_accuracy": pa.Column(float, PROBABILITY),
+        "arc_accuracy_ci_low": pa.Column(float, PROBABILITY),
+        "arc_accuracy_ci_high": pa.Column(float, PROBABILITY),
+        "reference_step": pa.Column(int, NONNEGATIVE),
+        "previous_step": pa.Column(float, nullable=True),
+        **{
+            c: pa.Column(float, nullable=True)
+            for reference in trajectory.REFERENCES
+            for c in trajectory.diff_columns(reference)
+        },
+        "n_sequences": pa.Column(int, pa.Check.gt(0)),
+        "bootstrap_replicates": pa.Column(int, pa.Check.gt(0)),
+        **_optional(),
+    },
+    checks=[
+        full_grid(["model_role", "spike_def_id", "target_rate", "g_condition"], "T09"),
+        pa.Check(
+            _t09_consistent,
+            name=(
+                "T09: one step per role, ordered CIs, no difference without a reference, "
+                "diff = step - step 0 of the T01 points"
+            ),
+        ),
+    ],
+    strict=True,
+    name="T09_TRAINING_TRAJECTORY",
+)
+
 SCHEMAS = {
     "T01": T01_SCHEMA,
     "T02": T02_SCHEMA,
@@ -367,4 +469,5 @@ SCHEMAS = {
     "T06": T06_SCHEMA,
     "T07": T07_SCHEMA,
     "T08": T08_SCHEMA,
+    "T09": T09_SCHEMA,
 }

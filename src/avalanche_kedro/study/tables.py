@@ -154,6 +154,7 @@ TABLE_IDS = {
     "T06": "T06_ABLATIONS",
     "T07": "T07_REPLICATION_SUMMARY",
     "T08": "T08_TRAINED_VS_UNTRAINED",  # columns and builder in :mod:`.control`
+    "T09": "T09_TRAINING_TRAJECTORY",  # columns and builder in :mod:`.trajectory`
 }
 
 

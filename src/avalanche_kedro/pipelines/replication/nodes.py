@@ -8,7 +8,12 @@ import pandas as pd
 
 from ...analysis.bootstrap import DEFAULT_REPLICATES
 from ...study.control import control_table
-from ...study.replication import check_comparable_roles, replication_table
+from ...study.replication import (
+    check_comparable_roles,
+    check_distinct_weights,
+    replication_table,
+)
+from ...study.trajectory import resolved_steps, trajectory_differences
 from ..roles_io import regroup
 
 CHECK_INPUTS = ["model_manifest", "slice_manifest", "instrumentation_report"]
@@ -22,12 +27,17 @@ COMPARE_INPUTS = [
 CONTROL_INPUTS = [*COMPARE_INPUTS, "avalanches_A"]
 
 
-def check_roles(*values, roles: Sequence[str]) -> dict:
-    """Stop unless every role shares the tokenizer, the windows and the layer count."""
+def check_roles(*values, roles: Sequence[str], series: bool = False) -> dict:
+    """Stop unless every role shares the tokenizer, the windows and the layer count; for a
+    training series (``series``) also unless the recorded steps increase and every step has
+    its own weights. Runs as soon as every role's capture is done, before any measurement."""
     data = regroup(values, roles, CHECK_INPUTS)
     check_comparable_roles(
         data["model_manifest"], data["slice_manifest"], data["instrumentation_report"]
     )
+    if series:
+        resolved_steps(roles, data["model_manifest"])
+        check_distinct_weights(data["model_manifest"])
     reference = roles[0]
     return {
         "roles": list(roles),
@@ -72,6 +82,34 @@ def compare_with_control(
     return control_table(
         roles,
         control_role,
+        {role: manifest["model_id"] for role, manifest in data["model_manifest"].items()},
+        data["gstar_A"],
+        data["conditions_A"],
+        data["branching_per_window_A"],
+        data["null_branching_per_window_A"],
+        data["avalanches_A"],
+        int(controls.get("bootstrap_replicates", DEFAULT_REPLICATES)),
+        d_min=int(crackling.get("d_min", 3)),
+        d_max=int(crackling.get("d_max", 64)),
+        min_points=int(crackling.get("min_points", 8)),
+    )
+
+
+def compare_training_steps(
+    replication_checks: dict,
+    controls: dict,
+    cascades: dict,
+    *values,
+    roles: Sequence[str],
+) -> pd.DataFrame:
+    """The roles as a training series: their recorded steps (unique, increasing), then the
+    paired differences of every step to step 0 and to the previous step (T09)."""
+    data = regroup(values, roles, CONTROL_INPUTS)
+    steps = resolved_steps(roles, data["model_manifest"])
+    crackling = (cascades or {}).get("crackling", {})
+    return trajectory_differences(
+        roles,
+        steps,
         {role: manifest["model_id"] for role, manifest in data["model_manifest"].items()},
         data["gstar_A"],
         data["conditions_A"],

@@ -8,6 +8,7 @@ from functools import partial, update_wrapper
 from kedro.pipeline import Pipeline, node
 
 from ...framework.active_config import configured_parameters
+from ...study.trajectory import check_series
 from ..roles_io import role_inputs
 from .nodes import (
     CHECK_INPUTS,
@@ -15,6 +16,7 @@ from .nodes import (
     CONTROL_INPUTS,
     check_roles,
     compare_roles,
+    compare_training_steps,
     compare_with_control,
 )
 
@@ -38,18 +40,46 @@ def control_role_of(roles: Sequence[str] | None, control_role=FROM_CONFIG) -> st
     return control_role if len(roles) >= 2 and control_role in roles else None
 
 
+def trajectory_series(
+    roles: Sequence[str] | None, trajectory=FROM_CONFIG, models=FROM_CONFIG
+) -> dict | None:
+    """``{role: step}`` when the roles form a training series (``trajectory.enabled``), else
+    None; the series is validated here, from the configuration, before any model loads.
+
+    Without ``trajectory``/``models`` the parameters of the active configuration are read.
+    """
+    if trajectory is FROM_CONFIG or models is FROM_CONFIG:
+        parameters = configured_parameters()
+        if trajectory is FROM_CONFIG:
+            trajectory = parameters.get("trajectory") or {}
+        if models is FROM_CONFIG:
+            models = parameters.get("models") or {}
+    if not (trajectory or {}).get("enabled", False):
+        return None
+    return check_series(list(roles or []), models or {})
+
+
 def create_pipeline(
-    model_roles: list[str] | None = None, control_role=FROM_CONFIG, **kwargs
+    model_roles: list[str] | None = None,
+    control_role=FROM_CONFIG,
+    trajectory=FROM_CONFIG,
+    models=FROM_CONFIG,
+    **kwargs,
 ) -> Pipeline:
     """Empty with fewer than two roles (there is nothing to replicate); the T08 node
     (``compare_with_control`` -> ``trained_vs_untrained_A``) only when the control role is one
-    of the roles."""
+    of the roles; the training-series node (``compare_training_steps`` ->
+    ``training_trajectory_A``) only when ``trajectory.enabled`` (the series is validated
+    first)."""
+    series = trajectory_series(model_roles, trajectory, models)
     roles = list(model_roles or [])
     if len(roles) < 2:
         return Pipeline([], tags=["replication"])
     nodes = [
         node(
-            update_wrapper(partial(check_roles, roles=roles), check_roles),
+            update_wrapper(
+                partial(check_roles, roles=roles, series=series is not None), check_roles
+            ),
             inputs=role_inputs(roles, CHECK_INPUTS),
             outputs="replication_checks",
             name="check_roles_comparable",
@@ -81,6 +111,22 @@ def create_pipeline(
                 ],
                 outputs="trained_vs_untrained_A",
                 name="compare_with_control",
+            )
+        )
+    if series is not None:
+        nodes.append(
+            node(
+                update_wrapper(
+                    partial(compare_training_steps, roles=roles), compare_training_steps
+                ),
+                inputs=[
+                    "replication_checks",
+                    "params:controls",
+                    "params:cascades",
+                    *role_inputs(roles, CONTROL_INPUTS),
+                ],
+                outputs="training_trajectory_A",
+                name="compare_training_steps",
             )
         )
     return Pipeline(nodes, tags=["replication"])

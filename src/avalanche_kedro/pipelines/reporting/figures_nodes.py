@@ -1,4 +1,4 @@
-"""Nodes that draw the paper figures F01-F11 (SPEC §11) from saved tables and rasters.
+"""Nodes that draw the paper figures F01-F12 (SPEC §11; F12 for a training series) from saved tables and rasters.
 
 Each node returns one :class:`matplotlib.figure.Figure` carrying its provenance
 (:mod:`avalanche_kedro.study.figures`); the catalog's ``FigureDataset`` writes it as PNG and PDF with
@@ -66,3 +66,7 @@ def draw_f10(run_provenance: dict, t01) -> Figure:
 
 def draw_f11(run_provenance: dict, t06) -> Figure:
     return figures.f11_ablations(t06, run_provenance)
+
+
+def draw_f12(run_provenance: dict, t09) -> Figure:
+    return figures.f12_training_trajectory(t09, run_provenance)

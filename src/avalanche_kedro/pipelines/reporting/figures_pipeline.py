@@ -27,10 +27,11 @@ def _bound(function, **kwargs):
     return update_wrapper(partial(function, **kwargs), function)
 
 
-def create_figures_pipeline(roles: list[str]) -> Pipeline:
+def create_figures_pipeline(roles: list[str], trajectory: bool = False) -> Pipeline:
     """One node per figure; F02 reads every role's tau table, F01 one role's rasters.
 
-    Nothing reads T07, so a single model role (no replication) draws every figure.
+    Nothing reads T07, so a single model role (no replication) draws every figure; F12 (from
+    T09) is drawn only when the roles are a training series (``trajectory``).
     """
     raster_role = n.raster_role(roles)
     nodes = [
@@ -51,4 +52,13 @@ def create_figures_pipeline(roles: list[str]) -> Pipeline:
         node(function, inputs=["run_provenance", table], outputs=figure, name=f"draw_{figure}")
         for figure, function, table in TABLE_FIGURES
     ]
+    if trajectory:
+        nodes.append(
+            node(
+                n.draw_f12,
+                inputs=["run_provenance", "T09_TRAINING_TRAJECTORY"],
+                outputs="F12_TRAINING_TRAJECTORY",
+                name="draw_F12_TRAINING_TRAJECTORY",
+            )
+        )
     return Pipeline(nodes, tags=["reporting", "figures"])

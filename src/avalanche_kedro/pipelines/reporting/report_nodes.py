@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
 from ...study import report
 from ...study.tables import TABLE_IDS
 
 #: Table datasets the report reads, in node-input order; T07 only with two or more roles, T08
-#: only when the untrained control is one of them.
+#: only when the untrained control is one of them, T09 only for a training series.
 REPORT_TABLES = [TABLE_IDS[t] for t in ("T01", "T02", "T03", "T04", "T05", "T06")]
 REPLICATION_TABLE = TABLE_IDS["T07"]
 CONTROL_TABLE = TABLE_IDS["T08"]
+TRAJECTORY_TABLE = TABLE_IDS["T09"]
 
 
-def build_run_report(run_provenance: dict, *frames: pd.DataFrame) -> str:
-    """Markdown report of the run: ``frames`` are T01-T06, then T07 (>= 2 roles), then T08
-    (a control role among them)."""
-    names = [*REPORT_TABLES, REPLICATION_TABLE, CONTROL_TABLE][: len(frames)]
-    if len(frames) not in (len(REPORT_TABLES), len(REPORT_TABLES) + 1, len(REPORT_TABLES) + 2):
-        raise ValueError(
-            f"expected {len(REPORT_TABLES)} to {len(REPORT_TABLES) + 2} tables, got {len(frames)}"
-        )
+def build_run_report(
+    run_provenance: dict, *frames: pd.DataFrame, names: Sequence[str] | None = None
+) -> str:
+    """Markdown report of the run: ``frames`` are the tables ``names`` (T01-T06, then T07 with
+    >= 2 roles, T08 with a control role, T09 for a training series); without ``names`` they
+    are T01-T06 followed by T07 and T08 in that order."""
+    names = list(names or [*REPORT_TABLES, REPLICATION_TABLE, CONTROL_TABLE][: len(frames)])
+    if len(frames) != len(names) or names[: len(REPORT_TABLES)] != REPORT_TABLES:
+        raise ValueError(f"expected the tables {names} (T01-T06 first), got {len(frames)} frames")
     tables = {name[:3]: frame for name, frame in zip(names, frames, strict=True)}
-    tables.setdefault("T07", None)
-    tables.setdefault("T08", None)
+    for optional in ("T07", "T08", "T09"):
+        tables.setdefault(optional, None)
     return report.build_report(run_provenance, tables)

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+from functools import partial, update_wrapper
+
 from kedro.pipeline import Pipeline, node
 
 from . import report_nodes as n
 
 
-def create_report_pipeline(roles: list[str], control_role: str | None = None) -> Pipeline:
-    """The report reads T01-T06, T07 with two or more roles and T08 with a control role."""
+def create_report_pipeline(
+    roles: list[str], control_role: str | None = None, trajectory: bool = False
+) -> Pipeline:
+    """The report reads T01-T06, T07 with two or more roles, T08 with a control role and T09
+    when the roles are a training series."""
     tables = list(n.REPORT_TABLES)
     if len(roles) >= 2:
         tables.append(n.REPLICATION_TABLE)
         if control_role is not None:
             tables.append(n.CONTROL_TABLE)
+        if trajectory:
+            tables.append(n.TRAJECTORY_TABLE)
     return Pipeline(
         [
             node(
-                n.build_run_report,
+                update_wrapper(partial(n.build_run_report, names=tables), n.build_run_report),
                 inputs=["run_provenance", *tables],
                 outputs="run_report",
                 name="build_run_report",

@@ -1,4 +1,4 @@
-"""Nodes that describe the run and build the paper tables T01-T08 (cross-role)."""
+"""Nodes that describe the run and build the paper tables T01-T09 (cross-role)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from ...core.paths import project_path
-from ...study import control, tables
+from ...study import control, tables, trajectory
 from ...study.provenance import code_version, config_hash, content_run_id, package_versions
 from ..roles_io import regroup
 
@@ -142,3 +142,7 @@ def build_t07(run_provenance, replication_A):
 
 def build_t08(run_provenance, trained_vs_untrained_A):
     return _both(control.build_t08(run_provenance, trained_vs_untrained_A))
+
+
+def build_t09(run_provenance, t01, t02, t03, training_trajectory_A):
+    return _both(trajectory.build_t09(run_provenance, t01, t02, t03, training_trajectory_A))

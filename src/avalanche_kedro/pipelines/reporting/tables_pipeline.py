@@ -19,8 +19,11 @@ def _node(function, inputs, outputs, name, roles):
     )
 
 
-def create_tables_pipeline(roles: list[str], control_role: str | None = None) -> Pipeline:
-    """T01-T06 always, T07 with two or more roles, T08 when ``control_role`` is given."""
+def create_tables_pipeline(
+    roles: list[str], control_role: str | None = None, trajectory: bool = False
+) -> Pipeline:
+    """T01-T06 always, T07 with two or more roles, T08 when ``control_role`` is given, T09
+    when the roles are a training series (``trajectory``)."""
     nodes = [
         _node(
             n.describe_run,
@@ -93,6 +96,21 @@ def create_tables_pipeline(roles: list[str], control_role: str | None = None) ->
                 inputs=["run_provenance", "trained_vs_untrained_A"],
                 outputs=["T08_TRAINED_VS_UNTRAINED", "T08_TRAINED_VS_UNTRAINED_csv"],
                 name="build_T08_TRAINED_VS_UNTRAINED",
+            )
+        )
+    if trajectory:
+        nodes.append(
+            node(
+                n.build_t09,
+                inputs=[
+                    "run_provenance",
+                    "T01_SUMMARY",
+                    "T02_GENERALIZATION",
+                    "T03_ARC",
+                    "training_trajectory_A",
+                ],
+                outputs=["T09_TRAINING_TRAJECTORY", "T09_TRAINING_TRAJECTORY_csv"],
+                name="build_T09_TRAINING_TRAJECTORY",
             )
         )
     return Pipeline(nodes, tags=["reporting"])

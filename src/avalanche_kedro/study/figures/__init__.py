@@ -1,4 +1,4 @@
-"""Paper figures F01-F11 (SPEC §11), drawn from saved tables and rasters only.
+"""Paper figures F01-F11 (SPEC §11) and F12 (a training series), drawn from saved tables and rasters only.
 
 Every figure function takes what the pipelines saved (the paper tables of
 :mod:`avalanche_kedro.study.tables`, per-role tau tables, an event raster set) and returns a
@@ -7,7 +7,7 @@ state, so the output is byte-identical for the same inputs.
 
 One module per figure family - :mod:`.raster` (F01), :mod:`.rate_matching` (F02),
 :mod:`.gain_curves` (F03, F04, F05, F09, F10), :mod:`.generalization` (F06, F07),
-:mod:`.robustness` (F08, F11) - on shared :mod:`.style` (colours, units, rcParams),
+:mod:`.robustness` (F08, F11), :mod:`.trajectory` (F12) - on shared :mod:`.style` (colours, units, rcParams),
 :mod:`.frames` (table access) and :mod:`.metadata` (figure ids and provenance).
 
 Conventions: dimensionless quantities say so in their axis label; model roles are told apart
@@ -52,6 +52,7 @@ from .style import (
     STYLE,
     new_figure,
 )
+from .trajectory import f12_training_trajectory
 
 #: Figure id -> function (in SPEC order).
 FIGURE_FUNCTIONS = {
@@ -66,6 +67,7 @@ FIGURE_FUNCTIONS = {
     "F09_SUSCEPTIBILITY": f09_susceptibility,
     "F10_NULL_COMPARISON": f10_null_comparison,
     "F11_ABLATIONS": f11_ablations,
+    "F12_TRAINING_TRAJECTORY": f12_training_trajectory,
 }
 
 __all__ = [
@@ -100,6 +102,7 @@ __all__ = [
     "f09_susceptibility",
     "f10_null_comparison",
     "f11_ablations",
+    "f12_training_trajectory",
     "figure_metadata",
     "new_figure",
 ]

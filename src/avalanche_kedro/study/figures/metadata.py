@@ -34,6 +34,7 @@ FIGURES = {
     "F09_SUSCEPTIBILITY": "Susceptibility chi vs MLP gain",
     "F10_NULL_COMPARISON": "Null comparison: permutation vs circular shift vs token shuffle",
     "F11_ABLATIONS": "Ablations: MLP_GLOBAL vs ATTN_GLOBAL vs MLP layer bands",
+    "F12_TRAINING_TRAJECTORY": "Cascade statistics, perplexity and ARC across training steps",
 }
 
 

@@ -12,6 +12,7 @@ from functools import wraps
 from typing import Any
 
 import matplotlib as mpl
+import matplotlib.style  # noqa: F401  (a submodule: mpl.style exists only once imported)
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure

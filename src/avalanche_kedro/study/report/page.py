@@ -24,6 +24,7 @@ from .formatting import _finite, key_number, num
 from .grouping import G_MATCH_ATOL, Finding, Group, _get, _normalize_tables, _one, groups
 from .replication import replication_findings
 from .signatures import s1_finding, s2_finding, s3_finding
+from .trajectory import trajectory_section
 
 RULES = """\
 - **S1 branching near 1** — at g* (the T01 row with `opt_is_gstar`), *present* when the b_tot
@@ -318,11 +319,11 @@ def decide_all(tables: Mapping[str, pd.DataFrame | None]) -> dict[tuple, dict[st
 
 
 def build_report(provenance: Mapping[str, Any], tables: Mapping[str, pd.DataFrame | None]) -> str:
-    """The markdown report of one run from its provenance record and tables T01-T08.
+    """The markdown report of one run from its provenance record and tables T01-T09.
 
-    ``tables`` maps ``T01`` ... ``T08`` (or the full names ``T01_SUMMARY`` ...) to DataFrames;
-    T04, T07 and T08 may be None or missing (T07 is absent with a single model role, T08 when
-    no role is the untrained control).
+    ``tables`` maps ``T01`` ... ``T09`` (or the full names ``T01_SUMMARY`` ...) to DataFrames;
+    T04, T07, T08 and T09 may be None or missing (T07 is absent with a single model role, T08
+    when no role is the untrained control, T09 when the roles are not a training series).
     """
     tables = _normalize_tables(tables)
     findings = decide_all(tables)
@@ -406,6 +407,9 @@ def build_report(provenance: Mapping[str, Any], tables: Mapping[str, pd.DataFram
         lines.append("")
         lines += [f"- {f.sentence}" for f in reps]
     lines += ["", *control_section(groups_, tables.get("T08"))]
+    trajectory = trajectory_section(tables.get("T09"))
+    if trajectory:
+        lines += ["", *trajectory]
     tail = _tail_lines(groups_)
     if tail:
         lines += ["", *tail]
