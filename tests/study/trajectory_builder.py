@@ -104,6 +104,8 @@ def make_t09(separate_b_tot_at: int = 14, gate_fails_at: int = 0) -> pd.DataFram
         rows.append(row)
     frame = pd.DataFrame(rows)
     ordered = [*tables.PROVENANCE_COLUMNS, *trajectory.T09_COLUMNS]
-    return frame[ordered].sort_values(
-        ["step", "spike_def_id", "target_rate", "g_condition"], kind="stable"
-    ).reset_index(drop=True)
+    return (
+        frame[ordered]
+        .sort_values(["step", "spike_def_id", "target_rate", "g_condition"], kind="stable")
+        .reset_index(drop=True)
+    )

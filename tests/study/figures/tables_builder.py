@@ -210,6 +210,11 @@ def draw(figure_id: str, roles=("base", "instruct")):
         return figures.f01_raster(t01, make_rasters(), prov)
     if figure_id == "F02_RATE_MATCHING":
         return figures.f02_rate_matching({r: make_tau_table(r) for r in roles}, prov)
+    if figure_id == "F12_TRAINING_TRAJECTORY":  # a training series has its own roles
+        from tests.study.trajectory_builder import make_t09
+        from tests.study.trajectory_builder import provenance as series_provenance
+
+        return figures.f12_training_trajectory(make_t09(), series_provenance())
     table = {
         "F06_GENERALIZATION_B": make_t02,
         "F07_ARC_ACCURACY": make_t03,

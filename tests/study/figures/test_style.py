@@ -34,6 +34,9 @@ def test_every_axis_is_labelled_and_titled(figure_id, roles):
     assert metadata["run_id"] == RUN_ID
     assert metadata["config_hash"] == CONFIG_HASH
     assert metadata["condition"]
+    if figure_id == "F12_TRAINING_TRAJECTORY":  # drawn for its own series of roles
+        assert "step200:tiny@step200" in metadata["model_ids"]
+        return
     assert "tiny-base" in metadata["model_ids"]
     assert ("tiny-instruct" in metadata["model_ids"]) == (
         len(roles) == 2 and figure_id != "F01_RASTER"
