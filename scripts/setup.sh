@@ -33,7 +33,10 @@ use_uv() {
 }
 
 TORCH_VERSION=${TORCH_VERSION:-2.13.0}
-if ! "$VENV_PY" -c "import torch" 2>/dev/null; then
+# find_spec, not import: importing torch costs seconds on every (no-op) rerun
+installed() { "$VENV_PY" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$1') is None)"; }
+
+if ! installed torch; then
   if [ -n "${TORCH_INDEX_URL:-}" ]; then
     "$VENV_PY" -m pip install "torch==$TORCH_VERSION" --index-url "$TORCH_INDEX_URL"
   elif [ -n "${PIP_FIND_LINKS:-}" ] && use_uv \
@@ -48,7 +51,7 @@ fi
 STAMP=.venv/.avalanche-kedro-install
 WANTED=$("$VENV_PY" -c "import hashlib, sys; print(hashlib.sha256(open('pyproject.toml', 'rb').read()).hexdigest(), sys.version.split()[0])")
 if [ "${FORCE_INSTALL:-0}" = "0" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANTED" ] \
-  && "$VENV_PY" -c "import avalanche_kedro" 2>/dev/null; then
+  && installed avalanche_kedro; then
   echo "avalanche_kedro is installed in .venv for this pyproject.toml (FORCE_INSTALL=1 reinstalls)"
   exit 0
 fi

@@ -180,3 +180,35 @@ def test_an_unordered_or_incomplete_series_stops_before_any_pipeline_is_built(tm
         ROLES, control_role="step0", trajectory={"enabled": False}, models=no_step
     )
     assert "compare_training_steps" not in {n.name for n in plain.nodes}
+
+
+def test_check_roles_stops_a_series_with_shared_weights_or_unordered_steps():
+    from avalanche_kedro.pipelines.replication.nodes import check_roles
+    from avalanche_kedro.study.replication import ReplicationError
+
+    def inputs(steps, weights):
+        values = []
+        for role, step, weight in zip(ROLES, steps, weights, strict=True):
+            manifest = {
+                "model_id": f"m@{role}",
+                "tokenizer_sha256": "t" * 64,
+                "training_step": step,
+                "weights_sha256": weight,
+                "checkpoint": f"/ckpt/{role}",
+                "revision": None,
+            }
+            values += [
+                manifest,
+                {"slices": [{"slice": "analysis", "sha256": "s"}]},
+                {"n_layers": 4},
+            ]
+        return values
+
+    fine = check_roles(*inputs([0, 1, 4], ["a", "b", "c"]), roles=ROLES, series=True)
+    assert fine["model_ids"] == {r: f"m@{r}" for r in ROLES}
+    with pytest.raises(ReplicationError, match="step1.*step4|step4.*step1"):
+        check_roles(*inputs([0, 1, 4], ["a", "b", "b"]), roles=ROLES, series=True)
+    with pytest.raises(ReplicationError, match="not increasing"):
+        check_roles(*inputs([0, 4, 1], ["a", "b", "c"]), roles=ROLES, series=True)
+    # not a series: equal weights are the user's business, steps are not read
+    check_roles(*inputs([0, 4, 1], ["a", "b", "b"]), roles=ROLES, series=False)

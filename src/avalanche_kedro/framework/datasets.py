@@ -31,7 +31,6 @@ from kedro.io.core import (
     Version,
     get_filepath_str,
 )
-from kedro_datasets.huggingface import HFDataset
 from kedro_datasets.matplotlib import MatplotlibDataset
 from matplotlib.figure import Figure
 
@@ -102,13 +101,18 @@ class PythonTextCorpus(AbstractDataset[None, Any]):
         return {"source": self.source, "split": self.split}
 
 
-class HubDataset(HFDataset):
+class HubDataset(AbstractDataset[None, Any]):
     """``datasets.load_dataset(dataset_name, **dataset_kwargs)`` with an offline description.
 
     Works for Hub datasets (``Salesforce/wikitext``, ``allenai/c4`` streamed) and for the
     packaged builders on local files (``json``, ``text``, ``parquet``). For a local file give
     ``filepath``: Kedro makes it absolute against the project root and it is passed on as
     ``data_files``, so the entry works from any working directory (notebooks included).
+
+    The same contract as kedro-datasets' ``HFDataset`` (which it replaces as the base class):
+    importing ``kedro_datasets.huggingface`` imports transformers' pipeline and image
+    processing modules, 6-9 s at the start of every ``kedro run`` for a class whose whole job
+    is one ``load_dataset`` call, so ``datasets`` is imported only when a dataset is loaded.
     """
 
     def __init__(
@@ -123,7 +127,9 @@ class HubDataset(HFDataset):
         self._local_file = None if filepath is None else str(filepath)
         if filepath is not None:
             kwargs["data_files"] = str(filepath)
-        super().__init__(dataset_name=dataset_name, dataset_kwargs=kwargs, metadata=metadata)
+        self.dataset_name = dataset_name
+        self._dataset_kwargs = kwargs
+        self.metadata = metadata
 
     def load(self) -> Any:
         local = self._local_file
@@ -147,7 +153,9 @@ class HubDataset(HFDataset):
 
             loaded = Dataset.from_list([])
         else:
-            loaded = super().load()
+            from datasets import load_dataset
+
+            loaded = load_dataset(self.dataset_name, **self._dataset_kwargs)  # nosec
         # Errors about the content (too short, wrong schema) name the file it came from.
         files = self._dataset_kwargs.get("data_files")
         try:
@@ -155,6 +163,12 @@ class HubDataset(HFDataset):
         except AttributeError:  # an object that takes no attributes: errors name the entry only
             pass
         return loaded
+
+    def save(self, data: Any) -> None:
+        raise DatasetError(
+            f"{self.dataset_name!r} is an input: HubDataset only loads.\n"
+            "  How to fix: write results to another catalog entry."
+        )
 
     def _describe(self) -> dict[str, Any]:
         return {"dataset_name": self.dataset_name, "dataset_kwargs": self._dataset_kwargs}
