@@ -71,3 +71,14 @@ def test_wraps_keep_name_and_docstring():
     assert threads_inside.__name__ == "threads_inside"
     assert threads_inside.__doc__ == "Report BLAS threads while running."
     assert threads_inside.__wrapped__(1)[0] == 3  # the undecorated function is reachable
+
+
+def test_a_blas_loaded_after_the_first_call_is_limited_too():
+    """scipy brings its own OpenBLAS; a call after it is loaded limits it as well."""
+    threads_inside(0)  # a first call, whatever is loaded by now
+    import scipy.linalg  # noqa: F401  (loads scipy's OpenBLAS if it was not yet)
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        libraries = [info["filepath"] for info in threadpool_info() if info["user_api"] == "blas"]
+        _, inside, _ = threads_inside(0)
+        assert len(inside) == len(libraries) and set(inside) == {1}

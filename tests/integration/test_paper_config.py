@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import json
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -61,19 +60,9 @@ def no_network():
     Module-scoped so that it is in place before the module's other fixtures run, the Kedro
     run of the paper structure included.
     """
-    real_connect = socket.socket.connect
+    from tests.measure.hub_cache import no_network as guard
 
-    def guarded_connect(self, address):
-        if self.family in (socket.AF_INET, socket.AF_INET6):
-            raise AssertionError(f"network access attempted: {address!r}")
-        return real_connect(self, address)
-
-    def guarded_create_connection(address, *args, **kwargs):
-        raise AssertionError(f"network access attempted: {address!r}")
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(socket.socket, "connect", guarded_connect)
-        patch.setattr(socket, "create_connection", guarded_create_connection)
+    with guard():
         yield
 
 

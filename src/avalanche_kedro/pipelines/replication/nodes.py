@@ -67,6 +67,30 @@ def compare_roles(
     )
 
 
+def _paired_arguments(
+    values: Sequence, roles: Sequence[str], controls: dict, cascades: dict
+) -> tuple[list, dict]:
+    """The per-role inputs of T08 / T09 in the order :func:`control_table` and
+    :func:`trajectory_differences` take them after their roles, and the crackling settings."""
+    data = regroup(values, roles, CONTROL_INPUTS)
+    crackling = (cascades or {}).get("crackling", {})
+    positional = [
+        {role: manifest["model_id"] for role, manifest in data["model_manifest"].items()},
+        data["gstar_A"],
+        data["conditions_A"],
+        data["branching_per_window_A"],
+        data["null_branching_per_window_A"],
+        data["avalanches_A"],
+        int(controls.get("bootstrap_replicates", DEFAULT_REPLICATES)),
+    ]
+    keywords = {
+        "d_min": int(crackling.get("d_min", 3)),
+        "d_max": int(crackling.get("d_max", 64)),
+        "min_points": int(crackling.get("min_points", 8)),
+    }
+    return positional, keywords
+
+
 def compare_with_control(
     replication_checks: dict,
     controls: dict,
@@ -77,22 +101,8 @@ def compare_with_control(
 ) -> pd.DataFrame:
     """Paired differences (trained - control) of b_tot, delta_b_tot, chi and crackling gamma
     at each role's g* and at g = 1, on the same window replicates (T08)."""
-    data = regroup(values, roles, CONTROL_INPUTS)
-    crackling = (cascades or {}).get("crackling", {})
-    return control_table(
-        roles,
-        control_role,
-        {role: manifest["model_id"] for role, manifest in data["model_manifest"].items()},
-        data["gstar_A"],
-        data["conditions_A"],
-        data["branching_per_window_A"],
-        data["null_branching_per_window_A"],
-        data["avalanches_A"],
-        int(controls.get("bootstrap_replicates", DEFAULT_REPLICATES)),
-        d_min=int(crackling.get("d_min", 3)),
-        d_max=int(crackling.get("d_max", 64)),
-        min_points=int(crackling.get("min_points", 8)),
-    )
+    positional, keywords = _paired_arguments(values, roles, controls, cascades)
+    return control_table(roles, control_role, *positional, **keywords)
 
 
 def compare_training_steps(
@@ -104,20 +114,6 @@ def compare_training_steps(
 ) -> pd.DataFrame:
     """The roles as a training series: their recorded steps (unique, increasing), then the
     paired differences of every step to step 0 and to the previous step (T09)."""
-    data = regroup(values, roles, CONTROL_INPUTS)
-    steps = resolved_steps(roles, data["model_manifest"])
-    crackling = (cascades or {}).get("crackling", {})
-    return trajectory_differences(
-        roles,
-        steps,
-        {role: manifest["model_id"] for role, manifest in data["model_manifest"].items()},
-        data["gstar_A"],
-        data["conditions_A"],
-        data["branching_per_window_A"],
-        data["null_branching_per_window_A"],
-        data["avalanches_A"],
-        int(controls.get("bootstrap_replicates", DEFAULT_REPLICATES)),
-        d_min=int(crackling.get("d_min", 3)),
-        d_max=int(crackling.get("d_max", 64)),
-        min_points=int(crackling.get("min_points", 8)),
-    )
+    steps = resolved_steps(roles, regroup(values, roles, CONTROL_INPUTS)["model_manifest"])
+    positional, keywords = _paired_arguments(values, roles, controls, cascades)
+    return trajectory_differences(roles, steps, *positional, **keywords)
