@@ -17,6 +17,7 @@ from .pipelines import (
     reporting,
     training,
 )
+from .pipelines.replication.pipeline import DEFAULT_CONTROL_ROLE
 from .pipelines.roles import check_roles
 
 __all__ = [
@@ -67,13 +68,20 @@ def register_pipelines() -> dict[str, Pipeline]:
     # events.gain_blocks > 1 splits the event rasters into blocks of gains that a distributed
     # runner can record on different workers at once (conf/dask); 1 keeps one node per role.
     gain_blocks = int((parameters.get("events") or {}).get("gain_blocks", 1) or 1)
-    pipelines = {
-        name: (
-            factories[name](roles, gain_blocks=gain_blocks)
-            if name == "events"
-            else factories[name](roles)
-        )
-        for name in PIPELINE_ORDER
+    # the cross-role pipelines get the parameters read here rather than reading the
+    # configuration again: the control role of T08 and the training series of T09
+    cross_role = {
+        "control_role": (parameters.get("replication") or {}).get(
+            "control_role", DEFAULT_CONTROL_ROLE
+        ),
+        "trajectory": parameters.get("trajectory") or {},
+        "models": parameters.get("models") or {},
     }
+    extra = {
+        "events": {"gain_blocks": gain_blocks},
+        "replication": cross_role,
+        "reporting": cross_role,
+    }
+    pipelines = {name: factories[name](roles, **extra.get(name, {})) for name in PIPELINE_ORDER}
     pipelines["__default__"] = sum((pipelines[name] for name in PIPELINE_ORDER), Pipeline([]))
     return pipelines

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from ..measure.weights import sha256_file
+
 #: Parameters that cannot change any result.
 # How a run is executed, not what it measures: the gain blocks of the event rasters merge into
 # byte-identical outputs, so a distributed run shares the config hash of a sequential one.
@@ -157,24 +159,16 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def artifact_records(path: Path | str) -> list[dict[str, Any]]:
     """``{path, bytes, sha256}`` of a saved file, or of every file of a saved directory."""
     path = Path(path)
     if path.is_file():
         return [
-            {"path": path.as_posix(), "bytes": path.stat().st_size, "sha256": file_sha256(path)}
+            {"path": path.as_posix(), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
         ]
     if path.is_dir():
         return [
-            {"path": p.as_posix(), "bytes": p.stat().st_size, "sha256": file_sha256(p)}
+            {"path": p.as_posix(), "bytes": p.stat().st_size, "sha256": sha256_file(p)}
             for p in sorted(path.rglob("*"))
             if p.is_file()
         ]

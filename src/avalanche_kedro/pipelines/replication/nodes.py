@@ -35,8 +35,9 @@ def check_roles(*values, roles: Sequence[str], series: bool = False) -> dict:
     check_comparable_roles(
         data["model_manifest"], data["slice_manifest"], data["instrumentation_report"]
     )
+    steps = None
     if series:
-        resolved_steps(roles, data["model_manifest"])
+        steps = resolved_steps(roles, data["model_manifest"])
         check_distinct_weights(data["model_manifest"])
     reference = roles[0]
     return {
@@ -48,6 +49,7 @@ def check_roles(*values, roles: Sequence[str], series: bool = False) -> dict:
             s["slice"]: s["sha256"] for s in data["slice_manifest"][reference]["slices"]
         },
         "model_ids": {role: data["model_manifest"][role]["model_id"] for role in roles},
+        "training_steps": steps,  # {role: step} for a training series, else None
     }
 
 
@@ -112,8 +114,9 @@ def compare_training_steps(
     *values,
     roles: Sequence[str],
 ) -> pd.DataFrame:
-    """The roles as a training series: their recorded steps (unique, increasing), then the
-    paired differences of every step to step 0 and to the previous step (T09)."""
-    steps = resolved_steps(roles, regroup(values, roles, CONTROL_INPUTS)["model_manifest"])
+    """The roles as a training series (their recorded steps, checked by :func:`check_roles`):
+    the paired differences of every step to step 0 and to the previous step (T09)."""
     positional, keywords = _paired_arguments(values, roles, controls, cascades)
-    return trajectory_differences(roles, steps, *positional, **keywords)
+    return trajectory_differences(
+        roles, replication_checks["training_steps"], *positional, **keywords
+    )
