@@ -61,6 +61,11 @@ class ArchitectureAdapter:
       (block, that input) to u with the block's own modules.
     * ``mlp_gain_module`` / ``attn_gain_module``: modules whose *output* is the MLP / attention
       contribution to the residual (first element when the module returns a tuple).
+    * ``final_norm_path`` (from the ``*ForCausalLM`` object): the norm applied to the last
+      block's output before the unembedding, used by the logit lens
+      (:mod:`avalanche_kedro.measure.lens`); an attribute that is ``None`` in a given checkpoint
+      (OPT without a final norm) means no norm. ``output_projection_path``: an optional
+      projection between that norm and the unembedding (OPT's ``project_out``).
     """
 
     family: str
@@ -72,6 +77,8 @@ class ArchitectureAdapter:
     attn_gain_module: str
     recompute_u: Callable[[nn.Module, torch.Tensor], torch.Tensor]
     gated: bool
+    final_norm_path: str = ""
+    output_projection_path: str | None = None
 
     def submodule(self, root: nn.Module, path: str, role: str) -> nn.Module:
         """``root.get_submodule(path)``; a path the model lacks is an InstrumentationError."""
@@ -130,6 +137,7 @@ ADAPTERS: tuple[ArchitectureAdapter, ...] = (
         attn_gain_module="self_attn",
         recompute_u=_gated,
         gated=True,
+        final_norm_path="model.norm",
     ),
     ArchitectureAdapter(
         family="gemma/olmo2 gated MLP (post-norm)",
@@ -141,6 +149,7 @@ ADAPTERS: tuple[ArchitectureAdapter, ...] = (
         attn_gain_module="post_attention_layernorm",
         recompute_u=_gated,
         gated=True,
+        final_norm_path="model.norm",
     ),
     ArchitectureAdapter(
         family="phi3 fused gate_up MLP",
@@ -152,6 +161,7 @@ ADAPTERS: tuple[ArchitectureAdapter, ...] = (
         attn_gain_module="self_attn",
         recompute_u=_fused_gated,
         gated=True,
+        final_norm_path="model.norm",
     ),
     ArchitectureAdapter(
         family="gpt_neox / pythia",
@@ -163,6 +173,7 @@ ADAPTERS: tuple[ArchitectureAdapter, ...] = (
         attn_gain_module="attention",
         recompute_u=_neox,
         gated=False,
+        final_norm_path="gpt_neox.final_layer_norm",
     ),
     ArchitectureAdapter(
         family="gpt2",
@@ -174,6 +185,7 @@ ADAPTERS: tuple[ArchitectureAdapter, ...] = (
         attn_gain_module="attn",
         recompute_u=_gpt2,
         gated=False,
+        final_norm_path="transformer.ln_f",
     ),
     ArchitectureAdapter(
         family="opt",
@@ -185,6 +197,8 @@ ADAPTERS: tuple[ArchitectureAdapter, ...] = (
         attn_gain_module="self_attn",
         recompute_u=_opt,
         gated=False,
+        final_norm_path="model.decoder.final_layer_norm",
+        output_projection_path="model.decoder.project_out",
     ),
 )
 
@@ -223,11 +237,14 @@ def instrument(
     gains: LayerGains | None = None,
     on_u: UObserver | None = None,
     on_mlp_input: UObserver | None = None,
+    on_residual: UObserver | None = None,
 ) -> Iterator[None]:
     """Install the gain and observation hooks for the duration of a ``with`` block.
 
     ``on_u(layer, u)`` receives u (the input of the output projection) of every layer;
-    ``on_mlp_input(layer, x)`` the MLP's input (used to recompute u in the validate step).
+    ``on_mlp_input(layer, x)`` the MLP's input (used to recompute u in the validate step);
+    ``on_residual(layer, h)`` the block's output, i.e. the residual stream after block ``layer``
+    with the gains applied (``[B, T, d]``; read by the logit lens).
     A gain hook is installed only where the factor differs from 1, so ``g = 1`` runs exactly
     the plain model's arithmetic. u and x keep the model's own leading shape: ``[B, T, .]``,
     except OPT, which flattens tokens before ``fc1`` (``[B*T, .]``, same row-major order).
@@ -253,6 +270,14 @@ def instrument(
                 handles.append(
                     module.register_forward_pre_hook(
                         lambda _m, args, _i=index: on_mlp_input(_i, args[0])
+                    )
+                )
+            if on_residual is not None:
+                handles.append(
+                    block.register_forward_hook(
+                        lambda _m, _args, output, _i=index: on_residual(
+                            _i, output[0] if isinstance(output, tuple) else output
+                        )
                     )
                 )
             if gains is not None and gains.mlp[index] != 1.0:

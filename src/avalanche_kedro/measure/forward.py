@@ -75,6 +75,7 @@ def run_pass(
     on_batch: BatchCallback | None = None,
     on_batch_end: BatchCallback | None = None,
     on_logits: Callable[[int, int, torch.Tensor], None] | None = None,
+    on_residual: Callable[[int, torch.Tensor], None] | None = None,
     progress: bool | tqdm = False,
     description: str = "forward",
 ) -> PassStats:
@@ -82,7 +83,8 @@ def run_pass(
 
     ``on_batch(start, stop)`` runs before and ``on_batch_end(start, stop)`` after each batch of
     rows ``[start, stop)``; ``on_logits(start, stop, logits)`` receives the batch's logits
-    (only then is the LM head run). Hooks are installed once for the whole pass.
+    (only then is the LM head run); ``on_residual(layer, h)`` the residual stream after each
+    block. Hooks are installed once for the whole pass.
     ``progress`` is a flag (one bar for this pass) or a bar shared by several passes.
     """
     if batch_size < 1:
@@ -102,7 +104,10 @@ def run_pass(
     else:
         bar = progress
         bar.set_postfix_str(description, refresh=False)
-    with instrument(loaded.model, loaded.adapter, gains=gains, on_u=on_u), torch.inference_mode():
+    with (
+        instrument(loaded.model, loaded.adapter, gains=gains, on_u=on_u, on_residual=on_residual),
+        torch.inference_mode(),
+    ):
         for start in range(0, n_windows, batch_size):
             stop = min(n_windows, start + batch_size)
             batch = torch.as_tensor(input_ids[start:stop], dtype=torch.long, device=loaded.device)
