@@ -13,6 +13,7 @@ from .pipelines import (
     cascades,
     controls,
     events,
+    lens,
     replication,
     reporting,
     training,
@@ -34,6 +35,7 @@ PIPELINE_ORDER = (
     "cascades",
     "controls",
     "calibration",
+    "lens",
     "replication",
     "reporting",
 )
@@ -48,7 +50,8 @@ def register_pipelines() -> dict[str, Pipeline]:
 
     Returns:
         ``training`` (the embedded models the roles use), ``capture``, ``events``,
-        ``cascades``, ``controls``, ``calibration`` (one namespaced copy per model role),
+        ``cascades``, ``controls``, ``calibration``, ``lens`` (one namespaced copy per model
+        role; ``lens`` only when ``lens.enabled``),
         ``replication`` and ``reporting`` (across roles) and
         ``__default__`` (everything), each containing one
         namespaced copy per role listed in the ``model_roles`` parameter.
@@ -62,6 +65,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "cascades": cascades.create_pipeline,
         "controls": controls.create_pipeline,
         "calibration": calibration.create_pipeline,
+        "lens": lens.create_pipeline,
         "replication": replication.create_pipeline,
         "reporting": reporting.create_pipeline,
     }
@@ -77,10 +81,13 @@ def register_pipelines() -> dict[str, Pipeline]:
         "trajectory": parameters.get("trajectory") or {},
         "models": parameters.get("models") or {},
     }
+    # the logit lens (lens.enabled): its per-role pipeline and T10/T11, F13/F14 and the report
+    lens_enabled = bool((parameters.get("lens") or {}).get("enabled", False))
     extra = {
         "events": {"gain_blocks": gain_blocks},
+        "lens": {"enabled": lens_enabled},
         "replication": cross_role,
-        "reporting": cross_role,
+        "reporting": {**cross_role, "lens": lens_enabled},
     }
     pipelines = {name: factories[name](roles, **extra.get(name, {})) for name in PIPELINE_ORDER}
     pipelines["__default__"] = sum((pipelines[name] for name in PIPELINE_ORDER), Pipeline([]))

@@ -62,6 +62,18 @@ SMALL_PARAMS = {
         "interventions": ["ATTN_GLOBAL", "MLP_BAND_EARLY", "MLP_BAND_MID", "MLP_BAND_LATE"],
         "bootstrap_replicates": 200,
     },
+    # The logit lens on every analysis window, one prompt (docs/lens.md).
+    "lens": {
+        "enabled": True,
+        "top_k": 3,
+        "bootstrap_replicates": 100,
+        "null_permutations": 50,
+        "adjacency": "ADJ_4N",
+        "max_windows": None,
+        "max_logit_elements": 1 << 16,
+        "self_check_kl_tolerance": None,
+        "prompts": ["Return the absolute value of the"],
+    },
 }
 
 
@@ -186,7 +198,7 @@ def two_role_parameters(root: Path) -> dict:
 def run_everything(root: Path, params: dict) -> DataCatalog:
     """All seven pipelines for the roles of ``params`` through SequentialRunner."""
     from avalanche_kedro.pipeline_registry import PIPELINE_ORDER
-    from avalanche_kedro.pipelines import calibration, replication, reporting
+    from avalanche_kedro.pipelines import calibration, lens, replication, reporting
 
     modules = {
         "training": training,
@@ -195,6 +207,7 @@ def run_everything(root: Path, params: dict) -> DataCatalog:
         "cascades": cascades,
         "controls": controls,
         "calibration": calibration,
+        "lens": lens,
         "replication": replication,
         "reporting": reporting,
     }

@@ -186,6 +186,8 @@ MODEL_NODE_NAMES = {
     "fit_ablation_thresholds",
     "record_ablation_rasters",
     "record_gstar_token_shuffle",
+    "measure_lens",
+    "decode_lens_prompts",
 }
 
 
@@ -196,10 +198,10 @@ def _tags_of(name: str) -> set[str]:
 def test_every_model_node_is_tagged():
     """The pinning above relies on the `model` tag: it must sit on exactly the nodes that load
     the model (checked against the pipeline definitions)."""
-    from avalanche_kedro.pipelines import calibration, capture, events, training
+    from avalanche_kedro.pipelines import calibration, capture, events, lens, training
 
     tagged = set()
-    for module in (training, capture, events, calibration):
+    for module in (training, capture, events, calibration, lens):
         kwargs = {"gain_blocks": 2} if module is events else {}
         for n in module.create_pipeline(["base"], **kwargs).nodes:
             if "model" in n.tags:

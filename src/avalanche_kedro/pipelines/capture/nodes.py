@@ -18,6 +18,7 @@ from ...core.paths import project_path
 from ...framework.datasets import source_detail
 from ...measure.checkpoints import load_model, looks_like_hub_id, resolve_checkpoint
 from ...measure.forward import validate_instrumentation
+from ...measure.lens import lens_self_check
 from ...measure.moments import DEFAULT_EPS, UnitMoments
 from ...measure.sweep import accumulate_moments, count_baseline_exceedances
 from ...measure.thresholds import check_spike_defs, rate_targets_table
@@ -213,10 +214,12 @@ def select_windows(
 def validate_model_instrumentation(
     model_manifest: dict, windows: pd.DataFrame, runtime: dict
 ) -> dict:
-    """SPEC §2 validate step on the first two calibration windows (hard fail on mismatch)."""
+    """SPEC §2 validate step on the first two calibration windows (hard fail on mismatch),
+    and the logit lens's self-check: its last layer must reproduce the model's own logits."""
     loaded = load_model(model_manifest, runtime)
     ids, _ = slice_windows(windows, "calibration")
     report = validate_instrumentation(loaded, ids[:2], g_test=float(runtime.get("validate_g", 0.9)))
+    report.update(lens_self_check(loaded, ids[:2]))
     report.update(
         model_role=model_manifest["model_role"],
         model_id=model_manifest["model_id"],
