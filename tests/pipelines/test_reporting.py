@@ -38,6 +38,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:One or more dataset names contai
 
 # ---- figures ------------------------------------------------------------------------------------
 
+LENS_FIGURES = {"F13_LENS_DEPTH", "F14_COLLAPSE_VS_CASCADE"}
+
 
 @pytest.mark.usefixtures("no_pyplot_figures")
 def test_nothing_is_saved_when_a_figure_function_raises(tmp_path):
@@ -73,14 +75,16 @@ def test_nothing_is_saved_when_a_figure_function_raises(tmp_path):
 def test_figures_pipeline_needs_no_replication(roles):
     pipeline = create_figures_pipeline(roles)
     series_only = {"F12_TRAINING_TRAJECTORY"}
-    assert sorted(pipeline.outputs()) == sorted(set(figures.FIGURES) - series_only)
+    assert sorted(pipeline.outputs()) == sorted(set(figures.FIGURES) - series_only - LENS_FIGURES)
     assert "T07_REPLICATION_SUMMARY" not in pipeline.inputs()
     assert "replication_A" not in pipeline.inputs()
     assert f"{roles[0]}.event_rasters_A" in pipeline.inputs()
     assert {f"{r}.tau_table" for r in roles} <= pipeline.inputs()
     series = create_figures_pipeline(roles, trajectory=True)
-    assert sorted(series.outputs()) == sorted(figures.FIGURES)
+    assert sorted(series.outputs()) == sorted(set(figures.FIGURES) - LENS_FIGURES)
     assert "T09_TRAINING_TRAJECTORY" in series.inputs()
+    everything = create_figures_pipeline(roles, trajectory=True, lens=True)
+    assert sorted(everything.outputs()) == sorted(figures.FIGURES)
 
 
 @pytest.mark.usefixtures("no_pyplot_figures")
@@ -330,3 +334,151 @@ def test_t01_carries_the_token_shuffle_null_at_g1_and_at_its_own_gstar_only(load
         for row in rows.itertuples():
             source = sources[row.g == 1.0]
             assert row.opt_delta_b_tot_tokshuf == source.loc[row.opt_cond_id, "delta_b_tot_tokshuf"]
+
+
+# ---- the logit lens (lens=True): T10, T11, F13, F14 and the report's lens section --------------
+
+LENS_ROLES = ["base", "instruct", "untrained"]
+LENS_NODES = {
+    "build_T10_LENS",
+    "build_T11_COLLAPSE_VS_CASCADE",
+    "draw_F13_LENS_DEPTH",
+    "draw_F14_COLLAPSE_VS_CASCADE",
+}
+
+
+def _whole(lens: bool, roles=LENS_ROLES, control="untrained") -> Pipeline:
+    return reporting.create_pipeline(
+        roles, control_role=control, trajectory={}, models={}, lens=lens
+    )
+
+
+def test_without_the_lens_nothing_reads_or_writes_a_lens_table():
+    pipeline = _whole(lens=False)
+    names = {n.name for n in pipeline.nodes}
+    assert not names & LENS_NODES
+    assert not {d for d in pipeline.all_inputs() | pipeline.all_outputs() if "lens" in d.lower()}
+    assert not {"T10_LENS", "T11_COLLAPSE_VS_CASCADE"} & pipeline.all_outputs()
+    assert names == {
+        n.name
+        for n in reporting.create_pipeline(
+            LENS_ROLES, control_role="untrained", trajectory={}, models={}
+        ).nodes
+    }  # lens=False is the default
+
+
+@pytest.mark.parametrize("roles", [["base"], LENS_ROLES])
+def test_with_the_lens_every_role_feeds_t10_t11_f13_f14_and_the_report(roles):
+    pipeline = _whole(lens=True, roles=roles)
+    added = {n.name for n in pipeline.nodes} - {n.name for n in _whole(False, roles).nodes}
+    assert added == LENS_NODES
+    nodes = {n.name: n for n in pipeline.nodes}
+    t10 = nodes["build_T10_LENS"]
+    assert t10.inputs == [
+        "run_provenance",
+        *[f"{r}.{name}" for r in roles for name in ("model_manifest", "lens_layers")],
+    ]
+    assert t10.outputs == ["T10_LENS", "T10_LENS_csv"]
+    t11 = nodes["build_T11_COLLAPSE_VS_CASCADE"]
+    assert t11.inputs[1:] == [
+        f"{r}.{name}" for r in roles for name in ("model_manifest", "lens_alignment")
+    ]
+    assert t11.outputs == ["T11_COLLAPSE_VS_CASCADE", "T11_COLLAPSE_VS_CASCADE_csv"]
+    assert nodes["draw_F13_LENS_DEPTH"].inputs == ["run_provenance", "T10_LENS"]
+    assert nodes["draw_F14_COLLAPSE_VS_CASCADE"].inputs == [
+        "run_provenance",
+        "T11_COLLAPSE_VS_CASCADE",
+        *[f"{r}.lens_collapse_crosstab" for r in roles],
+    ]
+    assert nodes["draw_F14_COLLAPSE_VS_CASCADE"].outputs == ["F14_COLLAPSE_VS_CASCADE"]
+    report_inputs = nodes["build_run_report"].inputs
+    assert report_inputs[-2:] == ["T10_LENS", "T11_COLLAPSE_VS_CASCADE"]
+    assert create_report_pipeline(roles, lens=True).inputs() >= {
+        "T10_LENS",
+        "T11_COLLAPSE_VS_CASCADE",
+    }
+
+
+def test_catalog_declares_the_lens_tables_with_their_schemas():
+    from kedro.config import OmegaConfigLoader
+
+    from avalanche_kedro.study import lens
+
+    loader = OmegaConfigLoader(
+        str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base", env="base"
+    )
+    catalog = loader["catalog"]
+    for name, schema in (("T10_LENS", "T10_SCHEMA"), ("T11_COLLAPSE_VS_CASCADE", "T11_SCHEMA")):
+        entry = catalog[name]
+        assert entry["type"] == "pandas.ParquetDataset" and entry["versioned"] is True
+        assert entry["filepath"] == f"data/08_reporting/tables/{name}.parquet"
+        assert entry["validator"] == f"avalanche_kedro.study.lens.{schema}"
+        assert isinstance(getattr(lens, schema), type(SCHEMAS["T01"]))
+    assert "{table}_csv" in catalog  # T10_LENS_csv and T11_COLLAPSE_VS_CASCADE_csv
+
+
+def _lens_catalog(tmp_path) -> DataCatalog:
+    """The project's T10/T11 entries (validators included) writing under ``tmp_path``, the
+    role tables and T01-T08 in memory, the figures as FigureDatasets."""
+    from kedro.config import OmegaConfigLoader
+
+    from tests.study import lens_builder
+
+    loader = OmegaConfigLoader(
+        str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base", env="base"
+    )
+    config = {
+        name: {**loader["catalog"][name], "filepath": str(tmp_path / f"{name}.parquet")}
+        for name in ("T10_LENS", "T11_COLLAPSE_VS_CASCADE")
+    }
+    for name in list(config):
+        config[name]["versioned"] = False
+        config[f"{name}_csv"] = {"type": "pandas.CSVDataset", "filepath": str(tmp_path / name)}
+    catalog = DataCatalog.from_config(config, save_version="v")
+    inputs = {
+        "run_provenance": lens_builder.provenance(),
+        **make_tables({role: Scenario() for role in LENS_ROLES}, control="untrained"),
+    }
+    inputs = {report.TABLE_NAMES.get(k, k): v for k, v in inputs.items() if v is not None}
+    for role in LENS_ROLES:
+        inputs[f"{role}.model_manifest"] = lens_builder.model_manifests()[role]
+        inputs[f"{role}.lens_layers"] = lens_builder.lens_layers(role)
+        inputs[f"{role}.lens_alignment"] = lens_builder.lens_alignment(role)
+        inputs[f"{role}.lens_collapse_crosstab"] = lens_builder.lens_collapse_crosstab(role)
+    for name, value in inputs.items():
+        catalog[name] = MemoryDataset(value, copy_mode="assign")
+    for figure_id in LENS_FIGURES:
+        catalog[figure_id] = FigureDataset(
+            filepath=str(tmp_path / figure_id), save_args={"dpi": 30}, version=Version(None, "v")
+        )
+    catalog["run_report"] = MemoryDataset()
+    return catalog
+
+
+@pytest.mark.usefixtures("no_pyplot_figures")
+def test_lens_nodes_build_validated_tables_figures_and_the_report_section(tmp_path):
+    catalog = _lens_catalog(tmp_path)
+    pipeline = _whole(lens=True).only_nodes(*LENS_NODES, "build_run_report")
+    SequentialRunner().run(pipeline, catalog)
+    t10 = catalog.load("T10_LENS")  # validated again on load
+    assert list(dict.fromkeys(t10["model_role"])) == LENS_ROLES
+    assert len(t10) == 3 * 2 * 2 * 3 * 4
+    t11 = pd.read_parquet(tmp_path / "T11_COLLAPSE_VS_CASCADE.parquet")
+    assert (~t11["defined"]).sum() == 6
+    assert len(pd.read_csv(tmp_path / "T11_COLLAPSE_VS_CASCADE")) == len(t11)
+    for figure_id in LENS_FIGURES:
+        png = tmp_path / figure_id / "v" / figure_id / f"{figure_id}.png"
+        assert Image.open(png).text["figure_id"] == figure_id
+    text = catalog.load("run_report")
+    assert "## Where the prediction forms vs where cascades run (T10, T11)" in text
+    assert "### Against the untrained control `untrained`" in text
+
+
+def test_an_invalid_lens_table_is_refused_by_the_catalog(tmp_path):
+    from tests.study import lens_builder
+
+    catalog = _lens_catalog(tmp_path)
+    broken = lens_builder.make_t11().drop(index=0)  # one (role, condition) missing
+    with pytest.raises(Exception, match="Validation failed"):
+        catalog.save("T11_COLLAPSE_VS_CASCADE", broken)
+    assert not (tmp_path / "T11_COLLAPSE_VS_CASCADE.parquet").exists()

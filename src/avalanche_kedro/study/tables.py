@@ -155,6 +155,8 @@ TABLE_IDS = {
     "T07": "T07_REPLICATION_SUMMARY",
     "T08": "T08_TRAINED_VS_UNTRAINED",  # columns and builder in :mod:`.control`
     "T09": "T09_TRAINING_TRAJECTORY",  # columns and builder in :mod:`.trajectory`
+    "T10": "T10_LENS",  # T10 and T11: columns, builders and schemas in :mod:`.lens`
+    "T11": "T11_COLLAPSE_VS_CASCADE",
 }
 
 

@@ -215,6 +215,13 @@ def draw(figure_id: str, roles=("base", "instruct")):
         from tests.study.trajectory_builder import provenance as series_provenance
 
         return figures.f12_training_trajectory(make_t09(), series_provenance())
+    if figure_id in ("F13_LENS_DEPTH", "F14_COLLAPSE_VS_CASCADE"):  # the logit lens's tables
+        from tests.study import lens_builder
+
+        if figure_id == "F13_LENS_DEPTH":
+            return figures.f13_lens_depth(lens_builder.make_t10(roles), prov)
+        crosstabs = lens_builder.per_role(lens_builder.lens_collapse_crosstab, roles)
+        return figures.f14_collapse_vs_cascade(lens_builder.make_t11(roles), crosstabs, prov)
     table = {
         "F06_GENERALIZATION_B": make_t02,
         "F07_ARC_ACCURACY": make_t03,

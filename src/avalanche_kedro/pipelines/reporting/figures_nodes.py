@@ -1,4 +1,4 @@
-"""Nodes that draw the paper figures F01-F12 (SPEC §11; F12 for a training series) from saved tables and rasters.
+"""Nodes that draw the paper figures F01-F14 (SPEC §11; F12 for a training series, F13-F14 with the logit lens) from saved tables and rasters.
 
 Each node returns one :class:`matplotlib.figure.Figure` carrying its provenance
 (:mod:`avalanche_kedro.study.figures`); the catalog's ``FigureDataset`` writes it as PNG and PDF with
@@ -16,6 +16,7 @@ from ...study import figures
 from ..roles_io import regroup
 
 F02_INPUTS = ["tau_table"]
+F14_INPUTS = ["lens_collapse_crosstab"]
 
 
 def raster_role(roles: Sequence[str]) -> str:
@@ -70,3 +71,16 @@ def draw_f11(run_provenance: dict, t06) -> Figure:
 
 def draw_f12(run_provenance: dict, t09) -> Figure:
     return figures.f12_training_trajectory(t09, run_provenance)
+
+
+def draw_f13(run_provenance: dict, t10, *, control_role: str | None = None) -> Figure:
+    return figures.f13_lens_depth(t10, run_provenance, control_role=control_role)
+
+
+def draw_f14(
+    run_provenance: dict, t11, *values, roles: Sequence[str], control_role: str | None = None
+) -> Figure:
+    data = regroup(values, roles, F14_INPUTS)
+    return figures.f14_collapse_vs_cascade(
+        t11, data["lens_collapse_crosstab"], run_provenance, control_role=control_role
+    )

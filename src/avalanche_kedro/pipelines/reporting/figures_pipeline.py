@@ -1,4 +1,4 @@
-"""Reporting nodes that draw the figures F01-F11 (PNG + PDF with provenance metadata)."""
+"""Reporting nodes that draw the figures F01-F14 (PNG + PDF with provenance metadata)."""
 
 from __future__ import annotations
 
@@ -27,11 +27,18 @@ def _bound(function, **kwargs):
     return update_wrapper(partial(function, **kwargs), function)
 
 
-def create_figures_pipeline(roles: list[str], trajectory: bool = False) -> Pipeline:
+def create_figures_pipeline(
+    roles: list[str],
+    trajectory: bool = False,
+    lens: bool = False,
+    control_role: str | None = None,
+) -> Pipeline:
     """One node per figure; F02 reads every role's tau table, F01 one role's rasters.
 
     Nothing reads T07, so a single model role (no replication) draws every figure; F12 (from
-    T09) is drawn only when the roles are a training series (``trajectory``).
+    T09) is drawn only when the roles are a training series (``trajectory``); F13 (from T10)
+    and F14 (from T11 and every role's ``lens_collapse_crosstab``) only with the logit lens
+    (``lens``), the ``control_role`` drawn as untrained.
     """
     raster_role = n.raster_role(roles)
     nodes = [
@@ -61,4 +68,23 @@ def create_figures_pipeline(roles: list[str], trajectory: bool = False) -> Pipel
                 name="draw_F12_TRAINING_TRAJECTORY",
             )
         )
+    if lens:
+        nodes += [
+            node(
+                _bound(n.draw_f13, control_role=control_role),
+                inputs=["run_provenance", "T10_LENS"],
+                outputs="F13_LENS_DEPTH",
+                name="draw_F13_LENS_DEPTH",
+            ),
+            node(
+                _bound(n.draw_f14, roles=roles, control_role=control_role),
+                inputs=[
+                    "run_provenance",
+                    "T11_COLLAPSE_VS_CASCADE",
+                    *role_inputs(roles, n.F14_INPUTS),
+                ],
+                outputs="F14_COLLAPSE_VS_CASCADE",
+                name="draw_F14_COLLAPSE_VS_CASCADE",
+            ),
+        ]
     return Pipeline(nodes, tags=["reporting", "figures"])

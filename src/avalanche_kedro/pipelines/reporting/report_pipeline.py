@@ -10,10 +10,13 @@ from . import report_nodes as n
 
 
 def create_report_pipeline(
-    roles: list[str], control_role: str | None = None, trajectory: bool = False
+    roles: list[str],
+    control_role: str | None = None,
+    trajectory: bool = False,
+    lens: bool = False,
 ) -> Pipeline:
-    """The report reads T01-T06, T07 with two or more roles, T08 with a control role and T09
-    when the roles are a training series."""
+    """The report reads T01-T06, T07 with two or more roles, T08 with a control role, T09
+    when the roles are a training series and T10/T11 with the logit lens (``lens``)."""
     tables = list(n.REPORT_TABLES)
     if len(roles) >= 2:
         tables.append(n.REPLICATION_TABLE)
@@ -21,6 +24,8 @@ def create_report_pipeline(
             tables.append(n.CONTROL_TABLE)
         if trajectory:
             tables.append(n.TRAJECTORY_TABLE)
+    if lens:
+        tables += n.LENS_TABLES
     return Pipeline(
         [
             node(

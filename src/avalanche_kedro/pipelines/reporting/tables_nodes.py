@@ -1,4 +1,4 @@
-"""Nodes that describe the run and build the paper tables T01-T09 (cross-role)."""
+"""Nodes that describe the run and build the paper tables T01-T11 (cross-role)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from ...core.paths import project_path
-from ...study import control, tables, trajectory
+from ...study import control, lens, tables, trajectory
 from ...study.provenance import code_version, config_hash, content_run_id, package_versions
 from ..roles_io import regroup
 
@@ -26,6 +26,8 @@ T03_INPUTS = ["model_manifest", "arc_summary", "arc_manifest"]
 T04_INPUTS = ["model_manifest", "conditions_A", "tail_fits_A"]
 T05_INPUTS = ["model_manifest", "conditions_A", "crackling_fits_A"]
 T06_INPUTS = ["model_manifest", "ablations_A"]
+T10_INPUTS = ["model_manifest", "lens_layers"]
+T11_INPUTS = ["model_manifest", "lens_alignment"]
 
 
 def describe_run(parameters: dict, *values, roles: Sequence[str]) -> dict:
@@ -146,3 +148,15 @@ def build_t08(run_provenance, trained_vs_untrained_A):
 
 def build_t09(run_provenance, t01, t02, t03, training_trajectory_A):
     return _both(trajectory.build_t09(run_provenance, t01, t02, t03, training_trajectory_A))
+
+
+def build_t10(run_provenance, *values, roles):
+    data = regroup(values, roles, T10_INPUTS)
+    return _both(lens.build_t10(run_provenance, data["model_manifest"], data["lens_layers"]))
+
+
+def build_t11(run_provenance, *values, roles, control_role=None):
+    data = regroup(values, roles, T11_INPUTS)
+    return _both(
+        lens.build_t11(run_provenance, data["model_manifest"], data["lens_alignment"], control_role)
+    )

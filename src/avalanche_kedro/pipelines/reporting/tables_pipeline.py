@@ -20,10 +20,14 @@ def _node(function, inputs, outputs, name, roles):
 
 
 def create_tables_pipeline(
-    roles: list[str], control_role: str | None = None, trajectory: bool = False
+    roles: list[str],
+    control_role: str | None = None,
+    trajectory: bool = False,
+    lens: bool = False,
 ) -> Pipeline:
     """T01-T06 always, T07 with two or more roles, T08 when ``control_role`` is given, T09
-    when the roles are a training series (``trajectory``)."""
+    when the roles are a training series (``trajectory``), T10 and T11 from every role's
+    lens tables when the logit lens runs (``lens``)."""
     nodes = [
         _node(
             n.describe_run,
@@ -113,4 +117,23 @@ def create_tables_pipeline(
                 name="build_T09_TRAINING_TRAJECTORY",
             )
         )
+    if lens:
+        nodes += [
+            _node(
+                function,
+                ["run_provenance", *role_inputs(roles, inputs)],
+                [table, f"{table}_csv"],
+                f"build_{table}",
+                roles,
+            )
+            for function, inputs, table in (
+                (n.build_t10, n.T10_INPUTS, "T10_LENS"),
+                # T11 pairs every trained role with the untrained control on the same windows
+                (
+                    update_wrapper(partial(n.build_t11, control_role=control_role), n.build_t11),
+                    n.T11_INPUTS,
+                    "T11_COLLAPSE_VS_CASCADE",
+                ),
+            )
+        ]
     return Pipeline(nodes, tags=["reporting"])

@@ -1,4 +1,4 @@
-"""Paper figures F01-F11 (SPEC §11) and F12 (a training series), drawn from saved tables and rasters only.
+"""Paper figures F01-F11 (SPEC §11), F12 (a training series) and F13-F14 (the logit lens), drawn from saved tables and rasters only.
 
 Every figure function takes what the pipelines saved (the paper tables of
 :mod:`avalanche_kedro.study.tables`, per-role tau tables, an event raster set) and returns a
@@ -7,7 +7,7 @@ state, so the output is byte-identical for the same inputs.
 
 One module per figure family - :mod:`.raster` (F01), :mod:`.rate_matching` (F02),
 :mod:`.gain_curves` (F03, F04, F05, F09, F10), :mod:`.generalization` (F06, F07),
-:mod:`.robustness` (F08, F11), :mod:`.trajectory` (F12) - on shared :mod:`.style` (colours, units, rcParams),
+:mod:`.robustness` (F08, F11), :mod:`.trajectory` (F12), :mod:`.lens` (F13, F14) - on shared :mod:`.style` (colours, units, rcParams),
 :mod:`.frames` (table access) and :mod:`.metadata` (figure ids and provenance).
 
 Conventions: dimensionless quantities say so in their axis label; model roles are told apart
@@ -25,6 +25,7 @@ from .gain_curves import (
     f10_null_comparison,
 )
 from .generalization import f06_generalization_b, f07_arc_accuracy
+from .lens import f13_lens_depth, f14_collapse_vs_cascade
 from .metadata import (
     FIGURES,
     METADATA_ATTRIBUTE,
@@ -68,6 +69,8 @@ FIGURE_FUNCTIONS = {
     "F10_NULL_COMPARISON": f10_null_comparison,
     "F11_ABLATIONS": f11_ablations,
     "F12_TRAINING_TRAJECTORY": f12_training_trajectory,
+    "F13_LENS_DEPTH": f13_lens_depth,
+    "F14_COLLAPSE_VS_CASCADE": f14_collapse_vs_cascade,
 }
 
 __all__ = [
@@ -103,6 +106,8 @@ __all__ = [
     "f10_null_comparison",
     "f11_ablations",
     "f12_training_trajectory",
+    "f13_lens_depth",
+    "f14_collapse_vs_cascade",
     "figure_metadata",
     "new_figure",
 ]

@@ -35,6 +35,8 @@ FIGURES = {
     "F10_NULL_COMPARISON": "Null comparison: permutation vs circular shift vs token shuffle",
     "F11_ABLATIONS": "Ablations: MLP_GLOBAL vs ATTN_GLOBAL vs MLP layer bands",
     "F12_TRAINING_TRAJECTORY": "Cascade statistics, perplexity and ARC across training steps",
+    "F13_LENS_DEPTH": "Logit-lens entropy, KL to the final layer and event density vs layer",
+    "F14_COLLAPSE_VS_CASCADE": "Prediction collapse layer vs cascade depth per token",
 }
 
 

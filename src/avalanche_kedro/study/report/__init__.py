@@ -1,11 +1,12 @@
 """The run report: every signature and falsifier of the study, decided from the paper tables.
 
-:func:`build_report` turns ``run_provenance`` and the tables T01-T08 of one run into a
+:func:`build_report` turns ``run_provenance`` and the tables T01-T11 of one run into a
 markdown page. Each result is one plain sentence that cites the table row behind it
 (:mod:`.formatting`). The decision rules are pure functions of numbers in :mod:`.decisions`;
 each report section decides its findings in its own module (:mod:`.signatures`,
 :mod:`.falsifiers`, :mod:`.ablations`, :mod:`.replication`, :mod:`.control` for T08 and the
-specificity of the signatures against the untrained control) on the per-group view of
+specificity of the signatures against the untrained control, :mod:`.trajectory` for T09,
+:mod:`.lens` for the logit lens next to the cascades in T10/T11) on the per-group view of
 :mod:`.grouping`, and :mod:`.page` assembles the page. No Kedro import: a notebook can call it
 on loaded tables.
 """
@@ -60,6 +61,7 @@ from .decisions import (
 from .falsifiers import generalization_finding, null_finding, rate_finding
 from .formatting import ci, cite, key_number, num, signed
 from .grouping import G_MATCH_ATOL, GROUP_KEYS, REQUIRED_TABLES, TABLE_NAMES, Finding, Group, groups
+from .lens import compare_with_control, decide_alignment, lens_section
 from .page import RULES, build_report, decide_all
 from .replication import replication_findings
 from .signatures import s1_finding, s2_finding, s3_finding
@@ -100,9 +102,11 @@ __all__ = [
     "build_report",
     "ci",
     "cite",
+    "compare_with_control",
     "control_section",
     "crackling_gate_reason",
     "decide_ablation",
+    "decide_alignment",
     "decide_all",
     "decide_generalization",
     "decide_null",
@@ -117,6 +121,7 @@ __all__ = [
     "groups",
     "held_out_drift",
     "key_number",
+    "lens_section",
     "null_falsifier",
     "null_finding",
     "num",

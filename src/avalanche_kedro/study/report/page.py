@@ -22,6 +22,7 @@ from .decisions import FIRES, PRESENT, SPECIFIC, decide_s2
 from .falsifiers import generalization_finding, null_finding, rate_finding
 from .formatting import _finite, key_number, num
 from .grouping import G_MATCH_ATOL, Finding, Group, _get, _normalize_tables, _one, groups
+from .lens import lens_section, lens_tables
 from .replication import replication_findings
 from .signatures import s1_finding, s2_finding, s3_finding
 from .trajectory import trajectory_section
@@ -319,12 +320,14 @@ def decide_all(tables: Mapping[str, pd.DataFrame | None]) -> dict[tuple, dict[st
 
 
 def build_report(provenance: Mapping[str, Any], tables: Mapping[str, pd.DataFrame | None]) -> str:
-    """The markdown report of one run from its provenance record and tables T01-T09.
+    """The markdown report of one run from its provenance record and tables T01-T11.
 
     ``tables`` maps ``T01`` ... ``T09`` (or the full names ``T01_SUMMARY`` ...) to DataFrames;
     T04, T07, T08 and T09 may be None or missing (T07 is absent with a single model role, T08
-    when no role is the untrained control, T09 when the roles are not a training series).
+    when no role is the untrained control, T09 when the roles are not a training series); T10
+    and T11 (the logit lens) add their section when given.
     """
+    t10, t11 = lens_tables(tables)
     tables = _normalize_tables(tables)
     findings = decide_all(tables)
     groups_ = [f["group"] for f in findings.values()]
@@ -410,6 +413,9 @@ def build_report(provenance: Mapping[str, Any], tables: Mapping[str, pd.DataFram
     trajectory = trajectory_section(tables.get("T09"))
     if trajectory:
         lines += ["", *trajectory]
+    lens = lens_section(t10, t11, provenance, control_role(tables.get("T08")))
+    if lens:
+        lines += ["", *lens]
     tail = _tail_lines(groups_)
     if tail:
         lines += ["", *tail]
