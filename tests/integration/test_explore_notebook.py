@@ -18,7 +18,7 @@ from tests.conftest import PROJECT_ROOT
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "explore.ipynb"
 #: cells (by tag) that must draw a figure
-FIGURE_CELLS = ("raster", "branching-curves", "analysis-api")
+FIGURE_CELLS = ("raster", "branching-curves", "analysis-api", "lens")
 
 
 def _cells_by_tag(notebook) -> dict[str, nbformat.NotebookNode]:
