@@ -37,6 +37,8 @@ FIGURES = [
     "F09_SUSCEPTIBILITY",
     "F10_NULL_COMPARISON",
     "F11_ABLATIONS",
+    "F13_LENS_DEPTH",
+    "F14_COLLAPSE_VS_CASCADE",
 ]
 TABLES = [
     "T01_SUMMARY",
@@ -45,6 +47,8 @@ TABLES = [
     "T04_TAIL_FITS",
     "T05_CRACKLING_DIAGNOSTICS",
     "T06_ABLATIONS",
+    "T10_LENS",
+    "T11_COLLAPSE_VS_CASCADE",
 ]
 
 
@@ -138,6 +142,24 @@ def test_every_table_figure_and_the_report_are_produced(study):
     manifest = json.loads(_latest(study, "data/08_reporting/run_manifests/*.json").read_text())
     assert manifest["models"]["local"]["model_type"] == "llama"
     assert manifest["status"] == "completed"
+
+
+def test_the_logit_lens_of_a_trained_model(study):
+    """On a trained model the lens reproduces its logits, sharpens with depth, and decodes
+    every analysis window (local_model sets lens.max_windows: null)."""
+    manifest = json.loads(
+        _latest(
+            study, "data/07_model_output/local/lens_manifest.json/*/lens_manifest.json"
+        ).read_text()
+    )
+    assert manifest["lens_self_check_max_kl"] <= 1e-6
+    assert manifest["n_windows"] == 32 and manifest["n_layers"] == 5
+    t10 = pd.read_parquet(_latest(study, "data/08_reporting/tables/T10_LENS.parquet/*/*.parquet"))
+    g1 = t10[t10["g_condition"] == "g1"].drop_duplicates("layer").sort_values("layer")
+    assert g1["mean_kl_to_final_nats"].iloc[0] > g1["mean_kl_to_final_nats"].iloc[-1] == 0
+    assert g1["top1_agreement"].iloc[-1] == 1.0
+    prompts = pd.read_csv(_latest(study, "data/08_reporting/lens/local/lens_prompts.csv/*/*.csv"))
+    assert prompts["prompt_id"].nunique() == 2 and (prompts["truncated_tokens"] == 0).all()
 
 
 # -------------------------------------------------------------------------------------------

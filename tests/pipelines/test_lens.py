@@ -315,3 +315,17 @@ def test_report_has_the_lens_section_with_a_paired_control_comparison(lens_repor
     assert "### Against the untrained control `instruct`" in text
     assert "CI of the paired difference" in text
     assert "not paired" not in text
+
+
+def test_a_token_table_with_missing_rows_is_an_error(lens_outputs):
+    outputs, params = lens_outputs
+    base = outputs["base"]
+    with pytest.raises(ValueError, match="not one per \\(window, layer, token\\)"):
+        align_lens_with_cascades(
+            base["lens_tokens"].iloc[1:],
+            base["event_rasters_A"],
+            base["conditions_A"],
+            base["gstar_A"],
+            base["events_summary"],
+            params["lens"],
+        )

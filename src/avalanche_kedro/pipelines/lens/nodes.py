@@ -211,6 +211,11 @@ def _arrays(tokens: pd.DataFrame, g: float, seq_ids: np.ndarray) -> dict[str, np
         part["seq_id"].map(order).to_numpy() * n_layers + part["layer"].to_numpy()
     ) * seq_len + part["position"].to_numpy()
     shape = (len(seq_ids), n_layers, seq_len)
+    if len(part) != int(np.prod(shape)) or part.duplicated(["seq_id", "layer", "position"]).any():
+        raise ValueError(
+            f"lens_tokens at g = {g} has {len(part)} rows, not one per (window, layer, token) "
+            f"= {int(np.prod(shape))}: re-run the lens pipeline."
+        )
     arrays = {}
     for column in TOKEN_COLUMNS[4:]:
         values = part[column].to_numpy()

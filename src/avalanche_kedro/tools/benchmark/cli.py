@@ -1,4 +1,5 @@
-"""Command line of the benchmarks: each writes its numbers to a JSON file."""
+"""Command line of the benchmarks (events, components, scaling, lens): each writes its numbers
+to a JSON file."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from .components import run_components
 from .events import PRESETS, run
+from .lens import LENS_PRESETS, run_lens
 from .scaling import run_scaling
 
 DESCRIPTION = "Benchmarks that write their numbers to JSON (docs/performance.md quotes them)."
@@ -38,9 +40,17 @@ def main(argv: list[str] | None = None) -> None:
     components.add_argument("--out", type=Path, required=True, help="JSON file to write")
     components.add_argument("--occupancy", type=float, default=0.02)
     components.add_argument("--shape", type=int, nargs=3, default=[128, 28, 256])
+    lens = commands.add_parser("lens", help="streamed logit lens vs bare forward and dense lens")
+    lens.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    lens.add_argument("--preset", choices=sorted(LENS_PRESETS), default="embedded")
+    lens.add_argument("--repeats", type=int, default=3)
+    lens.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
 
-    if args.command == "scaling":
+    if args.command == "lens":
+        result = run_lens(dict(LENS_PRESETS[args.preset]), args.repeats, args.device)
+        summary = {k: result[k] for k in ("median_seconds", "ratio_to_bare_forward")}
+    elif args.command == "scaling":
         result = run_scaling(Path.cwd(), args.n_workers, args.repeats)
         summary = result
     elif args.command == "components":
