@@ -12,6 +12,7 @@ from matplotlib.container import BarContainer, ErrorbarContainer
 from avalanche_kedro.core.errors import ArtifactError
 from avalanche_kedro.study import figures
 from avalanche_kedro.study.figures import lens as fl
+from avalanche_kedro.study.lens import primary_condition
 from tests.study import lens_builder as b
 
 
@@ -130,6 +131,14 @@ def test_f14_draws_depth_per_collapse_layer_and_a_forest_of_rho_against_the_null
     bars = [c for c in forest.containers if isinstance(c, ErrorbarContainer)]
     assert len(bars) == 5  # rho is undefined for the untrained role at g = 1
     assert bars[0].lines[0].get_xdata()[0] == pytest.approx(0.45)
+    # the axis zooms on the data, symmetric about 0: every CI and null interval is inside
+    low, high = forest.get_xlim()
+    assert low == pytest.approx(-high) and high <= 1.0
+    t11 = b.make_t11()
+    spike, rate = primary_condition(t11)  # the condition F14 draws
+    t11 = t11[(t11["spike_def_id"] == spike) & (t11["target_rate"] == rate)]
+    extent = t11[["rho_ci_low", "rho_ci_high", "null_rho_low", "null_rho_high"]].abs().max().max()
+    assert extent < high <= max(0.1, 1.15 * extent) + 1e-12
     nulls = [c.patches[0] for c in forest.containers if isinstance(c, BarContainer)]
     assert len(nulls) == 5  # the undefined row has no null either
     assert nulls[0].get_x() == pytest.approx(-0.08)

@@ -254,7 +254,12 @@ def _forest(ax, rows: pd.DataFrame, roles, styles, untrained) -> None:
     ax.axvline(0.0, color="0.2", linewidth=0.8)
     ax.set_yticks([p for p, _ in labels], [text for _, text in labels])
     ax.set_ylim(y - 0.6, -0.4)
-    ax.set_xlim(-1.0, 1.0)
+    # zoom on the data (symmetric about 0, at least ±0.1, at most the whole [-1, 1]): weak
+    # correlations are the common case and would be a dot on a [-1, 1] axis
+    values = rows[["spearman_rho", "rho_ci_low", "rho_ci_high", "null_rho_low", "null_rho_high"]]
+    extent = np.nanmax(np.abs(values.to_numpy(dtype=float))) if values.notna().any().any() else 1
+    half = float(min(1.0, max(0.1, 1.15 * extent)))
+    ax.set_xlim(-half, half)
     ax.grid(axis="y", visible=False)
     ax.set_xlabel("Spearman ρ of collapse layer vs cascade depth over tokens (dimensionless)")
     ax.set_ylabel("model role · gain condition")
