@@ -17,6 +17,8 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from avalanche_kedro.study.lens import RHO_COLUMNS
+
 RUN_ID = "run-0123456789abcdef"
 CONFIG_HASH = "c" * 64
 ROLES = ["base", "instruct", "untrained"]
@@ -187,21 +189,7 @@ def lens_alignment(role: str) -> pd.DataFrame:
             "n_null_permutations": N_PERMUTATIONS,
         }
         if stats is None:
-            record.update(
-                {
-                    c: np.nan
-                    for c in (
-                        "spearman_rho",
-                        "rho_ci_low",
-                        "rho_ci_high",
-                        "null_rho_mean",
-                        "null_rho_low",
-                        "null_rho_high",
-                        "delta_rho_vs_null",
-                        "p_value_vs_null",
-                    )
-                }
-            )
+            record.update(dict.fromkeys(RHO_COLUMNS, np.nan))
             record.update(defined=False, reason="collapse layer constant")
             record["rho_replicates"] = [np.nan] * REPLICATE_GRID
         else:

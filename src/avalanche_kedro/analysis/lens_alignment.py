@@ -65,12 +65,8 @@ LAYER_LENS_COLUMNS = [
     "mean_p_next",
     "median_rank_next",
 ]
-ALIGNMENT_KEYS = [
-    "n_windows",
-    "n_tokens",
-    "mean_collapse_layer",
-    "mean_cascade_depth",
-    "frac_tokens_with_events",
+#: The statistics of :func:`collapse_cascade_alignment` that are NaN when rho is undefined.
+RHO_KEYS = [
     "spearman_rho",
     "rho_ci_low",
     "rho_ci_high",
@@ -79,6 +75,14 @@ ALIGNMENT_KEYS = [
     "null_rho_high",
     "delta_rho_vs_null",
     "p_value_vs_null",
+]
+ALIGNMENT_KEYS = [
+    "n_windows",
+    "n_tokens",
+    "mean_collapse_layer",
+    "mean_cascade_depth",
+    "frac_tokens_with_events",
+    *RHO_KEYS,
     "n_replicates",
     "n_null_permutations",
     "defined",

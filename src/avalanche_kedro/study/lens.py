@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from ..analysis import lens_alignment
 from ..core.errors import ArtifactError
 from ..measure.thresholds import SPIKE_ONE_SIDED_POS
 from . import tables
@@ -78,33 +79,10 @@ CONTROL_COLUMNS = [
     "diff_rho_ci_high_vs_control",
 ]
 #: T11 values that are NaN when rho is undefined (and only then).
-RHO_COLUMNS = [
-    "spearman_rho",
-    "rho_ci_low",
-    "rho_ci_high",
-    "null_rho_mean",
-    "null_rho_low",
-    "null_rho_high",
-    "delta_rho_vs_null",
-    "p_value_vs_null",
-]
-T11_COLUMNS = [
-    "g_condition",
-    "spike_def_id",
-    "target_rate",
-    "g",
-    "n_windows",
-    "n_tokens",
-    "mean_collapse_layer",
-    "mean_cascade_depth",
-    "frac_tokens_with_events",
-    *RHO_COLUMNS,
-    "n_replicates",
-    "n_null_permutations",
-    "defined",
-    "reason",
-    *CONTROL_COLUMNS,
-]
+RHO_COLUMNS = list(lens_alignment.RHO_KEYS)
+#: T11: the keys, the statistics of analysis.lens_alignment in its order, the control columns.
+T11_COLUMNS = ["g_condition", "spike_def_id", "target_rate", "g", *lens_alignment.ALIGNMENT_KEYS]
+T11_COLUMNS += CONTROL_COLUMNS
 #: Float tolerance of the consistency checks (the values are float32 means).
 ATOL = 1e-6
 
