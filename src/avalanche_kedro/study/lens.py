@@ -54,21 +54,12 @@ T11_ID = tables.TABLE_IDS["T11"]
 #: The keys of one T11 row; T10 adds ``layer``.
 KEYS = ["g_condition", "spike_def_id", "target_rate"]
 
+#: T10: the keys, then the per-layer lens and event columns of analysis.lens_alignment
 T10_COLUMNS = [
-    "g_condition",
-    "spike_def_id",
-    "target_rate",
+    *KEYS,
     "g",
-    "layer",
-    "n_tokens",
-    "mean_entropy_nats",
-    "mean_kl_to_final_nats",
-    "top1_agreement",
-    "mean_p_next",
-    "median_rank_next",
-    "event_rate",
-    "occupancy",
-    "avalanche_site_fraction",
+    *lens_alignment.LAYER_LENS_COLUMNS,
+    *[c for c in lens_alignment.LAYER_SITE_COLUMNS if c not in ("layer", "n_sites", "events")],
 ]
 #: T11's paired comparison with the untrained control (empty / NaN on the control's own rows,
 #: without a control, or where the two roles were not measured on the same windows).
