@@ -33,6 +33,7 @@ PIPELINES = [
     "cascades",
     "controls",
     "calibration",
+    "lens",
     "replication",
     "reporting",
 ]

@@ -88,3 +88,19 @@ def test_small_vocabulary_budget_streams_the_prompt_view(small_model):
     np.testing.assert_array_equal(whole["token_id"], streamed["token_id"])
     np.testing.assert_allclose(whole["prob"], streamed["prob"], atol=1e-6)
     assert lens.default_max_logit_elements(torch.device("cpu")) > 100
+
+
+def test_prompt_view_is_identical_whatever_torch_thread_count(small_model):
+    """A Dask worker with one thread must write the same bytes as the main process."""
+    before = torch.get_num_threads()
+    tables = []
+    for threads in (2, 1):
+        torch.set_num_threads(threads)
+        try:
+            tables.append(
+                lens_prompts.prompt_predictions(small_model, ["Return the absolute"], top_k=3)
+            )
+            assert torch.get_num_threads() == threads  # restored after the view
+        finally:
+            torch.set_num_threads(before)
+    assert tables[0].equals(tables[1])

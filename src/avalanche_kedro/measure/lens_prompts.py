@@ -9,6 +9,7 @@ the number of dropped tokens is recorded, as for ARC questions.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -56,6 +57,25 @@ def check_prompts(prompts: Any) -> list[str]:
             "Give every prompt some text, or remove it from lens.prompts.",
         )
     return list(prompts)
+
+
+@contextmanager
+def _cpu_threads(device: torch.device, n_threads: int):
+    """Torch's intra-op threads set to ``n_threads`` on a CPU for the ``with`` block.
+
+    One short prompt is the shape where the thread count changes how a CPU matmul splits its
+    sums (measured: 1e-7 in probabilities between 1 and 2 threads), so the prompt view runs
+    single-threaded and is byte-identical whichever process or Dask worker computes it.
+    """
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _keep_last_position(store: dict, layer: int, residual: torch.Tensor) -> None:
@@ -110,21 +130,22 @@ def prompt_predictions(
         dropped = max(0, len(ids) - limit) if limit else 0
         ids = ids[dropped:]
         residuals: dict[int, torch.Tensor] = {}  # this prompt's last position, per layer
-        run_pass(
-            loaded,
-            np.asarray([ids], dtype=np.int64),
-            batch_size=1,
-            gains=gains,
-            on_residual=partial(_keep_last_position, residuals),
-        )
-        hidden = decoder.hidden(torch.stack([residuals[i] for i in range(loaded.n_layers)]))
-        stats = decode_layers(
-            decoder,
-            hidden,
-            torch.zeros(1, dtype=torch.int64, device=hidden.device),
-            max_logit_elements,
-            top_k=int(top_k),
-        )
+        with _cpu_threads(loaded.device, 1):
+            run_pass(
+                loaded,
+                np.asarray([ids], dtype=np.int64),
+                batch_size=1,
+                gains=gains,
+                on_residual=partial(_keep_last_position, residuals),
+            )
+            hidden = decoder.hidden(torch.stack([residuals[i] for i in range(loaded.n_layers)]))
+            stats = decode_layers(
+                decoder,
+                hidden,
+                torch.zeros(1, dtype=torch.int64, device=hidden.device),
+                max_logit_elements,
+                top_k=int(top_k),
+            )
         top1 = stats.top1[:, 0].cpu().numpy()
         agrees = top1 == top1[-1]
         collapse = int(len(agrees) - np.argmin(agrees[::-1])) if not agrees.all() else 0

@@ -68,7 +68,7 @@ def test_module_runs_with_python_dash_m_and_names_its_commands():
         check=True,
     )
     assert "python -m avalanche_kedro.tools.benchmark" in result.stdout
-    assert "{events,scaling,components}" in result.stdout
+    assert "{events,scaling,components,lens}" in result.stdout
 
 
 def test_an_unknown_preset_is_refused(tmp_path):
