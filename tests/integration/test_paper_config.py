@@ -36,6 +36,11 @@ from avalanche_kedro.measure.checkpoints import (
     tokenizer_sha256,
 )
 from avalanche_kedro.measure.forward import run_pass, validate_instrumentation
+from avalanche_kedro.measure.lens import (
+    SELF_CHECK_KL_TOLERANCE_HALF,
+    layer_predictions,
+    lens_self_check,
+)
 from avalanche_kedro.measure.moments import RunningMoments
 from avalanche_kedro.measure.windows import iter_text_records, slice_windows, tokenize_stream
 from avalanche_kedro.pipelines import capture, events, training
@@ -244,6 +249,10 @@ def test_paper_parameters_are_the_papers_constants(paper_params):
     assert p["runtime"]["device"] == "cuda"
     assert p["runtime"]["dtype"] == "bfloat16"
     assert p["events"]["interventions"]["MLP_GLOBAL"] == "grid"
+    # the logit lens decodes every analysis window, in GPU-sized chunks of the 152 k vocabulary
+    assert p["lens"]["enabled"] is True and p["lens"]["max_windows"] is None
+    assert p["lens"]["max_logit_elements"] == 2**28
+    assert p["lens"]["prompts"] and p["lens"]["self_check_kl_tolerance"] is None
 
 
 def test_paper_catalog_names_the_hub_datasets_and_describes_offline(paper_catalog_config):
@@ -429,6 +438,14 @@ def test_qwen2_checkpoint_resolves_and_loads_in_bf16(qwen2_dir):
     # the SPEC §2 validate step passes in bf16 (hooked u vs recomputed, g = 1 bit-identical)
     report = validate_instrumentation(loaded, ids)
     assert report["u_matches_recomputed"] and report["logits_identical_at_g1"]
+    # the logit lens in bf16: its last layer reproduces the bf16 logits within the half
+    # tolerance, and it decodes in fp32
+    lens_check = lens_self_check(loaded, ids)
+    assert lens_check["lens_self_check_dtype"] == "bfloat16"
+    assert lens_check["lens_self_check_max_kl"] <= SELF_CHECK_KL_TOLERANCE_HALF
+    lens = layer_predictions(loaded, ids, batch_size=2)
+    assert lens.entropy.shape == (2, 2, 16) and lens.entropy.dtype == np.float32
+    assert lens.agrees_final[:, -1].all() and np.isfinite(lens.kl_to_final).all()
 
     # u arrives in bf16; moments accumulate in fp64; standardization runs in fp32
     seen: dict[int, torch.Tensor] = {}
@@ -524,6 +541,7 @@ def test_paper_structure_runs_for_both_roles(paper_structure_run):
         assert manifest["checkpoint"] == params["models"][role]["checkpoint"]
         report = catalog.load(f"{role}.instrumentation_report")
         assert report["u_matches_recomputed"] and report["logits_identical_at_g1"]
+        assert report["lens_self_check_max_kl"] <= 1e-6  # the lens reproduces qwen2's logits
 
         taus = catalog.load(f"{role}.tau_table")
         assert len(taus) == n_gains * n_defs * n_targets * 2  # 2 layers
