@@ -36,6 +36,7 @@ def lens_outputs(two_role_run):
         "lens_layers",
         "lens_alignment",
         "lens_collapse_crosstab",
+        "lens_collapse_tokens",
         "lens_prompts",
         "gstar_A",
         "conditions_A",
@@ -149,6 +150,45 @@ def test_collapse_against_cascade_depth_per_condition(lens_outputs, role):
     assert not alignment.duplicated(keys).any()
 
 
+@pytest.mark.parametrize("role", ROLES)
+def test_per_token_table_pairs_collapse_layer_and_cascade_depth(lens_outputs, role):
+    """Collapse layers from the lens's own agreement flags and cascade depths from the raster
+    counts, recomputed here token by token, for one condition of each gain condition."""
+    outputs, params = lens_outputs
+    tokens = outputs[role]["lens_collapse_tokens"]
+    n_cells = len(params["calibration"]["spike_defs"]) * len(params["calibration"]["target_rates"])
+    assert len(tokens) == 2 * n_cells * N_WINDOWS * SEQ_LEN
+    lens_tokens, rasters = outputs[role]["lens_tokens"], outputs[role]["event_rasters_A"]
+    conditions = outputs[role]["conditions_A"]
+    for condition in ("g1", "gstar"):
+        part = tokens[tokens["g_condition"] == condition].iloc[: N_WINDOWS * SEQ_LEN]
+        row = part.iloc[0]
+        flags = lens_tokens[lens_tokens["g"] == row.g]
+        cond = conditions[
+            (conditions["null_id"] == NULL_NONE)
+            & (conditions["intervention_id"] == MLP_GLOBAL)
+            & (conditions["spike_def_id"] == row.spike_def_id)
+            & (conditions["target_rate"] == row.target_rate)
+            & (conditions["g"] == row.g)
+        ]["cond_id"].item()
+        counts = np.asarray(rasters.counts(cond))
+        window_of = {int(s): i for i, s in enumerate(rasters.seq_id)}
+        for token in part.sample(20, random_state=1).itertuples():
+            agree = flags[(flags["seq_id"] == token.seq_id) & (flags["position"] == token.position)]
+            agree = agree.sort_values("layer")["agrees_final"].to_numpy()
+            collapse = next(l for l in range(N_LAYERS) if agree[l:].all())  # noqa: E741
+            active = np.flatnonzero(counts[window_of[token.seq_id], :, token.position] > 0)
+            depth = int(active.max() - active.min() + 1) if active.size else 0
+            assert (token.collapse_layer, token.cascade_depth) == (collapse, depth)
+    # the crosstab is this table's joint counts
+    crosstab = outputs[role]["lens_collapse_crosstab"]
+    keys = ["g_condition", "spike_def_id", "target_rate", "collapse_layer", "cascade_depth"]
+    counted = tokens.groupby(keys).size().rename("n_tokens").reset_index()
+    merged = crosstab.merge(counted, on=keys, suffixes=("", "_counted"), validate="1:1")
+    assert len(merged) == len(crosstab) == len(counted)
+    assert (merged["n_tokens"] == merged["n_tokens_counted"]).all()
+
+
 def test_alignment_is_recomputed_identically(lens_outputs, two_role_run):
     outputs, params = lens_outputs
     base = outputs["base"]
@@ -163,6 +203,7 @@ def test_alignment_is_recomputed_identically(lens_outputs, two_role_run):
     pd.testing.assert_frame_equal(again[0], base["lens_layers"])
     pd.testing.assert_frame_equal(again[1], base["lens_alignment"])
     pd.testing.assert_frame_equal(again[2], base["lens_collapse_crosstab"])
+    pd.testing.assert_frame_equal(again[3], base["lens_collapse_tokens"])
 
 
 def test_fewer_windows_align_with_the_same_windows_of_the_rasters(lens_outputs):
@@ -173,7 +214,7 @@ def test_fewer_windows_align_with_the_same_windows_of_the_rasters(lens_outputs):
         base["model_manifest"], base["windows"], base["gstar_A"], params["runtime"], lens
     )
     assert manifest["n_windows"] == 3 and tokens["seq_id"].nunique() == 3
-    layers, alignment, _ = align_lens_with_cascades(
+    layers, alignment, _, _ = align_lens_with_cascades(
         tokens,
         base["event_rasters_A"],
         base["conditions_A"],

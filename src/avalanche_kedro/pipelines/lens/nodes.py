@@ -232,10 +232,11 @@ def align_lens_with_cascades(
     gstar: pd.DataFrame,
     events_summary: dict,
     lens: dict,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Per layer the lens next to the events (T10 rows), per token the collapse layer next to
-    the cascade depth (T11 rows and their joint counts), at g = 1 and at g* for every spike
-    definition and target rate of the role."""
+    the cascade depth (T11 rows, their joint counts, and the per-token table itself: one row
+    per (g condition, spike definition, rate, window, position)), at g = 1 and at g* for every
+    spike definition and target rate of the role."""
     settings = check_lens_parameters(lens)
     role = str(conditions["model_role"].iloc[0])
     d_ff = int(events_summary["d_ff"])
@@ -245,7 +246,7 @@ def align_lens_with_cascades(
     rows = lens_window_rows(lens_tokens, rasters.seq_id)
     seq_ids = rasters.seq_id[rows]
     cache: dict[float, dict[str, np.ndarray]] = {}
-    layer_rows, alignment_rows, crosstabs = [], [], []
+    layer_rows, alignment_rows, crosstabs, token_rows = [], [], [], []
     for star in gstar.itertuples(index=False):
         for label, g in (("g1", 1.0), ("gstar", float(star.g_star))):
             if g not in cache:
@@ -303,12 +304,24 @@ def align_lens_with_cascades(
             stats["seq_ids"] = [int(s) for s in seq_ids]
             alignment_rows.append({**keys, **stats})
             crosstabs.append(align.collapse_crosstab(collapse, depth).assign(**keys))
+            token_rows.append(
+                pd.DataFrame(
+                    {
+                        **keys,
+                        "seq_id": np.repeat(seq_ids.astype(np.int64), collapse.shape[1]),
+                        "position": np.tile(np.arange(collapse.shape[1]), collapse.shape[0]),
+                        "collapse_layer": collapse.ravel(),
+                        "cascade_depth": depth.ravel(),
+                    }
+                )
+            )
     key_columns = ["model_role", "g_condition", "spike_def_id", "target_rate", "g"]
     layers = pd.concat(layer_rows, ignore_index=True)
     layers = layers[key_columns + [c for c in layers.columns if c not in key_columns]]
     crosstab = pd.concat(crosstabs, ignore_index=True)
     crosstab = crosstab[key_columns + [c for c in crosstab.columns if c not in key_columns]]
-    return layers, pd.DataFrame(alignment_rows), crosstab
+    tokens = pd.concat(token_rows, ignore_index=True)
+    return layers, pd.DataFrame(alignment_rows), crosstab, tokens
 
 
 def decode_lens_prompts(

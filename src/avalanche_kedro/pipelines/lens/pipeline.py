@@ -28,7 +28,12 @@ def template() -> Pipeline:
                     "events_summary",
                     "params:lens",
                 ],
-                outputs=["lens_layers", "lens_alignment", "lens_collapse_crosstab"],
+                outputs=[
+                    "lens_layers",
+                    "lens_alignment",
+                    "lens_collapse_crosstab",
+                    "lens_collapse_tokens",
+                ],
                 name="align_lens_with_cascades",
             ),
             node(
