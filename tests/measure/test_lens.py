@@ -18,7 +18,7 @@ from avalanche_kedro.core.errors import InstrumentationError
 from avalanche_kedro.measure import lens
 from avalanche_kedro.measure.adapters import adapter_for
 from avalanche_kedro.measure.gain import MLP_GLOBAL, layer_gains
-from tests.measure.model_cases import CASES, input_ids, logits, model_type_of, tiny_model
+from tests.measure.model_cases import CASES, VOCAB, input_ids, logits, model_type_of, tiny_model
 
 IDS = input_ids(3, (3, 9)).numpy()
 
@@ -179,7 +179,7 @@ def test_tied_embeddings_decode_with_the_embedding_matrix():
     model = tiny_model("gpt2")  # gpt2 ties lm_head to wte
     assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
     assert lens.LensDecoder(model).weight is model.get_input_embeddings().weight
-    lens.lens_self_check(model, IDS)
+    assert lens.lens_self_check(model, IDS)["lens_vocab_size"] == VOCAB
 
 
 def test_missing_final_norm_names_the_adapter_entry():

@@ -27,6 +27,17 @@ from tests.pipelines.conftest import N_LAYERS, N_WINDOWS, SEQ_LEN, SMALL_PARAMS,
 ROLES = ("base", "instruct")
 
 
+def _real_cond_id(conditions: pd.DataFrame, row) -> int:
+    """cond_id of the real MLP_GLOBAL condition at a lens row's spike def, rate and g."""
+    return conditions[
+        (conditions["null_id"] == NULL_NONE)
+        & (conditions["intervention_id"] == MLP_GLOBAL)
+        & (conditions["spike_def_id"] == row.spike_def_id)
+        & (conditions["target_rate"] == row.target_rate)
+        & (conditions["g"] == row.g)
+    ]["cond_id"].item()
+
+
 @pytest.fixture(scope="module")
 def lens_outputs(two_role_run):
     catalog, _, params = two_role_run
@@ -164,13 +175,7 @@ def test_per_token_table_pairs_collapse_layer_and_cascade_depth(lens_outputs, ro
         part = tokens[tokens["g_condition"] == condition].iloc[: N_WINDOWS * SEQ_LEN]
         row = part.iloc[0]
         flags = lens_tokens[lens_tokens["g"] == row.g]
-        cond = conditions[
-            (conditions["null_id"] == NULL_NONE)
-            & (conditions["intervention_id"] == MLP_GLOBAL)
-            & (conditions["spike_def_id"] == row.spike_def_id)
-            & (conditions["target_rate"] == row.target_rate)
-            & (conditions["g"] == row.g)
-        ]["cond_id"].item()
+        cond = _real_cond_id(conditions, row)
         counts = np.asarray(rasters.counts(cond))
         window_of = {int(s): i for i, s in enumerate(rasters.seq_id)}
         for token in part.sample(20, random_state=1).itertuples():
@@ -225,13 +230,7 @@ def test_fewer_windows_align_with_the_same_windows_of_the_rasters(lens_outputs):
     assert (alignment["n_windows"] == 3).all()
     conditions = base["conditions_A"]
     row = layers.iloc[0]
-    cond = conditions[
-        (conditions["null_id"] == NULL_NONE)
-        & (conditions["intervention_id"] == MLP_GLOBAL)
-        & (conditions["spike_def_id"] == row.spike_def_id)
-        & (conditions["target_rate"] == row.target_rate)
-        & (conditions["g"] == row.g)
-    ]["cond_id"].item()
+    cond = _real_cond_id(conditions, row)
     counts = np.asarray(base["event_rasters_A"].counts(cond))[:3]
     expected = lens_alignment.layer_site_fractions(counts, base["events_summary"]["d_ff"])
     assert row.event_rate == pytest.approx(expected["event_rate"].iloc[int(row.layer)])

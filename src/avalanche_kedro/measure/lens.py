@@ -294,7 +294,8 @@ class LensResult:
     stats: PassStats
 
 
-def _as_loaded(model, adapter: ArchitectureAdapter | None) -> LoadedModel:
+def as_loaded(model, adapter: ArchitectureAdapter | None = None) -> LoadedModel:
+    """``model`` as a :class:`LoadedModel` on its own device and dtype (as it is if it is one)."""
     if isinstance(model, LoadedModel):
         return model
     parameter = next(model.parameters())
@@ -328,7 +329,7 @@ def layer_predictions(
     (:func:`decode_layers`) and only ``[N, L, T]`` scalars come back. ``model`` is a
     ``*ForCausalLM`` of a supported family or a :class:`LoadedModel`.
     """
-    loaded = _as_loaded(model, adapter)
+    loaded = as_loaded(model, adapter)
     decoder = LensDecoder(loaded.model, loaded.adapter)
     ids = np.asarray(input_ids, dtype=np.int64)
     if ids.ndim != 2 or ids.shape[1] < 1:
@@ -393,7 +394,7 @@ def lens_self_check(
     (:data:`SELF_CHECK_KL_TOLERANCE` for fp32 models, :data:`SELF_CHECK_KL_TOLERANCE_HALF`
     for bf16/fp16 ones, whose own logits are rounded to half precision).
     """
-    loaded = _as_loaded(model, adapter)
+    loaded = as_loaded(model, adapter)
     decoder = LensDecoder(loaded.model, loaded.adapter)
     half = loaded.dtype in (torch.float16, torch.bfloat16)
     if tolerance is None:
@@ -424,6 +425,7 @@ def lens_self_check(
         "lens_self_check_tolerance": float(tolerance),
         "lens_self_check_tokens": int(batch.numel()),
         "lens_self_check_dtype": str(loaded.dtype).replace("torch.", ""),
+        "lens_vocab_size": decoder.vocab_size,
     }
     if not worst <= tolerance:
         raise InstrumentationError(

@@ -44,6 +44,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from ..analysis import lens_alignment
+from ..analysis.bootstrap import percentile_interval
 from ..core.errors import ArtifactError
 from ..measure.thresholds import SPIKE_ONE_SIDED_POS
 from . import tables
@@ -152,17 +153,19 @@ def paired_with_control(
                 other = by_key.get(tuple(row[k] for k in KEYS))
                 if other is None or list(row["seq_ids"]) != list(other["seq_ids"]):
                     continue  # not measured on the same windows: no paired comparison
-                diff = np.asarray(row["rho_replicates"], float) - np.asarray(
-                    other["rho_replicates"], float
-                )
-                diff = diff[np.isfinite(diff)]
-                if not (row["defined"] and other["defined"]) or diff.size == 0:
+                if not (row["defined"] and other["defined"]):
                     continue
-                low, high = np.percentile(diff, [2.5, 97.5])
+                # the paired percentile CI of the replicate differences, as T08's
+                low, high = percentile_interval(
+                    np.asarray(row["rho_replicates"], float)
+                    - np.asarray(other["rho_replicates"], float)
+                )
+                if not np.isfinite(low):
+                    continue  # no replicate where both rhos are defined
                 frame.loc[index, CONTROL_COLUMNS[1:]] = [
                     float(row["spearman_rho"]) - float(other["spearman_rho"]),
-                    float(low),
-                    float(high),
+                    low,
+                    high,
                 ]
         out[role] = frame
     return out

@@ -147,8 +147,9 @@ def measure_lens(
         ids, seq_ids = ids[: settings["max_windows"]], seq_ids[: settings["max_windows"]]
     loaded = load_model(model_manifest, runtime)
     check = lens_self_check(loaded, ids[:2], settings["self_check_kl_tolerance"])
+    gains = lens_gains(gstar)
     frames, passes, seconds = [], 0, 0.0
-    for g in lens_gains(gstar):
+    for g in gains:
         result = layer_predictions(
             loaded,
             ids,
@@ -169,11 +170,12 @@ def measure_lens(
     )
     manifest = {
         "model_role": model_manifest["model_role"],
-        "gains": lens_gains(gstar),
+        "gains": gains,
         "n_windows": int(ids.shape[0]),
         "seq_len": int(ids.shape[1]),
         "n_layers": int(loaded.n_layers),
-        "vocab_size": int(loaded.model.get_output_embeddings().weight.shape[0]),
+        # the decoder's own count (a head tied to the input embeddings has no output layer)
+        "vocab_size": check["lens_vocab_size"],
         "forward_passes": int(passes),
         "seconds": float(seconds),
         "max_logit_elements": settings["max_logit_elements"]

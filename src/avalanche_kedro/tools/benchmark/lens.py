@@ -23,10 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...measure.adapters import adapter_for
 from ...measure.checkpoints import LoadedModel
 from ...measure.forward import run_pass
-from ...measure.lens import LensDecoder, layer_predictions
+from ...measure.lens import LensDecoder, as_loaded, layer_predictions
 
 #: Model shapes: the embedded default's, and a Qwen2.5-7B-shaped one for a GPU.
 LENS_PRESETS: dict[str, dict[str, Any]] = {
@@ -63,15 +62,7 @@ def _model(shape: dict[str, Any], device: torch.device, dtype: torch.dtype):
     keys = [k for k in LENS_PRESETS["embedded"] if k.endswith(("_size", "_layers", "_heads"))]
     config = AutoConfig.for_model("llama", **{k: shape[k] for k in keys})
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config, dtype=dtype).to(device).eval()
-    return LoadedModel(
-        model=model,
-        tokenizer=None,
-        adapter=adapter_for("llama"),
-        device=device,
-        dtype=dtype,
-        manifest={"model_id": "random-init llama", "model_type": "llama"},
-    )
+    return as_loaded(AutoModelForCausalLM.from_config(config, dtype=dtype).to(device).eval())
 
 
 def dense_entropy(loaded: LoadedModel, ids: np.ndarray, batch_size: int) -> np.ndarray:
