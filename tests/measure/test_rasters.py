@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from avalanche_kedro.analysis.lattice import RasterError, branching
 from avalanche_kedro.core.errors import ArtifactError
 from avalanche_kedro.measure.rasters import (
     A_FILE,
@@ -63,7 +64,8 @@ def test_writer_blocks_in_any_order_and_finalize(tmp_path):
     assert rasters.cond_id.dtype == np.int32 and rasters.seq_id.dtype == np.int32
     meta = json.loads((tmp_path / "r" / META_FILE).read_text())
     assert meta["shape"] == [C, N, L, T]
-    assert meta["axes"] == ["C", "N", "L", "T"]
+    assert meta["axes"] == ["condition", "window", "layer", "token"]
+    assert meta["n_layers"] == L and meta["n_tokens"] == T
     # the files are plain .npy arrays
     np.testing.assert_array_equal(np.load(tmp_path / "r" / A_FILE), A)
     np.testing.assert_array_equal(np.load(tmp_path / "r" / X_FILE), expected_x)
@@ -198,3 +200,89 @@ def test_wrong_dtype_or_rank_names_the_array(field, bad, named):
         check_raster_arrays(**arrays)
     with pytest.raises(ArtifactError, match=named):
         EventRasters(**arrays)
+
+
+# --------------------------------------------------------------------------------------------
+# axes and layer count
+
+
+def test_reopened_raster_carries_axes_and_counts(tmp_path):
+    directory = _finalized(tmp_path)
+    rasters = EventRasters.open(directory)
+    assert rasters.axes == ("condition", "window", "layer", "token")
+    assert EventRasters.axes == rasters.axes  # a class constant, not per instance
+    assert (rasters.n_conditions, rasters.n_windows, rasters.n_layers, rasters.n_tokens) == (
+        3,
+        5,
+        2,
+        4,
+    )
+    # one condition is [N, L, T] = [5, 2, 4]
+    assert rasters.counts(7).shape == (5, 2, 4)
+    assert rasters.occupancy(7).shape == (5, 2, 4)
+
+
+def test_raster_json_of_the_older_spelling_still_opens(tmp_path):
+    """raster.json written before the axis names were spelled out: single letters and no
+    n_layers / n_tokens (framework/datasets.py still writes this for in-memory rasters)."""
+    directory = _finalized(tmp_path)
+    (directory / META_FILE).write_text(
+        json.dumps({"shape": [C, N, L, T], "axes": ["C", "N", "L", "T"]}, indent=2)
+    )
+    rasters = EventRasters.open(directory)
+    assert rasters.n_layers == 2 and rasters.n_tokens == 4
+    np.testing.assert_array_equal(rasters.counts(3), _counts()[1])
+    # no axes at all is accepted too
+    (directory / META_FILE).write_text(json.dumps({"shape": [C, N, L, T]}))
+    assert EventRasters.open(directory).n_layers == 2
+
+
+def test_unknown_axis_names_are_refused(tmp_path):
+    directory = _finalized(tmp_path)
+    meta = json.loads((directory / META_FILE).read_text())
+    meta["axes"] = ["condition", "window", "token", "layer"]
+    (directory / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError) as info:
+        EventRasters.open(directory)
+    message = str(info.value)
+    assert "['condition', 'window', 'token', 'layer']" in message
+    assert "[condition, window, layer, token]" in message
+
+
+def test_stored_layer_count_contradicting_a_swapped_array_is_refused(tmp_path):
+    """A.npy holding [C, N, T, L] (4 tokens, 2 layers swapped) while raster.json says the
+    model has 2 layers of 4 tokens: refused, naming the swap and the fix."""
+    directory = _finalized(tmp_path)
+    swapped = np.ascontiguousarray(np.swapaxes(_counts(), 2, 3))  # [3, 5, 4, 2]
+    np.save(directory / A_FILE, swapped)
+    np.save(directory / X_FILE, (swapped > 0).astype(np.uint8))
+    meta = json.loads((directory / META_FILE).read_text())
+    meta["shape"] = [C, N, T, L]  # the shape entry alone agrees with the swapped file
+    (directory / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError) as info:
+        EventRasters.open(directory)
+    message = str(info.value)
+    assert "[3, 5, 4, 2]" in message
+    assert "n_layers = 2" in message
+    assert "look swapped" in message
+    assert "np.swapaxes(A, 2, 3)" in message
+
+
+def test_stored_layer_count_of_another_model_is_refused_without_a_swap_hint(tmp_path):
+    directory = _finalized(tmp_path)
+    meta = json.loads((directory / META_FILE).read_text())
+    meta["n_layers"] = 7
+    (directory / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError) as info:
+        EventRasters.open(directory)
+    message = str(info.value)
+    assert "n_layers = 7" in message and "[3, 5, 2, 4]" in message
+    assert "swap" not in message
+
+
+def test_n_layers_of_the_reader_makes_the_analysis_refuse_a_transposed_condition(tmp_path):
+    rasters = EventRasters.open(_finalized(tmp_path))
+    counts = np.asarray(rasters.counts(7))  # [5, 2, 4]
+    assert branching(counts, n_layers=rasters.n_layers) == branching(counts)
+    with pytest.raises(RasterError, match=r"transpose\(0, 2, 1\)"):
+        branching(counts.transpose(0, 2, 1), n_layers=rasters.n_layers)

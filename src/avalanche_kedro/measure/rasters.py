@@ -2,12 +2,19 @@
 
 A raster set is a directory holding ``A.npy``, ``X.npy``, ``cond_id.npy`` (int32, length C,
 keys of the condition table) and ``seq_id.npy`` (int32, length N, the windows' chunk indices),
-plus ``raster.json`` describing the shape. The arrays are plain ``.npy`` files opened
+plus ``raster.json`` describing the shape: ``{"shape": [C, N, L, T], "axes": ["condition",
+"window", "layer", "token"], "n_layers": L, "n_tokens": T}`` (files written before the axis
+names were spelled out say ``"axes": ["C", "N", "L", "T"]`` and have no ``n_layers``; they open
+as well). The arrays are plain ``.npy`` files opened
 memory-mapped, so an analysis reads one condition at a time without loading the rest.
 
 :class:`RasterWriter` fills ``A.npy`` with positioned writes (one block per condition and batch
 of windows) instead of holding the raster in memory, so the measurement's host memory does
 not grow with the number of windows.
+
+One condition, ``rasters.counts(cond_id)``, is ``[N, L, T]`` (windows, layers, tokens), the
+axis order of :mod:`avalanche_kedro.analysis`; pass ``n_layers=rasters.n_layers`` to the analysis
+functions so a transposed array is refused instead of exchanging b_time and b_depth.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -28,11 +36,23 @@ COND_FILE = "cond_id.npy"
 SEQ_FILE = "seq_id.npy"
 META_FILE = "raster.json"
 RASTER_FILES = (A_FILE, X_FILE, COND_FILE, SEQ_FILE, META_FILE)
+#: axis names of A and X, in order, as raster.json stores them
+AXES = ("condition", "window", "layer", "token")
+#: the single-letter spelling of the same axes in raster.json files written before AXES
+LEGACY_AXES = ("C", "N", "L", "T")
 
 
 @dataclass(frozen=True)
 class EventRasters:
-    """Counts ``A [C, N, L, T]`` and occupancy ``X = (A > 0)`` with their keys."""
+    """Counts ``A [C, N, L, T]`` and occupancy ``X = (A > 0)`` with their keys.
+
+    The axes are :attr:`axes` = ``("condition", "window", "layer", "token")``; one condition
+    (:meth:`counts`, :meth:`occupancy`) is ``[N, L, T]``. :attr:`n_layers`, :attr:`n_tokens`
+    and :attr:`n_windows` are the lengths of those axes; pass ``n_layers=rasters.n_layers`` to
+    the analysis functions to have a transposed array refused.
+    """
+
+    axes: ClassVar[tuple[str, ...]] = AXES
 
     A: np.ndarray
     X: np.ndarray
@@ -45,7 +65,23 @@ class EventRasters:
 
     @property
     def n_conditions(self) -> int:
+        """C, the number of conditions (axis 0)."""
         return int(self.A.shape[0])
+
+    @property
+    def n_windows(self) -> int:
+        """N, the number of windows (axis 1)."""
+        return int(self.A.shape[1])
+
+    @property
+    def n_layers(self) -> int:
+        """L, the number of layers (axis 2 of A; axis 1 of one condition)."""
+        return int(self.A.shape[2])
+
+    @property
+    def n_tokens(self) -> int:
+        """T, the number of tokens per window (axis 3 of A; axis 2 of one condition)."""
+        return int(self.A.shape[3])
 
     def index_of(self, cond_id: int) -> int:
         """Row of ``cond_id`` in the arrays."""
@@ -55,16 +91,19 @@ class EventRasters:
         return int(matches[0])
 
     def counts(self, cond_id: int) -> np.ndarray:
-        """``A[n, l, t]`` of one condition (a view)."""
+        """Counts ``A[n, l, t]`` of one condition: a view shaped ``[N, L, T]`` (windows,
+        layers, tokens), uint16."""
         return self.A[self.index_of(cond_id)]
 
     def occupancy(self, cond_id: int) -> np.ndarray:
-        """``X[n, l, t]`` of one condition (a view)."""
+        """Occupancy ``X[n, l, t]`` of one condition: a view shaped ``[N, L, T]`` (windows,
+        layers, tokens), uint8 0/1."""
         return self.X[self.index_of(cond_id)]
 
     @classmethod
     def open(cls, directory: Path | str) -> EventRasters:
-        """Open a raster directory memory-mapped (read-only), checking it is complete."""
+        """Open a raster directory memory-mapped (read-only), checking it is complete and that
+        ``A`` agrees with the axes, shape and layer/token counts stored in raster.json."""
         directory = Path(directory)
         missing = [name for name in RASTER_FILES if not (directory / name).exists()]
         if missing:
@@ -73,7 +112,8 @@ class EventRasters:
                 "Re-run the events pipeline (kedro run --pipelines events) to rewrite it.",
             )
         try:
-            expected_shape = json.loads((directory / META_FILE).read_text())["shape"]
+            meta = json.loads((directory / META_FILE).read_text())
+            expected_shape = meta["shape"]
             A = np.load(directory / A_FILE, mmap_mode="r")
             X = np.load(directory / X_FILE, mmap_mode="r")
             cond_id = np.load(directory / COND_FILE)
@@ -84,6 +124,7 @@ class EventRasters:
                 f"Raster files in '{directory}' are truncated or corrupted ({exc}).",
                 "Re-run the events pipeline (kedro run --pipelines events) to rewrite them.",
             ) from exc
+        _check_metadata(directory, meta, A.shape)
         if list(A.shape) != expected_shape:
             raise ArtifactError(
                 f"Raster A in '{directory}' has shape {list(A.shape)}, its metadata says "
@@ -91,6 +132,38 @@ class EventRasters:
                 "Re-run the events pipeline (kedro run --pipelines events) to rewrite it.",
             )
         return cls(A=A, X=X, cond_id=cond_id, seq_id=seq_id, directory=directory)
+
+
+def _check_metadata(directory: Path, meta: dict, shape: tuple[int, ...]) -> None:
+    """The axis names and the layer and token counts of raster.json against ``A``'s shape."""
+    rewrite = "Re-run the events pipeline (kedro run --pipelines events) to rewrite it."
+    axes = meta.get("axes")
+    if axes is not None and (not isinstance(axes, list) or tuple(axes) not in (AXES, LEGACY_AXES)):
+        raise ArtifactError(
+            f"raster.json in '{directory}' says the axes of A are {axes!r}; this reader "
+            f"expects {list(AXES)} (or the older spelling {list(LEGACY_AXES)}).",
+            "Store A as [condition, window, layer, token] (RasterWriter does). " + rewrite,
+        )
+    if len(shape) != 4:
+        return  # the shape check and check_raster_arrays name a wrong rank
+    for key, axis, other in (("n_layers", 2, 3), ("n_tokens", 3, 2)):
+        if key not in meta:
+            continue  # written before the counts were stored
+        stored = meta[key]
+        if shape[axis] == stored:
+            continue
+        swapped = shape[other] == stored
+        raise ArtifactError(
+            f"Raster A in '{directory}' has shape {list(shape)} (condition, window, layer, "
+            f"token) but raster.json says {key} = {stored}"
+            + (": layers and tokens look swapped (A stored as [C, N, T, L])." if swapped else "."),
+            (
+                "Write A as [C, N, L, T] (np.swapaxes(A, 2, 3) of the swapped array). "
+                if swapped
+                else ""
+            )
+            + rewrite,
+        )
 
 
 def check_raster_arrays(
@@ -190,7 +263,15 @@ class RasterWriter:
         np.save(self.directory / COND_FILE, self.cond_ids)
         np.save(self.directory / SEQ_FILE, self.seq_ids)
         (self.directory / META_FILE).write_text(
-            json.dumps({"shape": list(self.shape), "axes": ["C", "N", "L", "T"]}, indent=2)
+            json.dumps(
+                {
+                    "shape": list(self.shape),
+                    "axes": list(AXES),
+                    "n_layers": self.shape[2],
+                    "n_tokens": self.shape[3],
+                },
+                indent=2,
+            )
         )
         return EventRasters.open(self.directory)
 
