@@ -687,3 +687,92 @@ def test_component_limit_is_strictly_more_than_20000():
     A[0, 0, 0::2] = 1  # 20001: a hard failure
     with pytest.raises(ComponentExplosionError, match="20001"):
         avalanches(A)
+
+
+# --------------------------------------------------------------------------------------------
+# axis safety: the optional n_layers check
+
+#: window 0 of [N=2, L=3, T=5]: layer 0 occupied at tokens 0, 1, 2 and layer 1 at token 2, so
+#: n_time = 2 (0,0)-(0,1), (0,1)-(0,2); n_depth = 1 (0,2)-(1,2); den = 4. Window 1 is empty.
+AXIS_SITES = [(0, 0, 0, 2), (0, 0, 1), (0, 0, 2, 3), (0, 1, 2)]
+
+LATTICE_FUNCTIONS = {
+    "check_raster": lambda A, **kw: check_raster(A, **kw),
+    "label_components": lambda A, **kw: label_components(A, **kw),
+    "avalanches": lambda A, **kw: avalanches(A, ADJ_4N, seq_ids=[7, 8], **kw),
+    "branching_counts": lambda A, **kw: branching_counts(A, **kw),
+    "branching": lambda A, **kw: branching(A, **kw),
+    "window_totals": lambda A, **kw: window_totals(A, **kw),
+    "susceptibility": lambda A, **kw: susceptibility(A, **kw),
+}
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, tuple):
+        return all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, pd.DataFrame):
+        return a.equals(b)
+    if isinstance(a, np.ndarray):
+        return np.array_equal(a, b)
+    return a == b
+
+
+@pytest.mark.parametrize("name", list(LATTICE_FUNCTIONS))
+def test_swapped_raster_is_refused_when_n_layers_is_given(name):
+    A = raster(2, 3, 5, AXIS_SITES)
+    swapped = A.transpose(0, 2, 1)  # [N, T, L] = (2, 5, 3)
+    with pytest.raises(RasterError) as info:
+        LATTICE_FUNCTIONS[name](swapped, n_layers=3)
+    message = str(info.value)
+    assert "(2, 5, 3)" in message  # the shape that was passed
+    assert "n_layers=3" in message  # the expected layer count
+    assert "[N, T, L]" in message
+    assert "transpose(0, 2, 1)" in message and "np.swapaxes" in message
+    expected_name = "X" if name.startswith("branching") else "A"
+    assert message.startswith(f"{expected_name} has shape")
+
+
+@pytest.mark.parametrize("name", list(LATTICE_FUNCTIONS))
+def test_correct_shape_with_n_layers_gives_the_unchecked_result(name):
+    A = raster(2, 3, 5, AXIS_SITES)
+    assert _same(LATTICE_FUNCTIONS[name](A, n_layers=3), LATTICE_FUNCTIONS[name](A))
+
+
+@pytest.mark.parametrize("name", list(LATTICE_FUNCTIONS))
+def test_layer_count_matching_no_axis_is_refused_without_a_transpose_hint(name):
+    A = raster(2, 3, 5, AXIS_SITES)
+    with pytest.raises(RasterError) as info:
+        LATTICE_FUNCTIONS[name](A, n_layers=4)
+    message = str(info.value)
+    assert "(2, 3, 5)" in message and "n_layers=4" in message
+    assert "transpose" not in message and "[N, T, L]" not in message
+
+
+def test_without_n_layers_a_swapped_raster_still_exchanges_b_time_and_b_depth():
+    """The old behaviour is kept when n_layers is not given; the hand values show why the
+    check matters."""
+    A = raster(2, 3, 5, AXIS_SITES)
+    right = branching(A)
+    assert (right["b_time"], right["b_depth"]) == (2 / 4, 1 / 4)
+    wrong = branching(A.transpose(0, 2, 1))  # accepted silently, axes exchanged
+    assert (wrong["b_time"], wrong["b_depth"]) == (1 / 4, 2 / 4)
+    assert branching(A, n_layers=None) == right
+
+
+@pytest.mark.parametrize("bad", [-1, 2.0, True, "3"])
+def test_n_layers_must_be_a_non_negative_integer(bad):
+    with pytest.raises(RasterError, match="n_layers must be a non-negative integer"):
+        branching(raster(2, 3, 5, AXIS_SITES), n_layers=bad)
+    # numpy integers are accepted
+    assert branching(raster(2, 3, 5, AXIS_SITES), n_layers=np.int64(3))["b_tot"] == 0.75
+
+
+def test_float_counts_are_refused_naming_the_argument_and_the_fix():
+    A = raster(2, 3, 5, AXIS_SITES).astype(np.float64)
+    with pytest.raises(RasterError) as info:
+        avalanches(A, n_layers=3)
+    message = str(info.value)
+    assert "Raster A must hold integer event counts" in message and "float64" in message
+    assert "A.astype(numpy.uint16)" in message
+    with pytest.raises(RasterError, match=r"Raster X .*float32(.|\n)*X\.astype\(numpy\.uint16\)"):
+        branching(A.astype(np.float32))

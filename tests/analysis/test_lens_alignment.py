@@ -498,3 +498,57 @@ def test_kept_replicates_share_one_bootstrap_across_models_for_a_paired_differen
         collapse, np.zeros((6, 10), int), "k", 5, 0, keep_replicates=True
     )
     assert np.isnan(undefined["rho_replicates"]).all() and undefined["rho_replicates"].shape == (5,)
+
+
+# --------------------------------------------------------------------------------------------
+# axis safety: the optional n_layers check
+
+RASTER_FUNCTIONS = {
+    "cascade_depth": lambda A, **kw: cascade_depth(A, **kw),
+    "layer_site_fractions": lambda A, **kw: layer_site_fractions(A, 10, **kw),
+}
+
+
+@pytest.mark.parametrize("name", list(RASTER_FUNCTIONS))
+def test_swapped_raster_is_refused_when_n_layers_is_given(name):
+    swapped = _site_raster().transpose(0, 2, 1)  # [N, T, L] = (2, 4, 3)
+    with pytest.raises(RasterError) as info:
+        RASTER_FUNCTIONS[name](swapped, n_layers=3)
+    message = str(info.value)
+    assert message.startswith("A has shape (2, 4, 3) but n_layers=3")
+    assert "[N, T, L]" in message and "A.transpose(0, 2, 1)" in message
+
+
+@pytest.mark.parametrize("name", list(RASTER_FUNCTIONS))
+def test_correct_raster_with_n_layers_gives_the_unchecked_result(name):
+    checked = RASTER_FUNCTIONS[name](_site_raster(), n_layers=3)
+    unchecked = RASTER_FUNCTIONS[name](_site_raster())
+    if isinstance(checked, np.ndarray):
+        assert checked.tolist() == unchecked.tolist() == [[1, 0, 1, 1], [2, 0, 1, 1]]
+    else:
+        assert checked.equals(unchecked)
+
+
+def test_without_n_layers_a_swapped_raster_gives_a_different_depth():
+    """The old behaviour: accepted silently, tokens read as layers ([N, L] instead of [N, T])."""
+    depth = cascade_depth(_site_raster().transpose(0, 2, 1))
+    assert depth.shape == (2, 3)  # [N, L]: the tokens were taken for layers
+    # the token span of each layer's events: window 0 layer 2 has tokens 2 and 3 -> 2; window
+    # 1 layer 1 has tokens 0 and 3 -> 4 (against true depths of at most 2)
+    assert depth.tolist() == [[1, 0, 2], [1, 4, 1]]
+
+
+def test_swapped_lens_arrays_are_refused_when_n_layers_is_given():
+    entropy, kl, p_next, rank, agree = _lens_arrays()  # [N=2, L=2, T=3]
+    swap = [a.transpose(0, 2, 1) for a in (entropy, kl, p_next, rank, agree)]
+    with pytest.raises(LensArrayError) as info:
+        layer_lens_summary(*swap, n_layers=2)
+    assert str(info.value).startswith("entropy has shape (2, 3, 2) but n_layers=2")
+    assert "entropy.transpose(0, 2, 1)" in str(info.value)
+    with pytest.raises(LensArrayError, match=r"agrees_final\.transpose\(0, 2, 1\)"):
+        collapse_layers(agree.transpose(0, 2, 1), n_layers=2)
+    # the right axis order passes and gives the unchecked result
+    assert layer_lens_summary(entropy, kl, p_next, rank, agree, n_layers=2).equals(
+        layer_lens_summary(entropy, kl, p_next, rank, agree)
+    )
+    assert collapse_layers(agree, n_layers=2).tolist() == [[0, 1, 1], [0, 0, 1]]

@@ -147,12 +147,15 @@ def test_model_role_is_not_an_input():
     for function in (null_raster, within_layer_permutation, within_layer_circular_shift):
         parameters = list(inspect.signature(function).parameters)
         assert not any("model" in p or "role" in p or "run" in p for p in parameters), parameters
-    assert list(inspect.signature(null_raster).parameters) == [
+    signature = inspect.signature(null_raster)
+    assert list(signature.parameters) == [
         "A",
         "null_id",
         "condition_key",
         "seq_ids",
+        "n_layers",  # the optional axis check, keyword-only
     ]
+    assert signature.parameters["n_layers"].kind is inspect.Parameter.KEYWORD_ONLY
     # two "models" with different rasters but one condition get the same index permutation
     T = 9
     ids = np.tile(np.arange(T, dtype=np.uint16), (2, 2, 1))
@@ -262,3 +265,44 @@ def test_bad_rasters_and_null_ids():
         null_raster(random_counts((1, 2, 5)), "NULL_TOKEN_SHUFFLE_INPUT", KEY, [0])
     with pytest.raises(RasterError, match="1"):
         within_layer_circular_shift(np.zeros((1, 2, 1), dtype=np.uint16), KEY, [0])
+
+
+# --------------------------------------------------------------------------------------------
+# axis safety: the optional n_layers check
+
+NULL_FUNCTIONS = {
+    "null_raster": lambda A, **kw: null_raster(A, NULL_PERM, KEY, [3, 4], **kw),
+    "within_layer_permutation": lambda A, **kw: within_layer_permutation(A, KEY, [3, 4], **kw),
+    "within_layer_circular_shift": lambda A, **kw: within_layer_circular_shift(
+        A, KEY, [3, 4], **kw
+    ),
+    "preserved_marginals": lambda A, **kw: preserved_marginals(A, A, **kw),
+    "assert_marginals_preserved": lambda A, **kw: assert_marginals_preserved(A, A, NULL_PERM, **kw),
+}
+
+
+@pytest.mark.parametrize("name", list(NULL_FUNCTIONS))
+def test_swapped_raster_is_refused_when_n_layers_is_given(name):
+    A = random_counts((2, 3, 7), seed=9)
+    swapped = A.transpose(0, 2, 1)  # (2, 7, 3)
+    with pytest.raises(RasterError) as info:
+        NULL_FUNCTIONS[name](swapped, n_layers=3)
+    message = str(info.value)
+    assert "(2, 7, 3)" in message and "n_layers=3" in message
+    assert "[N, T, L]" in message and "A.transpose(0, 2, 1)" in message
+
+
+@pytest.mark.parametrize("name", list(NULL_FUNCTIONS))
+def test_correct_shape_with_n_layers_gives_the_unchecked_result(name):
+    A = random_counts((2, 3, 7), seed=9)
+    checked, unchecked = NULL_FUNCTIONS[name](A, n_layers=3), NULL_FUNCTIONS[name](A)
+    assert np.array_equal(checked, unchecked)
+
+
+def test_a_swapped_null_is_refused_by_the_marginal_check_with_its_own_name():
+    A = random_counts((2, 3, 7), seed=9)
+    null = within_layer_permutation(A, KEY, [3, 4], n_layers=3)
+    with pytest.raises(RasterError) as info:
+        preserved_marginals(A, null.transpose(0, 2, 1), n_layers=3)
+    assert str(info.value).startswith("A_null has shape (2, 7, 3)")
+    assert "A_null.transpose(0, 2, 1)" in str(info.value)

@@ -1,8 +1,17 @@
 """The token x layer event lattice: avalanches, branching and susceptibility (SPEC §6).
 
-Every function takes rasters shaped ``[N, L, T]`` (windows, layers, tokens): counts ``A``
-(events per site, any non-negative integer dtype) or occupancy ``X`` (``A > 0``, bool or 0/1
-integers). Windows never connect to each other and the lattice does not wrap around.
+Every function takes rasters shaped ``[N, L, T]`` (axis 0 windows, axis 1 layers, axis 2
+tokens): counts ``A`` (events per site, any non-negative integer dtype) or occupancy ``X``
+(``A > 0``, bool or 0/1 integers). Windows never connect to each other and the lattice does not
+wrap around.
+
+Axis safety: a raster passed as ``[N, T, L]`` would silently exchange ``b_time`` and
+``b_depth``. Every function therefore takes an optional keyword ``n_layers``; when given, an
+array whose axis 1 does not have ``n_layers`` entries is refused with a :class:`RasterError`
+(which names the transpose when the last axis has ``n_layers`` entries). Pass the layer count
+you know, e.g. ``n_layers=rasters.n_layers`` of an
+:class:`avalanche_kedro.measure.rasters.EventRasters`. A raster with as many layers as tokens
+cannot be told apart from its transpose; the check cannot catch that case.
 
 Example::
 
@@ -10,6 +19,7 @@ Example::
     table = avalanches(A, adjacency="ADJ_4N")      # one row per avalanche
     b = branching(A > 0)                           # {"b_time", "b_depth", "b_tot", ...}
     chi = susceptibility(A)
+    branching(A.transpose(0, 2, 1), n_layers=A.shape[1])  # RasterError: looks like [N, T, L]
 """
 
 from __future__ import annotations
@@ -49,8 +59,49 @@ class ComponentExplosionError(AvalancheError):
     """A window has more connected components than SPEC §6 allows."""
 
 
-def check_raster(raster, name: str = "A") -> np.ndarray:
-    """Validate a raster ``[N, L, T]`` of non-negative integers (or bools); returns it as ndarray."""
+def check_layer_axis(
+    array: np.ndarray, n_layers: int | None, name: str = "A", *, error: type = RasterError
+) -> None:
+    """Refuse an ``[N, L, T]`` array whose layer axis (axis 1) contradicts ``n_layers``.
+
+    Nothing is checked when ``n_layers`` is None. ``array`` must already have 3 axes. Raises
+    ``error`` (default :class:`RasterError`) naming the argument, its shape and the expected
+    layer count; when the last axis has ``n_layers`` entries the message says the array looks
+    like ``[N, T, L]`` and gives the transpose.
+    """
+    if n_layers is None:
+        return
+    if isinstance(n_layers, bool) or not isinstance(n_layers, int | np.integer) or n_layers < 0:
+        raise RasterError(
+            f"n_layers must be a non-negative integer or None; got {n_layers!r}.",
+            "Pass the number of layers of the model (e.g. rasters.n_layers) or leave it None.",
+        )
+    shape = tuple(int(n) for n in array.shape)
+    if shape[1] == n_layers:
+        return
+    if shape[2] == n_layers:
+        raise error(
+            f"{name} has shape {shape} but n_layers={int(n_layers)}: axis 1 (layers) has "
+            f"{shape[1]} entries while the last axis has {int(n_layers)}, so {name} looks like "
+            "[N, T, L] (windows, tokens, layers) instead of [N, L, T]. Analysed as it is, "
+            "tokens would be read as layers (b_time and b_depth exchanged).",
+            f"Swap the last two axes: {name}.transpose(0, 2, 1) (or np.swapaxes({name}, 1, 2)).",
+        )
+    raise error(
+        f"{name} has shape {shape} but n_layers={int(n_layers)}: axis 1 (layers) has "
+        f"{shape[1]} entries and no axis matches the expected layer count.",
+        f"Pass {name} as [N, L, T] (windows, layers, tokens) of the model with {int(n_layers)} "
+        "layers, or correct n_layers.",
+    )
+
+
+def check_raster(raster, name: str = "A", *, n_layers: int | None = None) -> np.ndarray:
+    """Validate a raster ``[N, L, T]`` (windows, layers, tokens) of non-negative integers (or
+    bools); returns it as ndarray.
+
+    With ``n_layers``, an array whose axis 1 does not have ``n_layers`` entries is refused
+    (:func:`check_layer_axis`).
+    """
     array = np.asarray(raster)
     if array.ndim != 3:
         raise RasterError(
@@ -62,7 +113,9 @@ def check_raster(raster, name: str = "A") -> np.ndarray:
     if array.dtype.kind not in "biu":
         raise RasterError(
             f"Raster {name} must hold integer event counts or booleans; got dtype {array.dtype}.",
-            "Use the uint16 counts A or the uint8 occupancy X written by the events pipeline.",
+            "Use the uint16 counts A or the uint8 occupancy X written by the events pipeline. "
+            "Float activations must first be thresholded into event counts; a float array "
+            f"that holds whole counts can be cast: {name}.astype(numpy.uint16).",
         )
     if array.dtype.kind == "i" and array.size and array.min() < 0:
         raise RasterError(
@@ -70,6 +123,7 @@ def check_raster(raster, name: str = "A") -> np.ndarray:
             "Event counts are numbers of units above threshold and cannot be negative; check "
             "how the raster was built.",
         )
+    check_layer_axis(array, n_layers, name)
     return array
 
 
@@ -126,13 +180,17 @@ class _Components:
         return np.diff(np.r_[self.starts, self.raw.size])[self.rank]
 
 
-def label_components(raster, adjacency: str = ADJ_4N) -> tuple[np.ndarray, int]:
-    """Connected components of the occupied sites of every window in one call.
+def label_components(
+    raster, adjacency: str = ADJ_4N, *, n_layers: int | None = None
+) -> tuple[np.ndarray, int]:
+    """Connected components of the occupied sites of every window of ``raster [N, L, T]``
+    (windows, layers, tokens) in one call.
 
     Returns ``(labels [N, L, T] int32, n_components)``; label 0 is empty and components are
     numbered 1... in scan order (window, layer, token). No component spans two windows.
+    ``n_layers`` (optional) refuses a raster whose axis 1 has another length.
     """
-    array = check_raster(raster)
+    array = check_raster(raster, n_layers=n_layers)
     components = _Components(array > 0, adjacency)
     labels = np.zeros(array.size, dtype=np.int32)
     if components.count:
@@ -143,8 +201,11 @@ def label_components(raster, adjacency: str = ADJ_4N) -> tuple[np.ndarray, int]:
     return labels.reshape(array.shape), components.count
 
 
-def avalanches(A, adjacency: str = ADJ_4N, seq_ids=None) -> pd.DataFrame:
-    """One row per avalanche (connected component of occupied sites) of ``A [N, L, T]``.
+def avalanches(
+    A, adjacency: str = ADJ_4N, seq_ids=None, *, n_layers: int | None = None
+) -> pd.DataFrame:
+    """One row per avalanche (connected component of occupied sites) of ``A [N, L, T]``
+    (windows, layers, tokens).
 
     Columns: ``seq_index`` (window row in A; plus ``seq_id`` when ``seq_ids`` is given),
     ``size`` S = sum of A over the component's sites (events), ``span_tokens`` D = t_max -
@@ -153,9 +214,10 @@ def avalanches(A, adjacency: str = ADJ_4N, seq_ids=None) -> pd.DataFrame:
     ``ADJ_4N`` joins t +/- 1 in a layer and l +/- 1 at a token; ``ADJ_8N`` also joins
     diagonals. All windows are labelled in one vectorized call; more than
     :data:`MAX_COMPONENTS_PER_WINDOW` components in one window raises
-    :class:`ComponentExplosionError`.
+    :class:`ComponentExplosionError`. ``n_layers`` (optional) refuses a raster whose axis 1
+    has another length.
     """
-    counts = check_raster(A)
+    counts = check_raster(A, n_layers=n_layers)
     _check_adjacency(adjacency)
     columns = (
         ["seq_index", "seq_id"] if seq_ids is not None else ["seq_index"]
@@ -199,14 +261,16 @@ def avalanches(A, adjacency: str = ADJ_4N, seq_ids=None) -> pd.DataFrame:
     return pd.DataFrame(table)[columns]
 
 
-def branching_counts(X) -> pd.DataFrame:
-    """Per-window branching counts of occupancy ``X [N, L, T]`` (SPEC §6).
+def branching_counts(X, *, n_layers: int | None = None) -> pd.DataFrame:
+    """Per-window branching counts of occupancy ``X [N, L, T]`` (windows, layers, tokens;
+    SPEC §6).
 
     ``n_time = sum X[l, t] X[l, t+1]`` (pairs along tokens), ``n_depth = sum X[l, t]
     X[l+1, t]`` (pairs along depth) and ``den = sum X`` (every occupied site, boundary sites
-    included), one row per window.
+    included), one row per window. ``n_layers`` (optional) refuses a raster whose axis 1 has
+    another length (a transposed raster would exchange n_time and n_depth).
     """
-    occupied = check_raster(X, "X") > 0
+    occupied = check_raster(X, "X", n_layers=n_layers) > 0
     n_time = (occupied[:, :, :-1] & occupied[:, :, 1:]).sum(axis=(1, 2), dtype=np.int64)
     n_depth = (occupied[:, :-1, :] & occupied[:, 1:, :]).sum(axis=(1, 2), dtype=np.int64)
     den = occupied.sum(axis=(1, 2), dtype=np.int64)
@@ -226,15 +290,18 @@ def pooled_branching(n_time, n_depth, den) -> dict[str, float | bool]:
     return {"b_time": b_time, "b_depth": b_depth, "b_tot": b_time + b_depth, "empty": False}
 
 
-def branching(X) -> dict[str, float | bool]:
-    """Pooled branching of ``X [N, L, T]``: ``b_time``, ``b_depth``, ``b_tot`` and ``empty``."""
-    counts = branching_counts(X)
+def branching(X, *, n_layers: int | None = None) -> dict[str, float | bool]:
+    """Pooled branching of ``X [N, L, T]`` (windows, layers, tokens): ``b_time``, ``b_depth``,
+    ``b_tot`` and ``empty``. ``n_layers`` (optional) refuses a raster whose axis 1 has another
+    length."""
+    counts = branching_counts(X, n_layers=n_layers)
     return pooled_branching(counts["n_time"], counts["n_depth"], counts["den"])
 
 
-def window_totals(A) -> np.ndarray:
-    """``Y_n = sum_{l, t} A[n, l, t]``: events per window (int64)."""
-    return check_raster(A).sum(axis=(1, 2), dtype=np.int64)
+def window_totals(A, *, n_layers: int | None = None) -> np.ndarray:
+    """``Y_n = sum_{l, t} A[n, l, t]``: events per window (int64) of ``A [N, L, T]`` (windows,
+    layers, tokens); ``n_layers`` (optional) refuses a raster whose axis 1 has another length."""
+    return check_raster(A, n_layers=n_layers).sum(axis=(1, 2), dtype=np.int64)
 
 
 def susceptibility_of_totals(Y) -> float:
@@ -245,6 +312,8 @@ def susceptibility_of_totals(Y) -> float:
     return float(totals.var() / (totals.mean() + CHI_EPS))
 
 
-def susceptibility(A) -> float:
-    """Susceptibility chi of a raster ``A [N, L, T]`` (SPEC §6)."""
-    return susceptibility_of_totals(window_totals(A))
+def susceptibility(A, *, n_layers: int | None = None) -> float:
+    """Susceptibility chi of a raster ``A [N, L, T]`` (windows, layers, tokens; SPEC §6).
+
+    ``n_layers`` (optional) refuses a raster whose axis 1 has another length."""
+    return susceptibility_of_totals(window_totals(A, n_layers=n_layers))

@@ -7,6 +7,11 @@ blocks, T tokens; layer l is the residual stream after block l, 0-based):
   ``agrees_final``; see the lens data contract in docs/api.md), and
 * the event raster ``A [N, L, T]`` of events per (window, layer, token) site.
 
+Every function taking an ``[N, L, T]`` array accepts an optional keyword ``n_layers``: when
+given, an array whose axis 1 has another length is refused (``RasterError`` for a raster,
+:class:`LensArrayError` for a lens array), naming the transpose when the array looks like
+``[N, T, L]``.
+
 Two per-token quantities connect them:
 
 * the **collapse layer** ``c[n, t] = min{l : agrees_final[n, l', t] for every l' >= l}``, the
@@ -41,7 +46,7 @@ from ..core.errors import AvalancheError
 from ..core.seeds import seed_of
 from ..core.threads import single_threaded_blas
 from .bootstrap import bootstrap_indices, percentile_interval, resample_weights
-from .lattice import ADJ_4N, check_raster, label_components
+from .lattice import ADJ_4N, check_layer_axis, check_raster, label_components
 
 #: seed label of the token-shuffle null: ``seed_of(NULL_SEED_LABEL, condition_key, p)``
 NULL_SEED_LABEL = "lens_token_shuffle"
@@ -175,29 +180,33 @@ def _count(value, name: str) -> int:
 # per-token quantities
 
 
-def collapse_layers(agrees_final) -> np.ndarray:
+def collapse_layers(agrees_final, *, n_layers: int | None = None) -> np.ndarray:
     """Collapse layer of every token: int64 ``[N, T]`` from ``agrees_final`` bool ``[N, L, T]``.
 
     ``c[n, t] = L - k`` with ``k`` the number of trailing layers that agree with the final
     top-1, i.e. the first layer ``l`` with ``agrees_final[n, l:, t]`` all True; a flicker
     (agree, disagree, agree) resets it to the layer after the last disagreement. ``c = L`` when
     the last layer itself does not agree. Raises :class:`LensArrayError` (a ``ValueError``) on
-    a bad rank, dtype or an empty array.
+    a bad rank, dtype or an empty array, or when ``n_layers`` is given and axis 1 of
+    ``agrees_final`` has another length.
     """
     agree = _agreement(agrees_final)
+    check_layer_axis(agree, n_layers, "agrees_final", error=LensArrayError)
     n_layers = agree.shape[1]
     trailing = np.logical_and.accumulate(agree[:, ::-1, :], axis=1).sum(axis=1, dtype=np.int64)
     return n_layers - trailing
 
 
-def cascade_depth(A) -> np.ndarray:
-    """Cascade depth of every token: int64 ``[N, T]`` from events ``A [N, L, T]`` (counts or bool).
+def cascade_depth(A, *, n_layers: int | None = None) -> np.ndarray:
+    """Cascade depth of every token: int64 ``[N, T]`` from events ``A [N, L, T]`` (windows,
+    layers, tokens; counts or bool).
 
     ``d[n, t] = l_max - l_min + 1`` over the layers ``l`` with ``A[n, l, t] > 0`` (layers
     spanned, an empty layer in between counted), 0 where the token has no event. Raises
-    :class:`avalanche_kedro.analysis.lattice.RasterError` on a bad raster.
+    :class:`avalanche_kedro.analysis.lattice.RasterError` on a bad raster, or when ``n_layers``
+    is given and axis 1 of ``A`` has another length.
     """
-    occupied = check_raster(A) > 0
+    occupied = check_raster(A, n_layers=n_layers) > 0
     n_windows, n_layers, seq_len = occupied.shape
     if n_layers == 0:
         return np.zeros((n_windows, seq_len), dtype=np.int64)
@@ -211,8 +220,11 @@ def cascade_depth(A) -> np.ndarray:
 # per-layer tables
 
 
-def layer_site_fractions(A, d_ff: int, adjacency: str = ADJ_4N) -> pd.DataFrame:
-    """Events of ``A [N, L, T]`` per layer: one row per layer ``l`` (0-based).
+def layer_site_fractions(
+    A, d_ff: int, adjacency: str = ADJ_4N, *, n_layers: int | None = None
+) -> pd.DataFrame:
+    """Events of ``A [N, L, T]`` (windows, layers, tokens) per layer: one row per layer ``l``
+    (0-based).
 
     Columns: ``layer``; ``n_sites`` = N * T; ``events`` = sum of A over the layer (int64);
     ``event_rate`` = events / (N * T * d_ff) (events per unit per token); ``occupancy`` =
@@ -220,9 +232,10 @@ def layer_site_fractions(A, d_ff: int, adjacency: str = ADJ_4N) -> pd.DataFrame:
     layer's sites lying in an avalanche (connected component of occupied sites in one window,
     :func:`avalanche_kedro.analysis.lattice.label_components` with ``adjacency``) of at least
     2 sites, i.e. part of a cascade rather than an isolated event. Under ``ADJ_4N`` two sites
-    touching only diagonally are two isolated events.
+    touching only diagonally are two isolated events. ``n_layers`` (optional) refuses a raster
+    whose axis 1 has another length (``RasterError``).
     """
-    counts = check_raster(A)
+    counts = check_raster(A, n_layers=n_layers)
     d_ff = _count(d_ff, "d_ff")
     if d_ff == 0:
         raise LensArrayError("d_ff must be positive; got 0.", "Pass the MLP width of the model.")
@@ -250,8 +263,11 @@ def layer_site_fractions(A, d_ff: int, adjacency: str = ADJ_4N) -> pd.DataFrame:
     )[LAYER_SITE_COLUMNS]
 
 
-def layer_lens_summary(entropy, kl_to_final, p_next, rank_next, agrees_final) -> pd.DataFrame:
-    """The logit lens per layer: one row per layer ``l`` from the ``[N, L, T]`` lens arrays.
+def layer_lens_summary(
+    entropy, kl_to_final, p_next, rank_next, agrees_final, *, n_layers: int | None = None
+) -> pd.DataFrame:
+    """The logit lens per layer: one row per layer ``l`` from the ``[N, L, T]`` (windows,
+    layers, tokens) lens arrays.
 
     Columns: ``layer``; ``n_tokens`` = N * T; ``mean_entropy_nats`` and
     ``mean_kl_to_final_nats`` = means over the N * T tokens (nats, accumulated in float64);
@@ -259,9 +275,11 @@ def layer_lens_summary(entropy, kl_to_final, p_next, rank_next, agrees_final) ->
     probability of the true next token over its finite values (the last position, which has
     no next token, is NaN and left out); ``median_rank_next`` = median 1-based rank of the true
     next token over the entries with rank >= 1 (the last position's -1 left out). A layer
-    without any finite p_next / rank gets NaN.
+    without any finite p_next / rank gets NaN. ``n_layers`` (optional) refuses arrays whose
+    axis 1 has another length (:class:`LensArrayError`).
     """
     entropy = _lens_array(entropy, "entropy", "f", "floats (nats)")
+    check_layer_axis(entropy, n_layers, "entropy", error=LensArrayError)
     arrays = {
         "kl_to_final": _lens_array(kl_to_final, "kl_to_final", "f", "floats (nats)"),
         "p_next": _lens_array(p_next, "p_next", "f", "probabilities (floats)"),

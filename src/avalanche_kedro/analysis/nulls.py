@@ -1,7 +1,7 @@
 """Marginal-preserving null rasters (SPEC §7).
 
-Both nulls act on each (window, layer) row of a raster ``A [N, L, T]`` separately and only move
-events along the token axis, so every (condition, window, layer) keeps its exact multiset of
+Both nulls act on each (window, layer) row of a raster ``A [N, L, T]`` (axis 0 windows, axis 1
+layers, axis 2 tokens) separately and only move events along the token axis, so every (condition, window, layer) keeps its exact multiset of
 counts (its marginal) while connectivity along tokens, and across layers, is destroyed:
 
 * ``NULL_RASTER_WITHIN_LAYER_TIME_PERM``: the row is permuted with
@@ -12,6 +12,11 @@ counts (its marginal) while connectivity along tokens, and across layers, is des
 
 The seeds depend on the condition key and the window's ``seq_id``, never on the model role,
 so every model of a replication gets the same permutations.
+
+Every function that takes a raster accepts an optional keyword ``n_layers``: when given, a
+raster whose axis 1 does not have that many entries is refused with
+:class:`avalanche_kedro.analysis.lattice.RasterError` (a raster passed as ``[N, T, L]`` would
+otherwise be shuffled across layers instead of tokens).
 """
 
 from __future__ import annotations
@@ -68,27 +73,44 @@ def null_token_indices(
     return index
 
 
-def null_raster(A, null_id: str, condition_key: str, seq_ids: Sequence[int]) -> np.ndarray:
-    """The null raster of ``A [N, L, T]`` (same dtype); see the module docstring."""
-    counts = check_raster(A)
+def null_raster(
+    A,
+    null_id: str,
+    condition_key: str,
+    seq_ids: Sequence[int],
+    *,
+    n_layers: int | None = None,
+) -> np.ndarray:
+    """The null raster of ``A [N, L, T]`` (windows, layers, tokens; same dtype); see the module
+    docstring. ``n_layers`` (optional) refuses a raster whose axis 1 has another length."""
+    counts = check_raster(A, n_layers=n_layers)
     seq_ids = _check_seq_ids(counts, seq_ids)
     index = null_token_indices(null_id, condition_key, seq_ids, counts.shape[1], counts.shape[2])
     return np.take_along_axis(counts, index, axis=2)
 
 
-def within_layer_permutation(A, condition_key: str, seq_ids: Sequence[int]) -> np.ndarray:
-    """``NULL_RASTER_WITHIN_LAYER_TIME_PERM`` of ``A``."""
-    return null_raster(A, NULL_PERM, condition_key, seq_ids)
+def within_layer_permutation(
+    A, condition_key: str, seq_ids: Sequence[int], *, n_layers: int | None = None
+) -> np.ndarray:
+    """``NULL_RASTER_WITHIN_LAYER_TIME_PERM`` of ``A [N, L, T]`` (windows, layers, tokens)."""
+    return null_raster(A, NULL_PERM, condition_key, seq_ids, n_layers=n_layers)
 
 
-def within_layer_circular_shift(A, condition_key: str, seq_ids: Sequence[int]) -> np.ndarray:
-    """``NULL_RASTER_WITHIN_LAYER_TIME_CIRC_SHIFT`` of ``A``."""
-    return null_raster(A, NULL_SHIFT, condition_key, seq_ids)
+def within_layer_circular_shift(
+    A, condition_key: str, seq_ids: Sequence[int], *, n_layers: int | None = None
+) -> np.ndarray:
+    """``NULL_RASTER_WITHIN_LAYER_TIME_CIRC_SHIFT`` of ``A [N, L, T]`` (windows, layers,
+    tokens)."""
+    return null_raster(A, NULL_SHIFT, condition_key, seq_ids, n_layers=n_layers)
 
 
-def preserved_marginals(A, A_null) -> np.ndarray:
-    """``[N, L]`` bool: does each (window, layer) row keep its exact multiset of counts?"""
-    real, null = check_raster(A), check_raster(A_null, "A_null")
+def preserved_marginals(A, A_null, *, n_layers: int | None = None) -> np.ndarray:
+    """``[N, L]`` bool: does each (window, layer) row keep its exact multiset of counts?
+
+    ``A`` and ``A_null`` are ``[N, L, T]`` (windows, layers, tokens); ``n_layers`` (optional)
+    refuses either when its axis 1 has another length."""
+    real = check_raster(A, n_layers=n_layers)
+    null = check_raster(A_null, "A_null", n_layers=n_layers)
     if real.shape != null.shape:
         raise RasterError(
             f"The null raster has shape {null.shape}, the real one {real.shape}.",
@@ -97,12 +119,16 @@ def preserved_marginals(A, A_null) -> np.ndarray:
     return (np.sort(real, axis=2) == np.sort(null, axis=2)).all(axis=2)
 
 
-def assert_marginals_preserved(A, A_null, null_id: str, where: str = "") -> int:
+def assert_marginals_preserved(
+    A, A_null, null_id: str, where: str = "", *, n_layers: int | None = None
+) -> int:
     """Raise :class:`MarginalViolationError` unless every (window, layer) multiset is kept.
 
-    Returns the number of (window, layer) rows checked.
+    ``A`` and ``A_null`` are ``[N, L, T]`` (windows, layers, tokens); ``n_layers`` (optional)
+    refuses either when its axis 1 has another length. Returns the number of (window, layer)
+    rows checked.
     """
-    preserved = preserved_marginals(A, A_null)
+    preserved = preserved_marginals(A, A_null, n_layers=n_layers)
     if not preserved.all():
         bad = np.argwhere(~preserved)[:5].tolist()
         raise MarginalViolationError(
