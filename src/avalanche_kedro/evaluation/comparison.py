@@ -53,9 +53,15 @@ def null_window_counts(
     for row in conditions[conditions["null_id"] == NULL_NONE].itertuples():
         real = np.asarray(rasters.counts(row.cond_id))
         for null_id in RASTER_NULLS:
-            null = null_raster(real, null_id, row.condition_key, rasters.seq_id)
+            null = null_raster(
+                real, null_id, row.condition_key, rasters.seq_id, n_layers=rasters.n_layers
+            )
             checked = assert_marginals_preserved(
-                real, null, null_id, where=f" of condition {row.cond_id} ({row.condition_key})"
+                real,
+                null,
+                null_id,
+                where=f" of condition {row.cond_id} ({row.condition_key})",
+                n_layers=rasters.n_layers,
             )
             checks.append(
                 {
@@ -65,7 +71,7 @@ def null_window_counts(
                     "marginals_preserved": True,
                 }
             )
-            table = branching_counts(null)
+            table = branching_counts(null, n_layers=rasters.n_layers)
             table.insert(0, "seq_id", rasters.seq_id)
             table.insert(0, "null_id", null_id)
             table.insert(0, "cond_id", np.int32(row.cond_id))
@@ -177,7 +183,7 @@ def window_counts(rasters: EventRasters, conditions: pd.DataFrame) -> pd.DataFra
     parts = []
     for row in conditions.itertuples():
         counts = np.asarray(rasters.counts(row.cond_id))
-        table = branching_counts(counts)
+        table = branching_counts(counts, n_layers=rasters.n_layers)
         table.insert(0, "seq_id", rasters.seq_id)
         table.insert(0, "cond_id", np.int32(row.cond_id))
         table["events"] = counts.sum(axis=(1, 2), dtype=np.int64)

@@ -18,7 +18,6 @@ import pandas as pd
 from ...analysis.bootstrap import bootstrap_indices
 from ...analysis.lattice import (
     ADJ_4N,
-    ADJACENCIES,
     avalanches,
     pooled_branching,
     susceptibility_of_totals,
@@ -28,26 +27,29 @@ from ...core.threads import single_threaded_blas
 from ...evaluation.comparison import window_counts
 from ...measure.rasters import EventRasters
 from ...measure.sweep import NULL_NONE
+from ...study.params import CascadesParams
 
 logger = logging.getLogger(__name__)
 
 
-def _adjacencies(cascades: dict) -> list[str]:
-    chosen = list(cascades.get("adjacencies", ADJACENCIES))
+def _adjacencies(cascades: CascadesParams) -> list[str]:
+    chosen = list(CascadesParams.model_validate(cascades).adjacencies)
     if ADJ_4N not in chosen:
         chosen.insert(0, ADJ_4N)  # the primary adjacency is always computed
     return chosen
 
 
 def find_avalanches(
-    event_rasters_A: EventRasters, conditions_A: pd.DataFrame, cascades: dict
+    event_rasters_A: EventRasters, conditions_A: pd.DataFrame, cascades: CascadesParams
 ) -> pd.DataFrame:
     """Avalanche table of every condition and adjacency (one vectorized labelling each)."""
     parts = []
     for row in conditions_A.itertuples():
         counts = np.asarray(event_rasters_A.counts(row.cond_id))
         for adjacency in _adjacencies(cascades):
-            table = avalanches(counts, adjacency, seq_ids=event_rasters_A.seq_id)
+            table = avalanches(
+                counts, adjacency, seq_ids=event_rasters_A.seq_id, n_layers=event_rasters_A.n_layers
+            )
             table.insert(0, "adjacency", adjacency)
             table.insert(0, "cond_id", np.int32(row.cond_id))
             parts.append(table)
@@ -117,14 +119,14 @@ def fit_crackling(
     avalanches_A: pd.DataFrame,
     conditions_A: pd.DataFrame,
     branching_per_window_A: pd.DataFrame,
-    cascades: dict,
+    cascades: CascadesParams,
 ) -> pd.DataFrame:
     """Crackling exponent per condition and adjacency, window-bootstrap CI and quality gate.
 
     The bootstrap resamples the condition's windows with the paired index matrix of SPEC §7.
     """
-    options = cascades.get("crackling", {})
-    replicates = int(options.get("bootstrap_replicates", 500))
+    options = CascadesParams.model_validate(cascades).crackling
+    replicates = options.bootstrap_replicates
     positions = avalanches_A.groupby(["cond_id", "adjacency"], sort=False).indices
     columns = {c: avalanches_A[c].to_numpy() for c in ("seq_index", "span_tokens", "size")}
     none = np.zeros(0, dtype=np.int64)
@@ -141,10 +143,10 @@ def fit_crackling(
                 columns["size"][at],
                 n_windows,
                 indices,
-                d_min=int(options.get("d_min", 3)),
-                d_max=int(options.get("d_max", 64)),
-                min_points=int(options.get("min_points", 8)),
-                max_ci_width=float(options.get("max_ci_width", 0.5)),
+                d_min=options.d_min,
+                d_max=options.d_max,
+                min_points=options.min_points,
+                max_ci_width=options.max_ci_width,
             )
             rows.append({"cond_id": condition.cond_id, "adjacency": adjacency, **fit})
     fits = pd.DataFrame(rows)
@@ -153,7 +155,7 @@ def fit_crackling(
 
 
 def fit_tails(
-    avalanches_A: pd.DataFrame, conditions_A: pd.DataFrame, cascades: dict
+    avalanches_A: pd.DataFrame, conditions_A: pd.DataFrame, cascades: CascadesParams
 ) -> pd.DataFrame:
     """Tail fits of avalanche sizes (primary adjacency) for every real condition.
 
@@ -161,9 +163,9 @@ def fit_tails(
     run in ``cascades.tail_fits.workers`` processes (0 = one per CPU); results do not depend on
     the number of workers.
     """
-    options = cascades.get("tail_fits", {})
-    min_tail = int(options.get("min_tail_samples", 100))
-    workers = int(options.get("workers", 0)) or os.cpu_count() or 1
+    options = CascadesParams.model_validate(cascades).tail_fits
+    min_tail = options.min_tail_samples
+    workers = options.workers or os.cpu_count() or 1
     if multiprocessing.current_process().daemon:
         # a Dask worker (or any daemonic process) may not start children: fit in-process; the
         # scheduler already spreads this node's siblings over the workers

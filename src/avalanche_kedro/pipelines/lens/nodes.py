@@ -278,16 +278,19 @@ def align_lens_with_cascades(
                 arrays["p_next"],
                 arrays["rank_next"],
                 arrays["agrees_final"],
+                n_layers=rasters.n_layers,
             )
-            sites = align.layer_site_fractions(counts, d_ff, settings["adjacency"])
+            sites = align.layer_site_fractions(
+                counts, d_ff, settings["adjacency"], n_layers=rasters.n_layers
+            )
             merged = lens_layers.merge(
                 sites[["layer", "event_rate", "occupancy", "avalanche_site_fraction"]],
                 on="layer",
                 validate="1:1",
             )
             layer_rows.append(merged.assign(**keys))
-            collapse = align.collapse_layers(arrays["agrees_final"])
-            depth = align.cascade_depth(counts)
+            collapse = align.collapse_layers(arrays["agrees_final"], n_layers=rasters.n_layers)
+            depth = align.cascade_depth(counts, n_layers=rasters.n_layers)
             key = condition_key("A", star.spike_def_id, star.target_rate, g, MLP_GLOBAL)
             # one bootstrap for both gain conditions and every role (the g = 1 key has no g*
             # and no role): the same resampled windows everywhere, so differences between

@@ -91,7 +91,7 @@ def f01_raster(
     row = gstar_rows.iloc[0]
     cond_id, g_star = int(row["opt_cond_id"]), float(row["g"])
     counts = np.asarray(rasters.counts(cond_id))
-    labels, _ = label_components(counts, adjacency)
+    labels, _ = label_components(counts, adjacency, n_layers=rasters.n_layers)
     totals = counts.reshape(counts.shape[0], -1).sum(axis=1)
     if seq_index is None:
         seq_index = int(np.argsort(totals, kind="stable")[(len(totals) - 1) // 2])
