@@ -21,33 +21,22 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..core.errors import ConfigurationError, NonFiniteActivationError
+from ..core.errors import ConfigurationError
+from .accumulators import (
+    BaselineCounter,
+    EventCounter,
+    FiniteGuard,
+    ThresholdFitter,
+    window_note,
+)
 from .checkpoints import LoadedModel
 from .forward import PassStats, run_pass, token_progress
 from .gain import MLP_GLOBAL, layer_gains
 from .moments import RunningMoments, Standardizer, UnitMoments
 from .rasters import RasterWriter
-from .thresholds import (
-    StreamingTopK,
-    fit_layer_thresholds,
-    spike_values,
-    topk_capacity,
-)
 
 NULL_NONE = "NULL_NONE"
 NULL_TOKEN_SHUFFLE_INPUT = "NULL_TOKEN_SHUFFLE_INPUT"
-
-
-def _window_note(start: int, stop: int) -> str:
-    return f" in windows {start}..{stop - 1} of the slice"
-
-
-def _flat_nonzero(mask: torch.Tensor) -> torch.Tensor:
-    """Indices of the True entries of a 1-D mask (numpy's flatnonzero on the CPU: several
-    times faster than ``torch.nonzero`` for the sparse masks of the event passes)."""
-    if mask.device.type == "cpu":
-        return torch.from_numpy(np.flatnonzero(mask.numpy()))
-    return torch.nonzero(mask).squeeze(1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -62,7 +51,7 @@ def accumulate_moments(
     where = {"text": ""}
 
     def on_batch(start: int, stop: int) -> None:
-        where["text"] = _window_note(start, stop)
+        where["text"] = window_note(start, stop)
 
     stats = run_pass(
         loaded,
@@ -86,27 +75,21 @@ def count_baseline_exceedances(
     progress: bool = False,
 ) -> tuple[pd.DataFrame, PassStats]:
     """``r_base[l] = count(v > tau0) / n_l`` per spike definition and layer (one pass, g = 1)."""
-    counts = torch.zeros(len(spike_defs), loaded.n_layers, dtype=torch.int64, device=loaded.device)
-    guard = _FiniteGuard(loaded)
-
-    def on_u(layer: int, u: torch.Tensor) -> None:
-        z = standardizer(layer, u)
-        guard.observe(layer, z.abs())
-        for index, spike_def in enumerate(spike_defs):
-            counts[index, layer] += (spike_values(z, spike_def) > tau0).sum()
+    guard = FiniteGuard(loaded.n_layers, loaded.device)
+    counter = BaselineCounter(standardizer, spike_defs, tau0, loaded.n_layers, guard=guard)
 
     stats = run_pass(
         loaded,
         input_ids,
         batch_size=batch_size,
-        on_u=on_u,
+        on_u=counter.update,
         on_batch=guard.on_batch,
         on_batch_end=guard.on_batch_end,
         progress=progress,
         description="baseline rates",
     )
     n_values = input_ids.shape[0] * input_ids.shape[1] * loaded.d_ff
-    host = counts.cpu().numpy()
+    host = counter.exceedances()
     rows = [
         {
             "spike_def_id": spike_def,
@@ -180,57 +163,40 @@ def fit_thresholds(
         len(settings) * input_ids.size, "rate matching (calibration slice)", bool(progress)
     )
     for setting in settings:
-        buffers = [
-            [
-                StreamingTopK(topk_capacity(profile[si, :, layer].max(), n_values))
-                for layer in range(n_layers)
-            ]
-            for si in range(len(spike_defs))
-        ]
-        guard = _FiniteGuard(loaded)
-
-        def on_u(layer: int, u: torch.Tensor, buffers=buffers, guard=guard) -> None:
-            z = standardizer(layer, u).reshape(-1)
-            magnitude = z.abs()
-            guard.observe(layer, magnitude)
-            # Only values above every buffer's current k-th largest can enter a buffer; one
-            # comparison on |z| finds the candidates of both spike definitions at once.
-            floor = _candidate_floor([buffers[si][layer] for si in range(len(spike_defs))])
-            if floor is not None:
-                z = z[_flat_nonzero(magnitude > floor)]
-            for si, spike_def in enumerate(spike_defs):
-                buffers[si][layer].update(spike_values(z, spike_def))
+        guard = FiniteGuard(n_layers, loaded.device)
+        fitter = ThresholdFitter(
+            standardizer, spike_defs, profile, [n_values] * n_layers, guard=guard
+        )
 
         stats = run_pass(
             loaded,
             input_ids,
             batch_size=batch_size,
             gains=layer_gains(setting.intervention_id, setting.g, n_layers),
-            on_u=on_u,
+            on_u=fitter.update,
             on_batch=guard.on_batch,
             on_batch_end=guard.on_batch_end,
             progress=bar,
             description=f"{setting.intervention_id} g={setting.g}",
         )
         total.add(stats)
-        for si, spike_def in enumerate(spike_defs):
-            for layer in range(n_layers):
-                top = buffers[si][layer].result()
-                fits = fit_layer_thresholds(top, n_values, profile[si, :, layer])
-                for ri, fit in enumerate(fits):
-                    rows.append(
-                        {
-                            "intervention_id": setting.intervention_id,
-                            "g": float(setting.g),
-                            "spike_def_id": spike_def,
-                            "target_rate": float(target_rates[ri]),
-                            "layer": layer,
-                            "r_star": float(profile[si, ri, layer]),
-                            "n_values": n_values,
-                            "topk_kept": int(top.size),
-                            **fit,
-                        }
-                    )
+        for fit in fitter.fits():
+            rows.append(
+                {
+                    "intervention_id": setting.intervention_id,
+                    "g": float(setting.g),
+                    "spike_def_id": fit["spike_def_id"],
+                    "target_rate": float(target_rates[fit["rate_index"]]),
+                    "layer": fit["layer"],
+                    "r_star": fit["r_star"],
+                    "n_values": fit["n_values"],
+                    "topk_kept": fit["topk_kept"],
+                    "tau": fit["tau"],
+                    "m_budget": fit["m_budget"],
+                    "n_exceed_calibration": fit["n_exceed_calibration"],
+                    "achieved_rate_calibration": fit["achieved_rate_calibration"],
+                }
+            )
     bar.close()
     return pd.DataFrame(rows), total
 
@@ -266,49 +232,11 @@ def tau_array(
 # Rasters
 
 
-class _FiniteGuard:
-    """Detects NaN/inf activations without a host sync per layer.
-
-    Each layer's max |z| is stored on the device (NaN propagates through max); the check runs
-    once per batch and names the first offending layer and the batch's windows.
-    """
-
-    def __init__(self, loaded: LoadedModel):
-        self.peaks = torch.zeros(loaded.n_layers, dtype=torch.float32, device=loaded.device)
-        self.where = ""
-
-    def on_batch(self, start: int, stop: int) -> None:
-        self.where = _window_note(start, stop)
-
-    def observe(self, layer: int, magnitude: torch.Tensor) -> None:
-        self.peaks[layer] = magnitude.amax()
-
-    def on_batch_end(self, start: int, stop: int) -> None:
-        finite = torch.isfinite(self.peaks)
-        if not bool(finite.all()):
-            raise NonFiniteActivationError.in_layer(int(torch.nonzero(~finite)[0, 0]), self.where)
-
-
-def _candidate_floor(buffers: Sequence[StreamingTopK]) -> torch.Tensor | None:
-    """Smallest entry threshold among full buffers (None while any buffer is still filling)."""
-    floors = [buffer.entry_threshold() for buffer in buffers]
-    if any(floor is None for floor in floors):
-        return None
-    floor = floors[0]
-    for other in floors[1:]:
-        floor = torch.minimum(floor, other)
-    # Both statistics (z and |z|) exceed their floor only where |z| exceeds it, provided the
-    # floor is not negative; a negative floor (rates above 50 %) disables the shortcut.
-    return floor if bool(floor >= 0) else None
-
-
 class _RasterCounter:
     """Per-batch event counts ``[S, R, B, L, T]`` on the device, flushed to a raster writer.
 
-    Per layer: standardize, take |z|, keep the (few) entries above the smallest threshold of
-    any (spike def, target), and count, for each (spike def, target), the kept entries above
-    its threshold per site with one ``index_add_``. Exact: every entry above any threshold is
-    kept, because ``v > tau >= floor`` implies ``|z| > floor`` for both statistics.
+    The counting itself is :class:`.accumulators.EventCounter`, the same code the public API
+    (:func:`.activations.events_from_activations`) runs on user-supplied activations.
     """
 
     def __init__(
@@ -322,16 +250,11 @@ class _RasterCounter:
         seq_len: int,
         batch_size: int,
     ):
-        self.standardizer = standardizer
-        self.spike_defs = list(spike_defs)
+        self.guard = FiniteGuard(loaded.n_layers, loaded.device)
+        self.counter = EventCounter(standardizer, spike_defs, taus, guard=self.guard)
         self.n_s, self.n_r, n_layers = taus.shape
-        self.taus = torch.as_tensor(taus, dtype=torch.float32, device=loaded.device)
-        floors = taus.reshape(-1, n_layers).min(axis=0)
-        # A negative floor would make |z| > floor keep everything; count densely then.
-        self.floors = [float(f) if f >= 0 else None for f in floors]
         self.cond_rows = cond_rows
         self.writer = writer
-        self.d_ff = loaded.d_ff
         self.seq_len = seq_len
         self.buffer = torch.zeros(
             self.n_s,
@@ -342,7 +265,6 @@ class _RasterCounter:
             dtype=torch.int32,
             device=loaded.device,
         )
-        self.guard = _FiniteGuard(loaded)
         self.size = 0
 
     def on_batch(self, start: int, stop: int) -> None:
@@ -350,27 +272,8 @@ class _RasterCounter:
         self.guard.on_batch(start, stop)
 
     def on_u(self, layer: int, u: torch.Tensor) -> None:
-        z = self.standardizer(layer, u).reshape(-1)
-        magnitude = z.abs()
-        self.guard.observe(layer, magnitude)
-        n_sites = self.size * self.seq_len
-        if self.floors[layer] is not None:
-            kept = _flat_nonzero(magnitude > self.floors[layer])
-            values = z[kept]
-            sites = torch.div(kept, self.d_ff, rounding_mode="floor")
-        else:
-            values = z
-            sites = torch.arange(n_sites, device=z.device).repeat_interleave(self.d_ff)
-        hits = torch.cat(
-            [
-                spike_values(values, spike_def)[:, None] > self.taus[si, :, layer][None, :]
-                for si, spike_def in enumerate(self.spike_defs)
-            ],
-            dim=1,
-        ).to(torch.int32)  # [K, S*R]
-        counts = torch.zeros(n_sites, self.n_s * self.n_r, dtype=torch.int32, device=z.device)
-        counts.index_add_(0, sites, hits)
-        self.buffer[:, :, : self.size, layer, :] = counts.T.reshape(
+        counts = self.counter.count_layer(layer, u)
+        self.buffer[:, :, : self.size, layer, :] = counts.reshape(
             self.n_s, self.n_r, self.size, self.seq_len
         )
 
