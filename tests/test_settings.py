@@ -1,8 +1,7 @@
-"""Project settings: hook order, the soft parameter merge and the per-site-rates resolver."""
+"""Project settings: hook order, the soft parameter merge, the context and target rates."""
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import pytest
@@ -45,10 +44,17 @@ def test_a_local_override_changes_only_the_keys_it_names(tmp_path):
     assert base["runtime"]["progress"] is True
 
 
-@pytest.mark.parametrize(("d_ff", "events", "rates"), [(512, [0.5, 1.0], [0.5 / 512, 1.0 / 512])])
-def test_per_site_rates_resolver_divides_by_the_checkpoints_d_ff(tmp_path, d_ff, events, rates):
-    checkpoint = tmp_path / "model"
-    checkpoint.mkdir()
-    (checkpoint / "config.json").write_text(json.dumps({"intermediate_size": d_ff}))
-    resolver = CONFIG_LOADER_ARGS["custom_resolvers"]["per_site_rates"]
-    assert resolver(str(checkpoint), events) == pytest.approx(rates, rel=0, abs=0)
+def test_the_project_context_explains_parameter_errors():
+    from avalanche_kedro.framework.context import AvalancheContext
+    from avalanche_kedro.settings import CONTEXT_CLASS
+
+    assert CONTEXT_CLASS is AvalancheContext
+
+
+@pytest.mark.parametrize("env", ["local", "local_model", "paper", "pythia", "dask", "training"])
+def test_target_rates_follow_d_ff_in_every_environment(tmp_path, env):
+    calibration = _loader(tmp_path, env=env)["parameters"]["calibration"]
+    assert calibration["target_rates"] == "auto"
+    assert calibration["expected_events_per_site"] == [0.18944, 0.37888, 0.75776, 1.51552]
+    # the config resolver that did this for conf/local_model alone is gone
+    assert "custom_resolvers" not in CONFIG_LOADER_ARGS

@@ -1,16 +1,15 @@
 """Project settings (see https://docs.kedro.org/en/stable/configure/configuration_basics/)."""
 
+from avalanche_kedro.framework.context import AvalancheContext
 from avalanche_kedro.framework.hooks import ActiveConfigHooks, InputCheckHooks, ProvenanceHooks
 
 # Kedro calls hooks last-in-first-out: ActiveConfigHooks must see the context first, because
 # the other hooks read parameters and pipelines (which makes Kedro register the pipelines).
 HOOKS = (InputCheckHooks(), ProvenanceHooks(), ActiveConfigHooks())
 
-
-def _per_site_rates(checkpoint, events_per_site):
-    from avalanche_kedro.measure.checkpoints import rates_for_expected_events
-
-    return rates_for_expected_events(str(checkpoint), list(events_per_site))
+# Typed parameters (study.params): a bad value stops the run naming the key, file and allowed
+# values, before any node runs (framework.context).
+CONTEXT_CLASS = AvalancheContext
 
 
 CONFIG_LOADER_ARGS = {
@@ -20,7 +19,6 @@ CONFIG_LOADER_ARGS = {
     # the keys it names. Kedro's default replaces a whole top-level block, so with a non-base
     # environment `--params runtime.progress=false` would drop every other runtime setting.
     "merge_strategy": {"parameters": "soft"},
-    # ${per_site_rates:<checkpoint>,<expected events per site>} -> target rates for that model's
-    # d_ff (used by conf/local_model, so any local checkpoint gets sensible rates).
-    "custom_resolvers": {"per_site_rates": _per_site_rates},
+    # Target rates follow each model's d_ff in every environment (calibration.target_rates:
+    # auto, resolved by study.params.CalibrationParams.rates_for from the loaded model).
 }

@@ -598,3 +598,49 @@ def test_measurement_passes_stop_on_non_finite_activations(good_root, nan_checkp
     assert (tmp_path / "rasters" / A_FILE).exists()
     writer.abort()
     assert not (tmp_path / "rasters").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Typed parameters (study.params): a bad value in a parameter file stops `kedro run` when Kedro
+# builds the parameters, before any node runs or any model loads, naming the key, the file and
+# the allowed values.
+
+BAD_PARAMETERS = [
+    ("calibration:\n  target_rates: [0.0, 2.0e-5]\n", "calibration.target_rates.0", "(0, 1)"),
+    ("calibration:\n  target_rates: [1.0]\n", "calibration.target_rates.0", "(0, 1)"),
+    ("gain_grid: []\n", "gain_grid", "includes 1.0"),
+    ("gain_grid: [-0.5, 1.0]\n", "gain_grid.0", "greater than 0"),
+    ("controls:\n  bootstrap_replicates: 0\n", "controls.bootstrap_replicates", "integer >= 1"),
+    ("runtime:\n  batch_size: 0\n", "runtime.batch_size", "integer >= 1"),
+    ("windows:\n  seq_len: 1\n", "windows.seq_len", "integer >= 2"),
+    ("cascades:\n  adjacencies: [ADJ_6N]\n", "cascades.adjacencies.0", "ADJ_4N and/or ADJ_8N"),
+    (
+        "calibration:\n  spike_defs: [SPIKE_ALL]\n",
+        "calibration.spike_defs.0",
+        "SPIKE_TWO_SIDED_ABS",
+    ),
+    ("cascades:\n  adjacency: [ADJ_8N]\n", "cascades.adjacency", "allowed keys here: adjacencies"),
+    ("lens:\n  top_k: many\n", "lens.top_k", "integer >= 1"),
+]
+
+
+@pytest.mark.parametrize(("text", "key", "allowed"), BAD_PARAMETERS)
+def test_bad_parameters_stop_the_run_before_any_model_loads(tmp_path, text, key, allowed):
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    from avalanche_kedro.framework.context import ParameterError
+    from tests.conftest import copy_project
+
+    project = copy_project(tmp_path)
+    (project / "conf" / "local" / "parameters_typo.yml").write_text(text)
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project) as session:
+        with pytest.raises(ParameterError) as info:
+            session.run()  # every pipeline: each block is checked
+    message = str(info.value)
+    assert f"  - {key} = " in message
+    assert "(from conf/local/parameters_typo.yml)" in message
+    assert allowed in message and "How to fix:" in message
+    # nothing ran: no model was resolved, loaded or built, no data folder was written
+    assert sorted(p.name for p in (project / "data").iterdir()) == ["01_raw"]

@@ -45,6 +45,7 @@ from avalanche_kedro.measure.moments import RunningMoments
 from avalanche_kedro.measure.windows import iter_text_records, slice_windows, tokenize_stream
 from avalanche_kedro.pipelines import capture, events, training
 from avalanche_kedro.pipelines.capture.nodes import _dataset_windows, select_windows
+from avalanche_kedro.study.params import CalibrationParams
 from tests.conftest import PROJECT_ROOT
 from tests.pipelines.conftest import catalog_with_parameters, reroot_paths
 
@@ -242,7 +243,10 @@ def test_paper_parameters_are_the_papers_constants(paper_params):
     assert len(p["gain_grid"]) == 11
     assert p["gain_grid"] == SPEC_GAIN_GRID
     calibration = p["calibration"]
-    assert calibration["target_rates"] == [1e-5, 2e-5, 4e-5, 8e-5]
+    # auto: the paper's grid resolved from Qwen2.5-7B's d_ff = 18944, exactly
+    assert calibration["target_rates"] == "auto"
+    resolved = CalibrationParams.model_validate(calibration).rates_for(18944)
+    assert resolved == [1e-5, 2e-5, 4e-5, 8e-5]
     assert calibration["spike_defs"] == ["SPIKE_ONE_SIDED_POS", "SPIKE_TWO_SIDED_ABS"]
     assert calibration["tau0"] == 2.5 and calibration["eps"] == 1e-6
     assert p["rate_matching"]["rel_tol"] == 0.05

@@ -31,6 +31,7 @@ from avalanche_kedro.measure.forward import validate_instrumentation
 from avalanche_kedro.pipelines import capture
 from avalanche_kedro.pipelines.roles import check_roles
 from avalanche_kedro.pipelines.training.nodes import recipes_in_use, train_embedded_models
+from avalanche_kedro.study.params import CalibrationParams
 from avalanche_kedro.study.replication import ReplicationError, check_distinct_weights
 from avalanche_kedro.study.trajectory import check_series, resolved_steps
 from tests.conftest import PROJECT_ROOT
@@ -110,7 +111,10 @@ def test_measurement_settings(pythia_params):
     assert p["events"] == {"interventions": {"MLP_GLOBAL": "grid"}, "token_shuffle_gains": "grid"}
     assert p["calibration"]["spike_defs"] == ["SPIKE_ONE_SIDED_POS", "SPIKE_TWO_SIDED_ABS"]
     # the paper's expected events per site r * d_ff, at Pythia-70m's d_ff
-    per_site = [r * PYTHIA_70M_D_FF for r in p["calibration"]["target_rates"]]
+    assert p["calibration"]["target_rates"] == "auto"
+    rates = CalibrationParams.model_validate(p["calibration"]).rates_for(PYTHIA_70M_D_FF)
+    assert rates == [9.25e-5, 1.85e-4, 3.7e-4, 7.4e-4]  # its former explicit list
+    per_site = [r * PYTHIA_70M_D_FF for r in rates]
     np.testing.assert_allclose(per_site, [r * PAPER_D_FF for r in PAPER_RATES], rtol=1e-12)
 
 
@@ -157,10 +161,10 @@ def scaled_parameters(params: dict, root: Path) -> dict:
     """conf/pythia with the sizes of the tiny stand-ins (d_ff 128, 128 positions) on the CPU."""
     params = copy.deepcopy(params)
     params["windows"].update(seq_len=32, n_calibration=8, n_raster=8, n_eval_b=4)
-    # the same expected events per site, r * d_ff, at the stand-ins' d_ff
-    params["calibration"]["target_rates"] = [
-        r * PYTHIA_70M_D_FF / D_FF for r in params["calibration"]["target_rates"][:2]
-    ]
+    # the same expected events per site, r * d_ff (target_rates: auto), two of them
+    params["calibration"]["expected_events_per_site"] = params["calibration"][
+        "expected_events_per_site"
+    ][:2]
     params["runtime"].update(
         device="cpu", dtype="float32", batch_size=4, progress=False, scratch_dir=str(root / "s")
     )

@@ -282,12 +282,12 @@ def test_empty_prompt_list_skips_the_view_and_says_so(lens_outputs, caplog):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"top_k": 0}, "lens.top_k must be a positive integer"),
+        ({"top_k": 0}, r"lens\.top_k = 0: .*an integer >= 1"),
         ({"null_permutations": "many"}, "lens.null_permutations"),
         ({"adjacency": "ADJ_6N"}, "lens.adjacency"),
         ({"max_windows": 1}, "lens.max_windows"),
         ({"self_check_kl_tolerance": -1}, "self_check_kl_tolerance"),
-        ({"prompts": "What is"}, "must be a list of strings"),
+        ({"prompts": "What is"}, r"lens\.prompts = 'What is': .*list"),
     ],
 )
 def test_bad_lens_parameters_fail_before_any_model_loads(lens_outputs, change, message):

@@ -194,6 +194,7 @@ class ProvenanceHooks:
 
     def _manifest(self, run_params: dict[str, Any], status: str) -> dict[str, Any]:
         from ..measure.forward import tokens_forwarded
+        from ..study.params import as_plain
         from ..study.provenance import (
             code_version,
             config_hash,
@@ -202,7 +203,8 @@ class ProvenanceHooks:
             package_versions,
         )
 
-        parameters = self.context.params if self.context else {}
+        # the blocks are parameter models once Kedro validated them: hash the written mappings
+        parameters = as_plain(self.context.params) if self.context else {}
         roles = list(parameters.get("model_roles") or [])
         models, slices, devices = {}, {}, {}
         for role in roles:

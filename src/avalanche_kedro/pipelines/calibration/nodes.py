@@ -16,23 +16,31 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ...analysis.bootstrap import DEFAULT_REPLICATES
 from ...core.errors import ConfigurationError
 from ...core.paths import project_path
 from ...evaluation import comparison
 from ...evaluation.arc import arc_accuracy, normalize_arc_records, prompt_set_sha256, score_arc
-from ...evaluation.gstar import TIE_TOLERANCE, gstar_table
+from ...evaluation.gstar import gstar_table
 from ...evaluation.perplexity import perplexity_summary, window_nll
 from ...framework.datasets import source_detail
 from ...measure.checkpoints import load_model
 from ...measure.conditions import plan_conditions, resolve_gains
 from ...measure.forward import PassStats, token_progress
 from ...measure.gain import ATTN_GLOBAL, MLP_GLOBAL
-from ...measure.moments import DEFAULT_EPS, UnitMoments
+from ...measure.moments import UnitMoments
 from ...measure.rasters import EventRasters, RasterWriter
 from ...measure.sweep import NULL_NONE, GainSetting, record_rasters, tau_array
 from ...measure.thresholds import check_spike_defs
 from ...measure.windows import slice_windows
+from ...study.params import (
+    AblationsParams,
+    ArcParams,
+    CalibrationParams,
+    GainGrid,
+    GeneralizationParams,
+    GstarParams,
+    RuntimeParams,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,13 +58,13 @@ def distinct_gains(gstar_A: pd.DataFrame) -> list[float]:
     return sorted({1.0, *(float(g) for g in gstar_A["g_star"])})
 
 
-def select_gstar(cascade_summary_A: pd.DataFrame, gstar: dict) -> pd.DataFrame:
+def select_gstar(cascade_summary_A: pd.DataFrame, gstar: GstarParams) -> pd.DataFrame:
     """g* per (spike def, target rate): argmin |b_tot - 1| on dataset A (MLP_GLOBAL, real).
 
     Reads branching only; no task metric can influence the choice.
     """
     rows = _real_mlp(cascade_summary_A[cascade_summary_A["dataset_role"] == "A"])
-    table = gstar_table(rows, float(gstar.get("tie_tolerance", TIE_TOLERANCE)))
+    table = gstar_table(rows, GstarParams.coerce(gstar).tie_tolerance)
     table.insert(0, "model_role", cascade_summary_A["model_role"].iloc[0])
     table["selection_rule"] = "argmin |b_tot - 1|; ties: closest to 1, then smaller gain"
     for row in table.itertuples():
@@ -72,23 +80,27 @@ def select_gstar(cascade_summary_A: pd.DataFrame, gstar: dict) -> pd.DataFrame:
 
 def plan_followup_conditions(
     model_manifest: dict,
+    instrumentation_report: dict,
     gstar_A: pd.DataFrame,
-    gain_grid: list,
-    calibration: dict,
-    generalization: dict,
-    ablations: dict,
+    gain_grid: GainGrid,
+    calibration: CalibrationParams,
+    generalization: GeneralizationParams,
+    ablations: AblationsParams,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Conditions of dataset B (g = 1, every g* and ``generalization.perplexity_gains``) and of
-    the ablations (each g*)."""
+    the ablations (each g*), at the target rates resolved for this model's d_ff."""
+    gain_grid = GainGrid.coerce(gain_grid).gains()
+    calibration = CalibrationParams.coerce(calibration)
+    generalization = GeneralizationParams.coerce(generalization)
     extra = resolve_gains(
-        generalization.get("perplexity_gains", []), gain_grid, "generalization.perplexity_gains"
+        generalization.perplexity_gains, gain_grid, "generalization.perplexity_gains"
     )
     gains = sorted({*distinct_gains(gstar_A), *extra})
-    spike_defs = check_spike_defs(calibration["spike_defs"])
-    rates = [float(r) for r in calibration["target_rates"]]
+    spike_defs = check_spike_defs(calibration.spike_defs)
+    rates = calibration.rates_for(int(instrumentation_report["d_ff"]))
     role = model_manifest["model_role"]
     conditions_B = plan_conditions(role, "B", gain_grid, {MLP_GLOBAL: gains}, [], spike_defs, rates)
-    interventions = list(ablations.get("interventions", []))
+    interventions = list(AblationsParams.coerce(ablations).interventions)
     if MLP_GLOBAL in interventions:
         raise ConfigurationError(
             "ablations.interventions lists MLP_GLOBAL, which the gain sweep already measures.",
@@ -114,21 +126,23 @@ def record_dataset_B(
     unit_moments: pd.DataFrame,
     tau_table: pd.DataFrame,
     conditions_B: pd.DataFrame,
-    runtime: dict,
-    calibration: dict,
+    runtime: RuntimeParams,
+    calibration: CalibrationParams,
 ) -> tuple[EventRasters, pd.DataFrame, pd.DataFrame]:
     """Rasters of dataset B with the dataset A thresholds, and the windows' NLL, in one pass
     per distinct gain (the LM head runs in the same pass as the event counting).
 
     Returns the rasters, the per-window NLL table and the achieved rates on B per layer.
     """
-    loaded = load_model(model_manifest, runtime)
+    runtime = RuntimeParams.coerce(runtime)
+    calibration = CalibrationParams.coerce(calibration)
+    loaded = load_model(model_manifest, runtime.model_dump())
     ids, seq_ids = slice_windows(windows, "eval_b")
     moments = UnitMoments.from_frame(unit_moments)
-    standardizer = moments.standardizer(loaded.device, float(calibration.get("eps", DEFAULT_EPS)))
-    spike_defs = check_spike_defs(calibration["spike_defs"])
-    rates = [float(r) for r in calibration["target_rates"]]
-    scratch = project_path(runtime.get("scratch_dir", "data/02_intermediate/scratch"))
+    standardizer = moments.standardizer(loaded.device, calibration.eps)
+    spike_defs = check_spike_defs(calibration.spike_defs)
+    rates = calibration.rates_for(loaded.d_ff)
+    scratch = project_path(runtime.scratch_dir)
     scratch.mkdir(parents=True, exist_ok=True)
     writer = RasterWriter(
         Path(tempfile.mkdtemp(prefix="rasters-B-", dir=scratch)),
@@ -139,9 +153,7 @@ def record_dataset_B(
     )
     losses = []
     gains = sorted(conditions_B["g"].unique())
-    bar = token_progress(
-        len(gains) * ids.size, "dataset B (rasters + NLL)", bool(runtime.get("progress"))
-    )
+    bar = token_progress(len(gains) * ids.size, "dataset B (rasters + NLL)", runtime.progress)
     stats = PassStats()
     try:
         for g in gains:
@@ -176,7 +188,7 @@ def record_dataset_B(
                     spike_defs,
                     GainSetting(MLP_GLOBAL, float(g)),
                     writer,
-                    int(runtime["batch_size"]),
+                    runtime.batch_size,
                     progress=bar,
                     description=f"B g={g}",
                     on_logits=on_logits,
@@ -249,14 +261,14 @@ def analyze_dataset_B(
     lm_loss_B: pd.DataFrame,
     achieved_rates_B: pd.DataFrame,
     gstar_A: pd.DataFrame,
-    generalization: dict,
+    generalization: GeneralizationParams,
 ) -> pd.DataFrame:
     """Dataset B at g = 1 and g*: branching, delta_b vs both raster nulls, chi, NLL and ppl.
 
     One row per (spike def, target rate, g_condition); when g* = 1 both rows hold the same
     measurement (the gain was run once).
     """
-    replicates = int(generalization.get("bootstrap_replicates", DEFAULT_REPLICATES))
+    replicates = GeneralizationParams.coerce(generalization).bootstrap_replicates
     # every (spike def, rate) needs only g = 1 and its own g* (the extra gains are for the
     # perplexity curve): only those conditions get nulls and bootstrap CIs
     wanted = pd.DataFrame(
@@ -291,12 +303,14 @@ def analyze_dataset_B(
     return pd.DataFrame(rows)
 
 
-def summarize_perplexity_curve(lm_loss_B: pd.DataFrame, generalization: dict) -> pd.DataFrame:
+def summarize_perplexity_curve(
+    lm_loss_B: pd.DataFrame, generalization: GeneralizationParams
+) -> pd.DataFrame:
     """Dataset B perplexity at every gain B was run at (g = 1, each g*, the extra gains).
 
     Windows are resampled with one key at every gain, so the CIs of two gains are paired.
     """
-    replicates = int(generalization.get("bootstrap_replicates", DEFAULT_REPLICATES))
+    replicates = GeneralizationParams.coerce(generalization).bootstrap_replicates
     rows = [
         {
             "g": float(g),
@@ -334,15 +348,20 @@ _B_COLUMNS = [
 
 
 def score_arc_questions(
-    model_manifest: dict, arc_questions: Any, gstar_A: pd.DataFrame, runtime: dict, arc: dict
+    model_manifest: dict,
+    arc_questions: Any,
+    gstar_A: pd.DataFrame,
+    runtime: RuntimeParams,
+    arc: ArcParams,
 ) -> tuple[pd.DataFrame, dict]:
     """Option scores of every ARC question at g = 1 and each g* (one run per distinct gain)."""
     questions = normalize_arc_records(
         _arc_rows(arc_questions), "arc_questions", source_detail(arc_questions)
     )
-    if arc.get("max_questions"):
-        questions = questions[: int(arc["max_questions"])]
-    loaded = load_model(model_manifest, runtime)
+    arc = ArcParams.coerce(arc)
+    if arc.max_questions is not None:
+        questions = questions[: arc.max_questions]
+    loaded = load_model(model_manifest, RuntimeParams.coerce(runtime).model_dump())
     parts = [score_arc(loaded, questions, g) for g in distinct_gains(gstar_A)]
     scores = pd.concat(parts, ignore_index=True)
     manifest = {
@@ -367,13 +386,13 @@ def _arc_rows(loaded: Any) -> list:
     return list(loaded)
 
 
-def summarize_arc(arc_scores: pd.DataFrame, gstar_A: pd.DataFrame, arc: dict) -> pd.DataFrame:
+def summarize_arc(arc_scores: pd.DataFrame, gstar_A: pd.DataFrame, arc: ArcParams) -> pd.DataFrame:
     """ARC accuracy (bootstrap CI over questions) and mean margin at g = 1 and g*.
 
     One row per (spike def, target rate, g_condition), repeating the measurement of a gain
     wherever it is that (spike def, rate)'s g = 1 or g*.
     """
-    replicates = int(arc.get("bootstrap_replicates", DEFAULT_REPLICATES))
+    replicates = ArcParams.coerce(arc).bootstrap_replicates
     by_gain = {g: arc_accuracy(part, replicates) for g, part in arc_scores.groupby("g")}
     rows = [
         {
@@ -396,14 +415,15 @@ def analyze_ablations(
     controls_summary_A: pd.DataFrame,
     tau_table: pd.DataFrame,
     gstar_A: pd.DataFrame,
-    ablations: dict,
+    ablations: AblationsParams,
 ) -> pd.DataFrame:
     """MLP_GLOBAL at g = 1 and g* next to every ablation at g*, per (spike def, target rate).
 
     Each ablation had its own rate matching; ``achieved_rate_max_abs_err`` is the largest
     |achieved - r*| over layers on the analysis slice.
     """
-    replicates = int(ablations.get("bootstrap_replicates", DEFAULT_REPLICATES))
+    ablations = AblationsParams.coerce(ablations)
+    replicates = ablations.bootstrap_replicates
     # A pass at one g* records every (spike def, rate); each of them needs only its own g*, so
     # only those conditions get nulls and bootstrap CIs (the others are never reported).
     own_gstar = gstar_A[["spike_def_id", "target_rate", "g_star"]].rename(columns={"g_star": "g"})
@@ -420,7 +440,7 @@ def analyze_ablations(
     for g_row in gstar_A.itertuples():
         spike_def, rate, g_star = g_row.spike_def_id, float(g_row.target_rate), float(g_row.g_star)
         plan = [(MLP_GLOBAL, G1, 1.0), (MLP_GLOBAL, GSTAR, g_star)]
-        plan += [(i, GSTAR, g_star) for i in ablations.get("interventions", [])]
+        plan += [(i, GSTAR, g_star) for i in ablations.interventions]
         for intervention, g_condition, g in plan:
             key = (intervention, spike_def, rate, g)
             row = measured.loc[key]

@@ -32,6 +32,7 @@ def template() -> Pipeline:
                 record_gstar_token_shuffle,
                 inputs=[
                     "model_manifest",
+                    "instrumentation_report",
                     "windows",
                     "unit_moments",
                     "threshold_fit",
@@ -64,6 +65,7 @@ def template() -> Pipeline:
                 plan_followup_conditions,
                 inputs=[
                     "model_manifest",
+                    "instrumentation_report",
                     "gstar_A",
                     "params:gain_grid",
                     "params:calibration",

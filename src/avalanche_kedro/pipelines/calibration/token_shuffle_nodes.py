@@ -10,25 +10,26 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ...analysis.bootstrap import DEFAULT_REPLICATES
 from ...evaluation import comparison
 from ...measure.conditions import plan_conditions
 from ...measure.gain import MLP_GLOBAL
 from ...measure.sweep import NULL_NONE, NULL_TOKEN_SHUFFLE_INPUT
 from ...measure.thresholds import check_spike_defs
+from ...study.params import CalibrationParams, ControlsParams, RuntimeParams
 from ..events.nodes import record_analysis_rasters, remove_rasters
 
 
 def record_gstar_token_shuffle(
     model_manifest: dict,
+    instrumentation_report: dict,
     windows: pd.DataFrame,
     unit_moments: pd.DataFrame,
     threshold_fit: pd.DataFrame,
     conditions_A: pd.DataFrame,
     gstar_A: pd.DataFrame,
-    runtime: dict,
-    calibration: dict,
-    controls: dict,
+    runtime: RuntimeParams,
+    calibration: CalibrationParams,
+    controls: ControlsParams,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The token-shuffle null (SPEC §7) at each g* the events pipeline did not record.
 
@@ -42,10 +43,11 @@ def record_gstar_token_shuffle(
     """
     recorded = conditions_A.loc[conditions_A["null_id"] == NULL_TOKEN_SHUFFLE_INPUT, "g"]
     wanted = sorted({float(g) for g in gstar_A["g_star"]} - {float(g) for g in recorded})
-    if not controls.get("token_shuffle_at_gstar", True):
+    if not ControlsParams.coerce(controls).token_shuffle_at_gstar:
         wanted = []
-    spike_defs = check_spike_defs(calibration["spike_defs"])
-    rates = [float(r) for r in calibration["target_rates"]]
+    calibration = CalibrationParams.coerce(calibration)
+    spike_defs = check_spike_defs(calibration.spike_defs)
+    rates = calibration.rates_for(int(instrumentation_report["d_ff"]))
     plan = plan_conditions(
         model_manifest["model_role"],
         "A",
@@ -91,7 +93,7 @@ def compare_token_shuffle_at_gstar(
     null_branching_per_window_A: pd.DataFrame,
     marginal_checks_A: pd.DataFrame,
     gstar_A: pd.DataFrame,
-    controls: dict,
+    controls: ControlsParams,
 ) -> pd.DataFrame:
     """``controls_summary_A`` rows of the real MLP_GLOBAL condition of each (spike def, rate) at its
     own g*, recomputed
@@ -110,5 +112,5 @@ def compare_token_shuffle_at_gstar(
         pd.concat([branching_per_window_A, branching_per_window_tokshuf_A], ignore_index=True),
         null_branching_per_window_A,
         marginal_checks_A,
-        int(controls.get("bootstrap_replicates", DEFAULT_REPLICATES)),
+        ControlsParams.coerce(controls).bootstrap_replicates,
     )

@@ -19,7 +19,7 @@ from ...framework.datasets import source_detail
 from ...measure.checkpoints import load_model, looks_like_hub_id, resolve_checkpoint
 from ...measure.forward import validate_instrumentation
 from ...measure.lens import lens_self_check
-from ...measure.moments import DEFAULT_EPS, UnitMoments
+from ...measure.moments import UnitMoments
 from ...measure.sweep import accumulate_moments, count_baseline_exceedances
 from ...measure.thresholds import check_spike_defs, rate_targets_table
 from ...measure.trained import is_trained_recipe, resolve_step, step_directory
@@ -31,6 +31,13 @@ from ...measure.windows import (
     slice_windows,
     tokenize_stream,
     windows_frame,
+)
+from ...study.params import (
+    CalibrationParams,
+    EmbeddedCheckpoints,
+    ModelParams,
+    RuntimeParams,
+    WindowsParams,
 )
 
 logger = logging.getLogger(__name__)
@@ -45,9 +52,9 @@ SLICE_PLAN = {
 def resolve_model(
     corpus_A: Any,
     embedded_models: dict,
-    model: dict,
-    embedded_checkpoints: dict | None,
-    windows: dict,
+    model: ModelParams,
+    embedded_checkpoints: EmbeddedCheckpoints | None,
+    windows: WindowsParams,
     *,
     model_role: str,
 ) -> dict:
@@ -59,15 +66,22 @@ def resolve_model(
     record. Any other recipe path is built from its recipe here; anything else is a plain
     local directory or a Hub id.
     """
-    spec = dict(model)
-    checkpoint = str(spec.get("checkpoint") or "")
-    trained = _trained_recipe_of(checkpoint, embedded_checkpoints)
+    model = ModelParams.coerce(model)
+    windows = WindowsParams.coerce(windows)
+    recipes = (
+        EmbeddedCheckpoints.coerce(embedded_checkpoints).recipes()
+        if embedded_checkpoints is not None
+        else {}
+    )
+    spec = model.spec()
+    checkpoint = model.checkpoint
+    trained = _trained_recipe_of(checkpoint, recipes)
     if trained is not None:
         return _resolve_trained(model_role, spec, trained, embedded_models)
-    records = iter_text_records(corpus_A, windows.get("text_field", "text"))
+    records = iter_text_records(corpus_A, windows.text_field)
     if checkpoint and spec.get("embedded") is None:
         target = project_path(checkpoint)
-        for recipe in (embedded_checkpoints or {}).values():
+        for recipe in recipes.values():
             if project_path(recipe["path"]) == target:
                 spec["embedded"] = {k: v for k, v in recipe.items() if k != "path"}
     if (
@@ -90,16 +104,16 @@ def resolve_model(
         spec["checkpoint"] = str(project_path(checkpoint))
     spec.pop("step", None)
     manifest = resolve_checkpoint(model_role, spec, records)
-    if model.get("step") is not None:
-        manifest["training_step"] = model["step"]
+    if model.step is not None:
+        manifest["training_step"] = model.step
     return manifest
 
 
-def _trained_recipe_of(checkpoint: str, embedded_checkpoints: dict | None) -> str | None:
+def _trained_recipe_of(checkpoint: str, recipes: dict) -> str | None:
     if not checkpoint:
         return None
     target = project_path(checkpoint)
-    for name, recipe in (embedded_checkpoints or {}).items():
+    for name, recipe in recipes.items():
         if "path" in recipe and project_path(recipe["path"]) == target:
             return name if is_trained_recipe(recipe) else None
     return None
@@ -144,15 +158,15 @@ def _load_tokenizer(model_manifest: dict):
 
 
 def _dataset_windows(
-    corpus: Any, corpus_name: str, dataset_role: str, tokenizer, windows: dict
+    corpus: Any, corpus_name: str, dataset_role: str, tokenizer, windows: WindowsParams
 ) -> tuple[pd.DataFrame, list[dict]]:
     source = source_detail(corpus)
-    seq_len = int(windows["seq_len"])
-    factor = int(windows.get("window_pool_factor", 10))
-    sizes = {name: int(windows[key]) for name, key in SLICE_PLAN[dataset_role]}
+    seq_len = windows.seq_len
+    factor = windows.window_pool_factor
+    sizes = {name: int(getattr(windows, key)) for name, key in SLICE_PLAN[dataset_role]}
     n_needed = sum(sizes.values())
     stream = tokenize_stream(
-        iter_text_records(corpus, windows.get("text_field", "text")),
+        iter_text_records(corpus, windows.text_field),
         tokenizer,
         max_tokens=factor * n_needed * seq_len,
     )
@@ -187,9 +201,10 @@ def _dataset_windows(
 
 
 def select_windows(
-    corpus_A: Any, corpus_B: Any, model_manifest: dict, windows: dict
+    corpus_A: Any, corpus_B: Any, model_manifest: dict, windows: WindowsParams
 ) -> tuple[pd.DataFrame, dict]:
     """Windows of datasets A (calibration + analysis) and B (eval_b) with their slice hashes."""
+    windows = WindowsParams.coerce(windows)
     tokenizer = _load_tokenizer(model_manifest)
     frame_a, manifest_a = _dataset_windows(corpus_A, "corpus_A", "A", tokenizer, windows)
     frame_b, manifest_b = _dataset_windows(corpus_B, "corpus_B", "B", tokenizer, windows)
@@ -212,13 +227,14 @@ def select_windows(
 
 
 def validate_model_instrumentation(
-    model_manifest: dict, windows: pd.DataFrame, runtime: dict
+    model_manifest: dict, windows: pd.DataFrame, runtime: RuntimeParams
 ) -> dict:
     """SPEC §2 validate step on the first two calibration windows (hard fail on mismatch),
     and the logit lens's self-check: its last layer must reproduce the model's own logits."""
-    loaded = load_model(model_manifest, runtime)
+    runtime = RuntimeParams.coerce(runtime)
+    loaded = load_model(model_manifest, runtime.model_dump())
     ids, _ = slice_windows(windows, "calibration")
-    report = validate_instrumentation(loaded, ids[:2], g_test=float(runtime.get("validate_g", 0.9)))
+    report = validate_instrumentation(loaded, ids[:2], g_test=runtime.validate_g)
     report.update(lens_self_check(loaded, ids[:2]))
     report.update(
         model_role=model_manifest["model_role"],
@@ -253,17 +269,17 @@ def accumulate_unit_moments(
     model_manifest: dict,
     windows: pd.DataFrame,
     instrumentation_report: dict,
-    runtime: dict,
-    calibration: dict,
+    runtime: RuntimeParams,
+    calibration: CalibrationParams,
 ) -> tuple[pd.DataFrame, dict]:
     """mu and sigma of u per (layer, unit) over the calibration slice at g = 1 (SPEC §3)."""
+    runtime = RuntimeParams.coerce(runtime)
+    calibration = CalibrationParams.coerce(calibration)
     _require_validated(instrumentation_report, model_manifest)
-    loaded = load_model(model_manifest, runtime)
+    loaded = load_model(model_manifest, runtime.model_dump())
     ids, _ = slice_windows(windows, "calibration")
-    moments, stats = accumulate_moments(
-        loaded, ids, int(runtime["batch_size"]), progress=bool(runtime.get("progress", False))
-    )
-    eps = float(calibration.get("eps", DEFAULT_EPS))
+    moments, stats = accumulate_moments(loaded, ids, runtime.batch_size, progress=runtime.progress)
+    eps = calibration.eps
     degenerate = moments.degenerate(eps)
     summary = {
         "model_role": model_manifest["model_role"],
@@ -288,32 +304,37 @@ def measure_baseline_rates(
     model_manifest: dict,
     windows: pd.DataFrame,
     unit_moments: pd.DataFrame,
-    runtime: dict,
-    calibration: dict,
+    runtime: RuntimeParams,
+    calibration: CalibrationParams,
 ) -> pd.DataFrame:
     """r_base[l] = fraction of calibration values with v > tau0, per spike definition."""
-    loaded = load_model(model_manifest, runtime)
+    runtime = RuntimeParams.coerce(runtime)
+    calibration = CalibrationParams.coerce(calibration)
+    loaded = load_model(model_manifest, runtime.model_dump())
     ids, _ = slice_windows(windows, "calibration")
     moments = UnitMoments.from_frame(unit_moments)
-    standardizer = moments.standardizer(loaded.device, float(calibration.get("eps", DEFAULT_EPS)))
+    standardizer = moments.standardizer(loaded.device, calibration.eps)
     table, _ = count_baseline_exceedances(
         loaded,
         ids,
         standardizer,
-        check_spike_defs(calibration["spike_defs"]),
-        float(calibration["tau0"]),
-        int(runtime["batch_size"]),
-        progress=bool(runtime.get("progress", False)),
+        check_spike_defs(calibration.spike_defs),
+        calibration.tau0,
+        runtime.batch_size,
+        progress=runtime.progress,
     )
     table.insert(0, "model_role", model_manifest["model_role"])
     return table
 
 
-def derive_rate_targets(baseline_rates: pd.DataFrame, calibration: dict) -> pd.DataFrame:
-    """r*[l] = clip(r_base[l] r / mean_l r_base, 0, 1) per spike definition and target rate."""
-    return rate_targets_table(
-        baseline_rates, calibration["spike_defs"], calibration["target_rates"]
-    )
+def derive_rate_targets(
+    baseline_rates: pd.DataFrame, instrumentation_report: dict, calibration: CalibrationParams
+) -> pd.DataFrame:
+    """r*[l] = clip(r_base[l] r / mean_l r_base, 0, 1) per spike definition and target rate
+    r, the rates resolved for this model's d_ff (``calibration.target_rates: auto``)."""
+    calibration = CalibrationParams.coerce(calibration)
+    rates = calibration.rates_for(int(instrumentation_report["d_ff"]))
+    return rate_targets_table(baseline_rates, calibration.spike_defs, rates)
 
 
 __all__ = [

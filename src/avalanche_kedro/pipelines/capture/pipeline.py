@@ -73,7 +73,7 @@ def template(model_role: str) -> Pipeline:
             ),
             node(
                 derive_rate_targets,
-                inputs=["baseline_rates", "params:calibration"],
+                inputs=["baseline_rates", "instrumentation_report", "params:calibration"],
                 outputs="rate_targets",
                 name="derive_rate_targets",
             ),

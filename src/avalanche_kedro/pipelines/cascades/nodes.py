@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 
 def _adjacencies(cascades: CascadesParams) -> list[str]:
-    chosen = list(CascadesParams.model_validate(cascades).adjacencies)
+    chosen = list(CascadesParams.coerce(cascades).adjacencies)
     if ADJ_4N not in chosen:
         chosen.insert(0, ADJ_4N)  # the primary adjacency is always computed
     return chosen
@@ -125,7 +125,7 @@ def fit_crackling(
 
     The bootstrap resamples the condition's windows with the paired index matrix of SPEC §7.
     """
-    options = CascadesParams.model_validate(cascades).crackling
+    options = CascadesParams.coerce(cascades).crackling
     replicates = options.bootstrap_replicates
     positions = avalanches_A.groupby(["cond_id", "adjacency"], sort=False).indices
     columns = {c: avalanches_A[c].to_numpy() for c in ("seq_index", "span_tokens", "size")}
@@ -163,7 +163,7 @@ def fit_tails(
     run in ``cascades.tail_fits.workers`` processes (0 = one per CPU); results do not depend on
     the number of workers.
     """
-    options = CascadesParams.model_validate(cascades).tail_fits
+    options = CascadesParams.coerce(cascades).tail_fits
     min_tail = options.min_tail_samples
     workers = options.workers or os.cpu_count() or 1
     if multiprocessing.current_process().daemon:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ...analysis.bootstrap import DEFAULT_REPLICATES
 from ...evaluation import comparison
 from ...measure.rasters import EventRasters
+from ...study.params import ControlsParams
 
 
 def measure_null_branching(
@@ -30,7 +30,7 @@ def compare_with_nulls(
     branching_per_window_A: pd.DataFrame,
     null_branching_per_window_A: pd.DataFrame,
     marginal_checks_A: pd.DataFrame,
-    controls: dict,
+    controls: ControlsParams,
 ) -> pd.DataFrame:
     """Real vs permutation, shift and token-shuffle nulls with paired window-bootstrap CIs."""
     return comparison.compare_with_nulls(
@@ -38,5 +38,5 @@ def compare_with_nulls(
         branching_per_window_A,
         null_branching_per_window_A,
         marginal_checks_A,
-        int(controls.get("bootstrap_replicates", DEFAULT_REPLICATES)),
+        ControlsParams.coerce(controls).bootstrap_replicates,
     )

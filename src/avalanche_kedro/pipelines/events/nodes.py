@@ -21,7 +21,7 @@ from ...measure.checkpoints import load_model
 from ...measure.conditions import plan_conditions, threshold_settings
 from ...measure.forward import PassStats, token_progress
 from ...measure.gain import MLP_GLOBAL
-from ...measure.moments import DEFAULT_EPS, UnitMoments
+from ...measure.moments import UnitMoments
 from ...measure.rasters import EventRasters, RasterWriter
 from ...measure.sweep import (
     NULL_NONE,
@@ -31,8 +31,15 @@ from ...measure.sweep import (
     record_rasters,
     tau_array,
 )
-from ...measure.thresholds import RATE_MATCH_REL_TOL, check_spike_defs, verify_rate_matching
+from ...measure.thresholds import check_spike_defs, verify_rate_matching
 from ...measure.windows import shuffle_window_tokens, slice_windows
+from ...study.params import (
+    CalibrationParams,
+    EventsParams,
+    GainGrid,
+    RateMatchingParams,
+    RuntimeParams,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,17 +47,24 @@ TAU_KEYS = ["intervention_id", "g", "spike_def_id", "target_rate"]
 
 
 def plan_event_conditions(
-    model_manifest: dict, gain_grid: list, events: dict, calibration: dict
+    model_manifest: dict,
+    instrumentation_report: dict,
+    gain_grid: GainGrid,
+    events: EventsParams,
+    calibration: CalibrationParams,
 ) -> pd.DataFrame:
-    """The condition table of dataset A: real conditions and the token-shuffle null."""
+    """The condition table of dataset A: real conditions and the token-shuffle null, at the
+    target rates resolved for this model's d_ff (its ``target_rate`` column records them)."""
+    events = EventsParams.coerce(events)
+    calibration = CalibrationParams.coerce(calibration)
     return plan_conditions(
         model_role=model_manifest["model_role"],
         dataset_role="A",
-        gain_grid=gain_grid,
-        interventions=events["interventions"],
-        token_shuffle_gains=events.get("token_shuffle_gains", [1.0]),
-        spike_defs=check_spike_defs(calibration["spike_defs"]),
-        target_rates=[float(r) for r in calibration["target_rates"]],
+        gain_grid=GainGrid.coerce(gain_grid).gains(),
+        interventions=dict(events.interventions),
+        token_shuffle_gains=events.token_shuffle_gains,
+        spike_defs=check_spike_defs(calibration.spike_defs),
+        target_rates=calibration.rates_for(int(instrumentation_report["d_ff"])),
     )
 
 
@@ -60,28 +74,30 @@ def fit_rate_matched_thresholds(
     unit_moments: pd.DataFrame,
     rate_targets: pd.DataFrame,
     conditions: pd.DataFrame,
-    runtime: dict,
-    calibration: dict,
-    rate_matching: dict,
+    runtime: RuntimeParams,
+    calibration: CalibrationParams,
+    rate_matching: RateMatchingParams,
 ) -> pd.DataFrame:
     """Order-statistic tau per (intervention, g, spike def, target, layer), verified (SPEC §4)."""
-    loaded = load_model(model_manifest, runtime)
+    runtime = RuntimeParams.coerce(runtime)
+    calibration = CalibrationParams.coerce(calibration)
+    loaded = load_model(model_manifest, runtime.model_dump())
     ids, _ = slice_windows(windows, "calibration")
     moments = UnitMoments.from_frame(unit_moments)
-    spike_defs = check_spike_defs(calibration["spike_defs"])
+    spike_defs = check_spike_defs(calibration.spike_defs)
     table, stats = fit_thresholds(
         loaded,
         ids,
-        moments.standardizer(loaded.device, float(calibration.get("eps", DEFAULT_EPS))),
+        moments.standardizer(loaded.device, calibration.eps),
         rate_targets,
         threshold_settings(conditions),
         spike_defs,
-        [float(r) for r in calibration["target_rates"]],
-        int(runtime["batch_size"]),
-        progress=bool(runtime.get("progress", False)),
+        calibration.rates_for(loaded.d_ff),
+        runtime.batch_size,
+        progress=runtime.progress,
     )
     table.insert(0, "model_role", model_manifest["model_role"])
-    rel_tol = float(rate_matching.get("rel_tol", RATE_MATCH_REL_TOL))
+    rel_tol = RateMatchingParams.coerce(rate_matching).rel_tol
     table["rate_match_tol"] = np.maximum(rel_tol * table["r_star"], 1.0 / table["n_values"])
     table["rate_match_abs_err"] = (table["achieved_rate_calibration"] - table["r_star"]).abs()
     verify_rate_matching(table, rel_tol, model_manifest["model_role"])
@@ -114,19 +130,21 @@ def record_analysis_rasters(
     unit_moments: pd.DataFrame,
     threshold_fit: pd.DataFrame,
     conditions: pd.DataFrame,
-    runtime: dict,
-    calibration: dict,
+    runtime: RuntimeParams,
+    calibration: CalibrationParams,
     description: str,
 ) -> tuple[EventRasters, PassStats, int]:
     """Rasters of the analysis slice for the conditions given (one pass per window per group)."""
-    loaded = load_model(model_manifest, runtime)
+    runtime = RuntimeParams.coerce(runtime)
+    calibration = CalibrationParams.coerce(calibration)
+    loaded = load_model(model_manifest, runtime.model_dump())
     ids, seq_ids = slice_windows(windows, "analysis")
     moments = UnitMoments.from_frame(unit_moments)
-    standardizer = moments.standardizer(loaded.device, float(calibration.get("eps", DEFAULT_EPS)))
-    spike_defs = check_spike_defs(calibration["spike_defs"])
-    target_rates = [float(r) for r in calibration["target_rates"]]
-    batch_size = int(runtime["batch_size"])
-    progress = bool(runtime.get("progress", False))
+    standardizer = moments.standardizer(loaded.device, calibration.eps)
+    spike_defs = check_spike_defs(calibration.spike_defs)
+    target_rates = calibration.rates_for(loaded.d_ff)
+    batch_size = runtime.batch_size
+    progress = runtime.progress
 
     writer = RasterWriter(
         _scratch_directory(runtime),
@@ -182,8 +200,8 @@ def record_analysis_rasters(
         raise
 
 
-def _scratch_directory(runtime: dict) -> Path:
-    scratch = project_path(runtime.get("scratch_dir", "data/02_intermediate/scratch"))
+def _scratch_directory(runtime: RuntimeParams) -> Path:
+    scratch = project_path(RuntimeParams.coerce(runtime).scratch_dir)
     scratch.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix="rasters-", dir=scratch))
 
@@ -227,8 +245,8 @@ def record_event_rasters(
     unit_moments: pd.DataFrame,
     threshold_fit: pd.DataFrame,
     conditions: pd.DataFrame,
-    runtime: dict,
-    calibration: dict,
+    runtime: RuntimeParams,
+    calibration: CalibrationParams,
 ) -> tuple[EventRasters, pd.DataFrame, dict]:
     """Rasters of the analysis slice for every condition, plus the completed tau table.
 
@@ -260,15 +278,16 @@ def record_event_rasters(
 
 
 def record_event_raster_block(
-    block: int,
-    n_blocks: int,
     model_manifest: dict,
     windows: pd.DataFrame,
     unit_moments: pd.DataFrame,
     threshold_fit: pd.DataFrame,
     conditions: pd.DataFrame,
-    runtime: dict,
-    calibration: dict,
+    runtime: RuntimeParams,
+    calibration: CalibrationParams,
+    *,
+    block: int,
+    n_blocks: int,
 ) -> tuple[EventRasters, dict]:
     """Rasters of gain block ``block`` of ``n_blocks`` (:func:`gain_blocks`) and its pass stats.
 
@@ -310,7 +329,7 @@ def merge_event_raster_blocks(
     model_manifest: dict,
     threshold_fit: pd.DataFrame,
     conditions: pd.DataFrame,
-    runtime: dict,
+    runtime: RuntimeParams,
     *blocks: EventRasters | dict,
 ) -> tuple[EventRasters, pd.DataFrame, dict]:
     """One raster set in condition-table order from the gain blocks' rasters (given as

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import partial
+from functools import partial, update_wrapper
 
 from kedro.pipeline import Pipeline, node
 
@@ -45,7 +45,11 @@ def raster_nodes(gain_blocks: int) -> list:
         ]
     blocks = [
         node(
-            partial(record_event_raster_block, block, gain_blocks),
+            # keyword-bound and wrapped, so Kedro reads the parameter types of the node
+            update_wrapper(
+                partial(record_event_raster_block, block=block, n_blocks=gain_blocks),
+                record_event_raster_block,
+            ),
             inputs=RASTER_INPUTS,
             outputs=[f"event_rasters_A_block{block}", f"event_rasters_A_block{block}_stats"],
             name=f"record_event_rasters_block{block}",
@@ -70,6 +74,7 @@ def template(gain_blocks: int = 1) -> Pipeline:
                 plan_event_conditions,
                 inputs=[
                     "model_manifest",
+                    "instrumentation_report",
                     "params:gain_grid",
                     "params:events",
                     "params:calibration",

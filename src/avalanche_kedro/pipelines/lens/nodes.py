@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from ...analysis import lens_alignment as align
-from ...core.errors import ConfigurationError
 from ...core.seeds import condition_key
 from ...measure.checkpoints import load_model
 from ...measure.gain import MLP_GLOBAL, layer_gains
@@ -29,6 +28,7 @@ from ...measure.lens_prompts import PROMPT_COLUMNS, check_prompts, prompt_predic
 from ...measure.rasters import EventRasters
 from ...measure.sweep import NULL_NONE
 from ...measure.windows import slice_windows
+from ...study.params import LensParams, RuntimeParams
 
 logger = logging.getLogger(__name__)
 
@@ -47,58 +47,20 @@ TOKEN_COLUMNS = [
 ADJACENCIES = ("ADJ_4N", "ADJ_8N")
 
 
-def check_lens_parameters(lens: dict[str, Any]) -> dict[str, Any]:
-    """The ``lens`` parameters, checked before any model loads; returns them normalised."""
-    if not isinstance(lens, dict):
-        raise ConfigurationError(
-            f"The lens parameters must be a mapping, got {type(lens).__name__}.",
-            "See conf/base/parameters_lens.yml for the keys.",
-        )
-
-    def positive_int(key: str, default: int) -> int:
-        value = lens.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigurationError(
-                f"lens.{key} must be a positive integer, got {value!r}.",
-                f"Set lens.{key} in conf/<env>/parameters_lens.yml (default {default}).",
-            )
-        return value
-
-    adjacency = lens.get("adjacency", "ADJ_4N")
-    if adjacency not in ADJACENCIES:
-        raise ConfigurationError(
-            f"lens.adjacency must be one of {list(ADJACENCIES)}, got {adjacency!r}.",
-            "Set lens.adjacency to ADJ_4N (primary) or ADJ_8N.",
-        )
-    max_windows = lens.get("max_windows")
-    if max_windows is not None and (
-        isinstance(max_windows, bool) or not isinstance(max_windows, int) or max_windows < 2
-    ):
-        raise ConfigurationError(
-            f"lens.max_windows must be null (every analysis window) or an integer >= 2, got "
-            f"{max_windows!r}.",
-            "Set lens.max_windows to null, or to the number of analysis windows to decode.",
-        )
-    tolerance = lens.get("self_check_kl_tolerance")
-    if tolerance is not None and not (isinstance(tolerance, (int, float)) and tolerance > 0):
-        raise ConfigurationError(
-            f"lens.self_check_kl_tolerance must be a positive number or null, got {tolerance!r}.",
-            "Leave it null for the defaults (1e-6 in fp32, 1e-2 in bf16/fp16).",
-        )
+def check_lens_parameters(lens: LensParams) -> dict[str, Any]:
+    """The ``lens`` parameters (checked by :class:`LensParams` before any model loads) as the
+    settings the lens nodes use."""
+    lens = LensParams.coerce(lens)
     return {
-        "top_k": positive_int("top_k", 5),
-        "bootstrap_replicates": positive_int("bootstrap_replicates", 500),
-        "null_permutations": positive_int("null_permutations", 200),
+        "top_k": lens.top_k,
+        "bootstrap_replicates": lens.bootstrap_replicates,
+        "null_permutations": lens.null_permutations,
         # None: the device's default (measure.lens.default_max_logit_elements)
-        "max_logit_elements": (
-            None
-            if lens.get("max_logit_elements") is None
-            else positive_int("max_logit_elements", 1 << 20)
-        ),
-        "adjacency": adjacency,
-        "max_windows": max_windows,
-        "self_check_kl_tolerance": tolerance,
-        "prompts": check_prompts(lens.get("prompts")),
+        "max_logit_elements": lens.max_logit_elements,
+        "adjacency": lens.adjacency,
+        "max_windows": lens.max_windows,
+        "self_check_kl_tolerance": lens.self_check_kl_tolerance,
+        "prompts": check_prompts(lens.prompts),
     }
 
 
@@ -131,8 +93,8 @@ def measure_lens(
     model_manifest: dict,
     windows: pd.DataFrame,
     gstar: pd.DataFrame,
-    runtime: dict,
-    lens: dict,
+    runtime: RuntimeParams,
+    lens: LensParams,
 ) -> tuple[pd.DataFrame, dict]:
     """Lens measurements per (g, window, layer, token) on dataset A's analysis windows.
 
@@ -145,7 +107,8 @@ def measure_lens(
     ids, seq_ids = slice_windows(windows, "analysis")
     if settings["max_windows"] is not None:
         ids, seq_ids = ids[: settings["max_windows"]], seq_ids[: settings["max_windows"]]
-    loaded = load_model(model_manifest, runtime)
+    runtime = RuntimeParams.coerce(runtime)
+    loaded = load_model(model_manifest, runtime.model_dump())
     check = lens_self_check(loaded, ids[:2], settings["self_check_kl_tolerance"])
     gains = lens_gains(gstar)
     frames, passes, seconds = [], 0, 0.0
@@ -154,9 +117,9 @@ def measure_lens(
             loaded,
             ids,
             gains=layer_gains(MLP_GLOBAL, g, loaded.n_layers),
-            batch_size=int(runtime["batch_size"]),
+            batch_size=runtime.batch_size,
             max_logit_elements=settings["max_logit_elements"],
-            progress=bool(runtime.get("progress", False)),
+            progress=runtime.progress,
         )
         frames.append(_token_frame(g, seq_ids, result))
         passes += result.stats.windows
@@ -330,7 +293,7 @@ def align_lens_with_cascades(
 
 
 def decode_lens_prompts(
-    model_manifest: dict, runtime: dict, lens: dict
+    model_manifest: dict, runtime: RuntimeParams, lens: LensParams
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The prompt view at g = 1 (Parquet and CSV); an empty prompt list writes empty tables."""
     settings = check_lens_parameters(lens)
@@ -338,7 +301,7 @@ def decode_lens_prompts(
         logger.warning("lens.prompts is empty: the prompt view is skipped (empty tables).")
         empty = pd.DataFrame(columns=PROMPT_COLUMNS)
         return empty, empty
-    loaded = load_model(model_manifest, runtime)
+    loaded = load_model(model_manifest, RuntimeParams.coerce(runtime).model_dump())
     table = prompt_predictions(
         loaded,
         settings["prompts"],

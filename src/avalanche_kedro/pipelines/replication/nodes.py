@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from ...analysis.bootstrap import DEFAULT_REPLICATES
 from ...study.control import control_table
+from ...study.params import CascadesParams, ControlsParams
 from ...study.replication import (
     check_comparable_roles,
     check_distinct_weights,
@@ -54,7 +54,7 @@ def check_roles(*values, roles: Sequence[str], series: bool = False) -> dict:
 
 
 def compare_roles(
-    replication_checks: dict, controls: dict, *values, roles: Sequence[str]
+    replication_checks: dict, controls: ControlsParams, *values, roles: Sequence[str]
 ) -> pd.DataFrame:
     """Paired differences of delta_b_tot and chi between each role and the reference."""
     data = regroup(values, roles, COMPARE_INPUTS)
@@ -65,17 +65,17 @@ def compare_roles(
         data["conditions_A"],
         data["branching_per_window_A"],
         data["null_branching_per_window_A"],
-        int(controls.get("bootstrap_replicates", DEFAULT_REPLICATES)),
+        ControlsParams.coerce(controls).bootstrap_replicates,
     )
 
 
 def _paired_arguments(
-    values: Sequence, roles: Sequence[str], controls: dict, cascades: dict
+    values: Sequence, roles: Sequence[str], controls: ControlsParams, cascades: CascadesParams
 ) -> tuple[list, dict]:
     """The per-role inputs of T08 / T09 in the order :func:`control_table` and
     :func:`trajectory_differences` take them after their roles, and the crackling settings."""
     data = regroup(values, roles, CONTROL_INPUTS)
-    crackling = (cascades or {}).get("crackling", {})
+    crackling = CascadesParams.coerce(cascades or {}).crackling
     positional = [
         {role: manifest["model_id"] for role, manifest in data["model_manifest"].items()},
         data["gstar_A"],
@@ -83,20 +83,20 @@ def _paired_arguments(
         data["branching_per_window_A"],
         data["null_branching_per_window_A"],
         data["avalanches_A"],
-        int(controls.get("bootstrap_replicates", DEFAULT_REPLICATES)),
+        ControlsParams.coerce(controls).bootstrap_replicates,
     ]
     keywords = {
-        "d_min": int(crackling.get("d_min", 3)),
-        "d_max": int(crackling.get("d_max", 64)),
-        "min_points": int(crackling.get("min_points", 8)),
+        "d_min": crackling.d_min,
+        "d_max": crackling.d_max,
+        "min_points": crackling.min_points,
     }
     return positional, keywords
 
 
 def compare_with_control(
     replication_checks: dict,
-    controls: dict,
-    cascades: dict,
+    controls: ControlsParams,
+    cascades: CascadesParams,
     *values,
     roles: Sequence[str],
     control_role: str,
@@ -109,8 +109,8 @@ def compare_with_control(
 
 def compare_training_steps(
     replication_checks: dict,
-    controls: dict,
-    cascades: dict,
+    controls: ControlsParams,
+    cascades: CascadesParams,
     *values,
     roles: Sequence[str],
 ) -> pd.DataFrame:

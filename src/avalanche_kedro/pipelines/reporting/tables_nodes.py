@@ -8,6 +8,7 @@ import pandas as pd
 
 from ...core.paths import project_path
 from ...study import control, lens, tables, trajectory
+from ...study.params import CalibrationParams, RateMatchingParams, as_plain
 from ...study.provenance import code_version, config_hash, content_run_id, package_versions
 from ..roles_io import regroup
 
@@ -31,7 +32,11 @@ T11_INPUTS = ["model_manifest", "lens_alignment"]
 
 
 def describe_run(parameters: dict, *values, roles: Sequence[str]) -> dict:
-    """The provenance shared by every table of this run (content run id, hashes, versions)."""
+    """The provenance shared by every table of this run (content run id, hashes, versions).
+
+    ``parameters`` is Kedro's whole parameter set, its blocks already parameter models: they
+    are hashed and recorded as the mappings they were written as (:func:`as_plain`)."""
+    parameters = as_plain(parameters)
     data = regroup(values, roles, DESCRIBE_INPUTS)
     config_sha = config_hash(parameters)
     code = code_version(project_path("."))
@@ -83,13 +88,19 @@ def _both(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return table, tables.to_csv_frame(table)
 
 
-def build_t01(run_provenance, calibration, rate_matching, *values, roles):
+def build_t01(
+    run_provenance,
+    calibration: CalibrationParams,
+    rate_matching: RateMatchingParams,
+    *values,
+    roles,
+):
     data = regroup(values, roles, T01_INPUTS)
     return _both(
         tables.build_t01(
             run_provenance,
-            calibration,
-            rate_matching,
+            CalibrationParams.coerce(calibration).model_dump(),
+            RateMatchingParams.coerce(rate_matching).model_dump(),
             data["model_manifest"],
             data["controls_summary_A"],
             data["cascade_summary_A"],

@@ -22,6 +22,7 @@ from ...measure.trained import (
     trained_recipe,
 )
 from ...measure.windows import iter_text_records
+from ...study.params import EmbeddedCheckpoints, ModelParams, RuntimeParams, WindowsParams
 
 logger = logging.getLogger(__name__)
 
@@ -30,14 +31,17 @@ SHINGLE_WORDS = DECONTAMINATION_WORDS
 
 
 def recipes_in_use(
-    embedded_checkpoints: dict | None, models: dict, model_roles: list[str]
+    embedded_checkpoints: EmbeddedCheckpoints | dict | None, models: dict, model_roles: list[str]
 ) -> list[str]:
-    """Names of the trained recipes some role's checkpoint points at, bases first."""
-    specs = embedded_checkpoints or {}
+    """Names of the trained recipes some role's checkpoint points at, bases first.
+
+    ``models`` maps roles to :class:`ModelParams` (or their mappings): the whole ``models``
+    block, whose entries Kedro already validated as ``params:models.<role>``."""
+    specs = _recipes(embedded_checkpoints)
     by_path = {project_path(spec["path"]): name for name, spec in specs.items() if "path" in spec}
     used: list[str] = []
     for role in model_roles:
-        checkpoint = (models.get(role) or {}).get("checkpoint")
+        checkpoint = ModelParams.coerce(models[role]).checkpoint if role in models else None
         name = by_path.get(project_path(str(checkpoint))) if checkpoint else None
         if name is None or not is_trained_recipe(specs[name]):
             continue
@@ -46,6 +50,12 @@ def recipes_in_use(
             if needed not in used:
                 used.append(needed)
     return used
+
+
+def _recipes(embedded_checkpoints: EmbeddedCheckpoints | dict | None) -> dict[str, dict]:
+    if embedded_checkpoints is None:
+        return {}
+    return EmbeddedCheckpoints.coerce(embedded_checkpoints).recipes()
 
 
 def _summary(path: str, source: str, record: dict, dropped: int | None) -> dict:
@@ -80,11 +90,11 @@ def train_embedded_models(
     corpus_B: Any,
     training_text: Any,
     instruction_text: Any,
-    embedded_checkpoints: dict | None,
+    embedded_checkpoints: EmbeddedCheckpoints | None,
     models: dict,
     model_roles: list[str],
-    windows: dict,
-    runtime: dict,
+    windows: WindowsParams,
+    runtime: RuntimeParams,
 ) -> dict:
     """Train (or reuse) every embedded recipe in use; returns their training records by name.
 
@@ -96,7 +106,7 @@ def train_embedded_models(
     if not names:
         return {"recipes": {}, "decontamination": None}
     sources = {"training_text": training_text, "instruction_text": instruction_text}
-    specs = embedded_checkpoints or {}
+    specs = _recipes(embedded_checkpoints)
     recipes = {name: trained_recipe(name, specs) for name in names}
     for name, recipe in recipes.items():
         if recipe["training_text"] not in sources:
@@ -105,7 +115,7 @@ def train_embedded_models(
                 "which is not a training text of the catalog.",
                 f"Use one of {sorted(sources)}.",
             )
-    field = windows.get("text_field", "text")
+    field = WindowsParams.coerce(windows).text_field
     # Checkpoints this Python built from the same recipes are reused without reading any text.
     reusable = {
         name: reusable_record(project_path(specs[name]["path"]), recipes[name]) for name in names
@@ -113,7 +123,7 @@ def train_embedded_models(
     measured: list[str] | None = None
     texts: dict[str, tuple[list[str], int]] = {}
     built: dict[str, dict] = {}
-    show = bool(runtime.get("progress", True))
+    show = RuntimeParams.coerce(runtime).progress
     for name in names:
         recipe = recipes[name]
         source = recipe["training_text"]

@@ -109,6 +109,25 @@ def _embedded_note(provenance: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _target_rates(t01: pd.DataFrame | None, calibration: Mapping[str, Any]) -> str:
+    """The target rates the run measured, read from T01 (``calibration.target_rates: auto``
+    resolves them per role from the model's d_ff), per role where the roles differ."""
+    if t01 is not None and {"model_role", "target_rate"} <= set(t01.columns) and len(t01):
+        per_role = {
+            str(role): sorted({float(r) for r in part["target_rate"]})
+            for role, part in t01.groupby("model_role", sort=False)
+        }
+        if len({tuple(rates) for rates in per_role.values()}) == 1:
+            return str(next(iter(per_role.values())))
+        return "; ".join(f"{role} {rates}" for role, rates in per_role.items())
+    configured = calibration.get("target_rates", "auto")
+    if isinstance(configured, str):
+        return (
+            f"{configured} (expected events per site {calibration.get('expected_events_per_site')})"
+        )
+    return str([float(r) for r in configured])
+
+
 def _header(provenance: Mapping[str, Any], tables: Mapping[str, pd.DataFrame | None]) -> list[str]:
     lines = ["# Run report: activation-event cascades", ""]
     lines.append(
@@ -141,7 +160,7 @@ def _header(provenance: Mapping[str, Any], tables: Mapping[str, pd.DataFrame | N
     if params.get("gain_grid"):
         lines.append(
             f"- Gain grid {[float(g) for g in params['gain_grid']]}; target rates "
-            f"{[float(r) for r in calibration.get('target_rates', [])]}; spike definitions "
+            f"{_target_rates(tables.get('T01'), calibration)}; spike definitions "
             f"{list(calibration.get('spike_defs', []))}."
         )
     if windows:

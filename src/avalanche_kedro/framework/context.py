@@ -1,0 +1,79 @@
+"""The project's Kedro context: typed-parameter errors that name the key, file and allowed values.
+
+Kedro (>= 1.3) builds every ``params:<block>`` input annotated with a pydantic model when it
+creates the catalog, before any node runs or any model loads, and raises
+``ParameterValidationError`` with pydantic's text. This context catches it and raises
+:class:`ParameterError` instead: one line per bad value with its dotted key, the file of the
+active environment that set it (or ``--params``) and the values the key allows
+(:func:`avalanche_kedro.study.params.parameter_problems`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kedro.framework.context import KedroContext
+from kedro.validation.exceptions import ParameterValidationError
+
+from ..core.errors import ConfigurationError
+
+FIX = (
+    "Correct the values above in the files named (or in --params); every key, its default "
+    "and its allowed values are listed in conf/base/parameters*.yml and docs/design.md "
+    '("Typed parameters").'
+)
+
+
+class ParameterError(ConfigurationError, ParameterValidationError):
+    """A parameter block does not match its model; raised before any node runs."""
+
+
+class AvalancheContext(KedroContext):
+    """:class:`KedroContext` whose parameter validation errors say where and what to write."""
+
+    def _get_validated_params(self) -> dict[str, Any]:
+        try:
+            return super()._get_validated_params()
+        except ParameterError:
+            raise
+        except ParameterValidationError as exc:
+            raise self._explained(exc) from exc
+
+    def _explained(self, exc: ParameterValidationError) -> Exception:
+        try:
+            problems = explain_parameters(
+                self.config_loader, self.env, self._requirements(), self._runtime_params
+            )
+        except Exception:  # the explanation must never hide Kedro's own message
+            problems = []
+        if not problems:
+            return ParameterError(str(exc), FIX)
+        return ParameterError(
+            "Invalid parameters (checked before any model was loaded):\n"
+            + "\n".join(f"  - {line}" for line in problems),
+            FIX,
+        )
+
+    def _requirements(self) -> dict[str, type]:
+        from kedro.framework.project import pipelines
+        from kedro.validation.type_extractor import TypeExtractor
+
+        names = self._pipelines_to_validate
+        scoped = dict(pipelines) if names is None else {n: pipelines[n] for n in names}
+        return TypeExtractor(scoped).extract_types_from_pipelines()
+
+
+def explain_parameters(
+    config_loader: Any,
+    env: str | None,
+    requirements: dict[str, type],
+    runtime_params: dict[str, Any] | None = None,
+) -> list[str]:
+    """One line per invalid parameter of ``config_loader`` under ``requirements``."""
+    from ..study.params import parameter_problems, parameter_sources
+
+    base_env = getattr(config_loader, "base_env", None) or "base"
+    run_env = env or getattr(config_loader, "default_run_env", None) or "local"
+    runtime = runtime_params or getattr(config_loader, "runtime_params", None) or {}
+    sources = parameter_sources(config_loader.conf_source, [base_env, run_env], runtime)
+    return parameter_problems(config_loader["parameters"], requirements, sources)
