@@ -7,6 +7,8 @@ output, nothing written when a figure has no provenance or one format fails to r
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from kedro.io.core import DatasetError, Version
 from matplotlib.artist import Artist
@@ -151,6 +153,14 @@ def test_raster_versions_are_written_whole_and_never_replaced(tmp_path):
     np.testing.assert_array_equal(back.A, _rasters().A)
     np.testing.assert_array_equal(back.cond_id, [5, 7])
     np.testing.assert_array_equal(back.counts(7), _rasters().A[1])
+    # an in-memory raster set is saved with the same axis metadata as RasterWriter's
+    assert (back.axes, back.n_layers, back.n_tokens) == (
+        ("condition", "window", "layer", "token"),
+        2,
+        4,
+    )
+    meta = json.loads(next((tmp_path / "rasters").glob("*/*/raster.json")).read_text())
+    assert meta == {"shape": [2, 3, 2, 4], "axes": list(back.axes), "n_layers": 2, "n_tokens": 4}
     assert not any(p.name.startswith(".") for p in (tmp_path / "rasters").iterdir())  # no staging
     with pytest.raises(DatasetError, match="must not exist if versioning is enabled"):
         first.save(_rasters())

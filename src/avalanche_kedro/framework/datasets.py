@@ -42,7 +42,15 @@ from ..measure.corpora import (
     stdlib_docstrings,
     stdlib_training_text,
 )
-from ..measure.rasters import A_FILE, COND_FILE, META_FILE, SEQ_FILE, X_FILE, EventRasters
+from ..measure.rasters import (
+    A_FILE,
+    COND_FILE,
+    META_FILE,
+    SEQ_FILE,
+    X_FILE,
+    EventRasters,
+    raster_metadata,
+)
 
 
 class _Records:
@@ -261,9 +269,7 @@ def _write_in_memory(data: EventRasters, directory: Path) -> None:
     np.save(directory / X_FILE, np.ascontiguousarray(data.X))
     np.save(directory / COND_FILE, data.cond_id)
     np.save(directory / SEQ_FILE, data.seq_id)
-    (directory / META_FILE).write_text(
-        json.dumps({"shape": list(data.A.shape), "axes": ["C", "N", "L", "T"]}, indent=2)
-    )
+    (directory / META_FILE).write_text(json.dumps(raster_metadata(data.A.shape), indent=2))
 
 
 # ---- figures ------------------------------------------------------------------------------------

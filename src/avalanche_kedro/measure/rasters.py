@@ -193,6 +193,16 @@ def check_raster_arrays(
         )
 
 
+def raster_metadata(shape: Sequence[int]) -> dict:
+    """The content of raster.json for an array ``A`` of ``shape [C, N, L, T]``."""
+    return {
+        "shape": [int(n) for n in shape],
+        "axes": list(AXES),
+        "n_layers": int(shape[2]),
+        "n_tokens": int(shape[3]),
+    }
+
+
 class RasterWriter:
     """Writes a raster directory block by block; :meth:`finalize` derives X and checks coverage."""
 
@@ -262,17 +272,7 @@ class RasterWriter:
                 sink.write((counts > 0).astype(np.uint8).tobytes())
         np.save(self.directory / COND_FILE, self.cond_ids)
         np.save(self.directory / SEQ_FILE, self.seq_ids)
-        (self.directory / META_FILE).write_text(
-            json.dumps(
-                {
-                    "shape": list(self.shape),
-                    "axes": list(AXES),
-                    "n_layers": self.shape[2],
-                    "n_tokens": self.shape[3],
-                },
-                indent=2,
-            )
-        )
+        (self.directory / META_FILE).write_text(json.dumps(raster_metadata(self.shape), indent=2))
         return EventRasters.open(self.directory)
 
     def abort(self) -> None:
