@@ -160,6 +160,7 @@ def _load_tokenizer(model_manifest: dict):
 def _dataset_windows(
     corpus: Any, corpus_name: str, dataset_role: str, tokenizer, windows: WindowsParams
 ) -> tuple[pd.DataFrame, list[dict]]:
+    windows = WindowsParams.coerce(windows)
     source = source_detail(corpus)
     seq_len = windows.seq_len
     factor = windows.window_pool_factor
