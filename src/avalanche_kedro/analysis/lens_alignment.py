@@ -27,12 +27,7 @@ everything that is constant within a window: a window with many events (deep cas
 predictions also settle late gives a positive rho that survives the shuffle. Only the excess
 ``rho - null_rho_mean`` measures alignment at the level of single tokens.
 
-Kedro-free and torch-free. Example::
-
-    from avalanche_kedro.analysis import lens_alignment as la
-    c = la.collapse_layers(agrees_final)          # int64 [N, T]
-    d = la.cascade_depth(A)                       # int64 [N, T]
-    row = la.collapse_cascade_alignment(c, d, key, replicates=500, null_permutations=1000)
+Kedro-free and torch-free; a worked example is in docs/api.md.
 """
 
 from __future__ import annotations
