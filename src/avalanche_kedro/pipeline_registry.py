@@ -7,6 +7,7 @@ import warnings
 from kedro.pipeline import Pipeline
 
 from .framework.active_config import configured_parameters, remember_config_loader
+from .framework.context import registry_parameters
 from .pipelines import (
     calibration,
     capture,
@@ -18,8 +19,8 @@ from .pipelines import (
     reporting,
     training,
 )
-from .pipelines.replication.pipeline import DEFAULT_CONTROL_ROLE
 from .pipelines.roles import check_roles
+from .study.params import EventsParams, LensParams, ReplicationParams, TrajectoryParams
 
 __all__ = [
     "PIPELINE_ORDER",
@@ -56,7 +57,9 @@ def register_pipelines() -> dict[str, Pipeline]:
         ``__default__`` (everything), each containing one
         namespaced copy per role listed in the ``model_roles`` parameter.
     """
-    parameters = configured_parameters()
+    # top-level keys and the blocks read here are validated now: they decide which nodes exist,
+    # and Kedro's typed-parameter check covers only the blocks of registered nodes
+    parameters = registry_parameters()
     roles = check_roles(parameters.get("model_roles"), parameters.get("models"))
     factories = {
         "training": training.create_pipeline,
@@ -71,18 +74,16 @@ def register_pipelines() -> dict[str, Pipeline]:
     }
     # events.gain_blocks > 1 splits the event rasters into blocks of gains that a distributed
     # runner can record on different workers at once (conf/dask); 1 keeps one node per role.
-    gain_blocks = int((parameters.get("events") or {}).get("gain_blocks", 1) or 1)
+    gain_blocks = EventsParams.coerce(parameters.get("events", {})).gain_blocks
     # the cross-role pipelines get the parameters read here rather than reading the
     # configuration again: the control role of T08 and the training series of T09
     cross_role = {
-        "control_role": (parameters.get("replication") or {}).get(
-            "control_role", DEFAULT_CONTROL_ROLE
-        ),
-        "trajectory": parameters.get("trajectory") or {},
+        "control_role": ReplicationParams.coerce(parameters.get("replication", {})).control_role,
+        "trajectory": TrajectoryParams.coerce(parameters.get("trajectory", {})),
         "models": parameters.get("models") or {},
     }
     # the logit lens (lens.enabled): its per-role pipeline and T10/T11, F13/F14 and the report
-    lens_enabled = bool((parameters.get("lens") or {}).get("enabled", False))
+    lens_enabled = LensParams.coerce(parameters.get("lens", {})).enabled
     extra = {
         "events": {"gain_blocks": gain_blocks},
         "lens": {"enabled": lens_enabled},

@@ -621,6 +621,8 @@ BAD_PARAMETERS = [
     ),
     ("cascades:\n  adjacency: [ADJ_8N]\n", "cascades.adjacency", "allowed keys here: adjacencies"),
     ("lens:\n  top_k: many\n", "lens.top_k", "integer >= 1"),
+    # checked when the pipelines are registered: lens.enabled decides whether lens nodes exist
+    ("lens:\n  enabeld: true\n", "lens.enabeld", "allowed keys here: "),
 ]
 
 
@@ -643,4 +645,28 @@ def test_bad_parameters_stop_the_run_before_any_model_loads(tmp_path, text, key,
     assert "(from conf/local/parameters_typo.yml)" in message
     assert allowed in message and "How to fix:" in message
     # nothing ran: no model was resolved, loaded or built, no data folder was written
+    assert sorted(p.name for p in (project / "data").iterdir()) == ["01_raw"]
+
+
+def test_a_misspelt_parameter_block_stops_the_run(tmp_path):
+    """Kedro checks only the blocks that nodes read; a top-level typo is caught by the registry."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    from avalanche_kedro.framework.context import ParameterError
+    from tests.conftest import copy_project
+
+    project = copy_project(tmp_path)
+    (project / "conf" / "local" / "parameters_typo.yml").write_text(
+        "calibation:\n  target_rates: [1.0e-3]\n"
+    )
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project) as session:
+        with pytest.raises(ParameterError) as info:
+            session.run()
+    message = str(info.value)
+    assert (
+        "  - calibation (from conf/local/parameters_typo.yml): unknown parameter block" in message
+    )
+    assert "did you mean calibration?" in message
     assert sorted(p.name for p in (project / "data").iterdir()) == ["01_raw"]

@@ -30,8 +30,8 @@ def _project_root() -> Path:
     return Path(__file__).resolve().parents[3]
 
 
-def configured_parameters() -> dict[str, Any]:
-    """Parameters of the active environment (or of ``KEDRO_ENV`` / ``local`` without a session)."""
+def active_config_loader() -> Any:
+    """The config loader of the active session (or of ``KEDRO_ENV`` / ``local`` without one)."""
     loader = _ACTIVE["config_loader"]
     if loader is None:
         from kedro.framework.project import settings
@@ -41,4 +41,9 @@ def configured_parameters() -> dict[str, Any]:
             env=os.environ.get("KEDRO_ENV"),
             **settings.CONFIG_LOADER_ARGS,
         )
-    return loader["parameters"]
+    return loader
+
+
+def configured_parameters() -> dict[str, Any]:
+    """Parameters of the active environment (or of ``KEDRO_ENV`` / ``local`` without a session)."""
+    return active_config_loader()["parameters"]

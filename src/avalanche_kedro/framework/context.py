@@ -10,6 +10,7 @@ active environment that set it (or ``--params``) and the values the key allows
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from kedro.framework.context import KedroContext
@@ -77,3 +78,54 @@ def explain_parameters(
     runtime = runtime_params or getattr(config_loader, "runtime_params", None) or {}
     sources = parameter_sources(config_loader.conf_source, [base_env, run_env], runtime)
     return parameter_problems(config_loader["parameters"], requirements, sources)
+
+
+#: top-level parameter keys that are not blocks of study.params.BLOCKS (checked by the registry)
+STRUCTURAL_KEYS = ("model_roles", "models")
+#: blocks the pipeline registry reads to decide which nodes exist (events.gain_blocks,
+#: lens.enabled, replication.control_role, trajectory.enabled): checked when pipelines are
+#: registered, because a typo there would otherwise drop nodes whose parameters Kedro then
+#: never validates
+REGISTRY_BLOCKS = ("events", "lens", "replication", "trajectory")
+
+
+def registry_parameters(config_loader: Any = None) -> dict[str, Any]:
+    """The active parameters, once their top-level keys and :data:`REGISTRY_BLOCKS` are valid.
+
+    Kedro validates only the blocks that registered nodes read, so a misspelt block name
+    (``calibation:``) or a bad key in a block that decides which pipelines exist would
+    otherwise be ignored silently. Raises :class:`ParameterError` naming the key, its file and
+    the allowed keys; keys given with ``--params`` at the top level are runtime parameters
+    (``conf/local_model`` reads them) and allowed.
+    """
+    from ..study.params import BLOCKS, parameter_problems, parameter_sources
+    from .active_config import active_config_loader
+
+    loader = config_loader if config_loader is not None else active_config_loader()
+    parameters = loader["parameters"]
+    runtime = dict(getattr(loader, "runtime_params", None) or {})
+    base_env = getattr(loader, "base_env", None) or "base"
+    run_env = getattr(loader, "env", None) or getattr(loader, "default_run_env", None) or "local"
+    try:
+        source_of = parameter_sources(loader.conf_source, [base_env, run_env], runtime)
+    except Exception:  # the check must never fail for want of a file name
+        source_of = lambda key: None  # noqa: E731
+    known = sorted({*BLOCKS, *STRUCTURAL_KEYS})
+    lines = []
+    for key in sorted(set(parameters) - set(known) - set(runtime)):
+        close = difflib.get_close_matches(key, known, n=1)
+        where = source_of(key)
+        lines.append(
+            f"{key}{f' (from {where})' if where else ''}: unknown parameter block"
+            + (f" (did you mean {close[0]}?)" if close else "")
+            + f"; allowed top-level keys: {', '.join(known)}"
+        )
+    present = {key: BLOCKS[key] for key in REGISTRY_BLOCKS if key in parameters}
+    lines += parameter_problems(parameters, present, source_of)
+    if lines:
+        raise ParameterError(
+            "Invalid parameters (checked before any model was loaded):\n"
+            + "\n".join(f"  - {line}" for line in lines),
+            FIX,
+        )
+    return parameters

@@ -8,6 +8,7 @@ from functools import partial, update_wrapper
 from kedro.pipeline import Pipeline, node
 
 from ...framework.active_config import configured_parameters
+from ...study.params import ReplicationParams, TrajectoryParams
 from ...study.trajectory import check_series
 from ..roles_io import role_inputs
 from .nodes import (
@@ -21,7 +22,7 @@ from .nodes import (
 )
 
 #: ``replication.control_role`` when the parameter is not set at all.
-DEFAULT_CONTROL_ROLE = "untrained"
+DEFAULT_CONTROL_ROLE = ReplicationParams.model_fields["control_role"].default  # "untrained"
 #: Default of ``control_role``: read the parameter from the active configuration.
 FROM_CONFIG = object()
 
@@ -34,8 +35,8 @@ def control_role_of(roles: Sequence[str] | None, control_role=FROM_CONFIG) -> st
     ``model_roles``); a missing parameter means ``untrained`` and ``null`` means no control.
     """
     if control_role is FROM_CONFIG:
-        replication = configured_parameters().get("replication") or {}
-        control_role = replication.get("control_role", DEFAULT_CONTROL_ROLE)
+        replication = configured_parameters().get("replication", {})
+        control_role = ReplicationParams.coerce(replication).control_role
     roles = list(roles or [])
     return control_role if len(roles) >= 2 and control_role in roles else None
 
@@ -51,10 +52,10 @@ def trajectory_series(
     if trajectory is FROM_CONFIG or models is FROM_CONFIG:
         parameters = configured_parameters()
         if trajectory is FROM_CONFIG:
-            trajectory = parameters.get("trajectory") or {}
+            trajectory = parameters.get("trajectory", {})
         if models is FROM_CONFIG:
             models = parameters.get("models") or {}
-    if not (trajectory or {}).get("enabled", False):
+    if not TrajectoryParams.coerce(trajectory or {}).enabled:
         return None
     return check_series(list(roles or []), models or {})
 
