@@ -27,6 +27,18 @@ def test_header_names_the_run_and_the_embedded_caveat():
     assert "Embedded default" not in hub and "Random weights" not in hub
 
 
+def test_the_example_citation_is_a_row_of_this_runs_t01():
+    tables = make_tables({"base": Scenario()})
+    t01 = tables["T01"].sort_values(["model_role", "spike_def_id", "target_rate", "g"])
+    first = t01.iloc[0]
+    expected = (
+        f"`T01[{first['model_role']}, {first['spike_def_id']}, r={float(first['target_rate'])!r}, "
+        f"g={float(first['g'])!r}]`"
+    )
+    assert f"- A citation such as {expected} names one row" in build_report(provenance(), tables)
+    assert "r=0.00037" not in build_report(provenance(), tables)  # the old fixed example
+
+
 def test_header_says_which_training_step_each_embedded_role_is():
     meta = provenance(roles=("base", "untrained"))
     for role, step in (("base", 250), ("untrained", 0)):

@@ -20,7 +20,7 @@ from .control import (
 )
 from .decisions import FIRES, PRESENT, SPECIFIC, decide_s2
 from .falsifiers import generalization_finding, null_finding, rate_finding
-from .formatting import _finite, key_number, num
+from .formatting import _finite, cite, key_number, num
 from .grouping import G_MATCH_ATOL, Finding, Group, _get, _normalize_tables, _one, groups
 from .lens import lens_section, lens_tables
 from .replication import replication_findings
@@ -128,6 +128,17 @@ def _target_rates(t01: pd.DataFrame | None, calibration: Mapping[str, Any]) -> s
     return str([float(r) for r in configured])
 
 
+def _example_citation(t01: pd.DataFrame) -> str:
+    """A citation of this run's first T01 row (an example that exists in the tables below)."""
+    columns = ["model_role", "spike_def_id", "target_rate", "g"]
+    if t01 is None or t01.empty or not set(columns) <= set(t01.columns):
+        return "`T01[role, spike definition, r=target rate, g=gain]`"
+    row = t01.sort_values(columns).iloc[0]
+    return cite(
+        "T01", str(row["model_role"]), str(row["spike_def_id"]), row["target_rate"], g=row["g"]
+    )
+
+
 def _header(provenance: Mapping[str, Any], tables: Mapping[str, pd.DataFrame | None]) -> list[str]:
     lines = ["# Run report: activation-event cascades", ""]
     lines.append(
@@ -170,7 +181,7 @@ def _header(provenance: Mapping[str, Any], tables: Mapping[str, pd.DataFrame | N
             f"{windows.get('n_eval_b')} of dataset B."
         )
     lines.append(
-        "- A citation such as `T01[base, SPIKE_ONE_SIDED_POS, r=0.00037, g=0.7]` names one row "
+        f"- A citation such as {_example_citation(t01)} names one row "
         "of that table in this run: model role, spike definition, target rate and gain "
         "(`g1`/`gstar` in T02 and T03, plus the intervention in T06)."
     )
