@@ -7,24 +7,15 @@ interpreter; it loads the catalog through the Kedro IPython extension.
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from tests.conftest import PROJECT_ROOT
+from tests.integration.notebooks import cells_by_tag, execute_in_project
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "explore.ipynb"
 #: cells (by tag) that must draw a figure
 FIGURE_CELLS = ("raster", "branching-curves", "analysis-api", "lens")
-
-
-def _cells_by_tag(notebook) -> dict[str, nbformat.NotebookNode]:
-    return {
-        tag: cell for cell in notebook.cells for tag in cell.get("metadata", {}).get("tags", [])
-    }
 
 
 def test_notebook_is_committed_clean():
@@ -36,27 +27,14 @@ def test_notebook_is_committed_clean():
         "notebooks/explore.ipynb is committed with outputs; clear them "
         "(jupyter nbconvert --clear-output --inplace notebooks/explore.ipynb)"
     )
-    assert set(FIGURE_CELLS) <= set(_cells_by_tag(notebook))
+    assert set(FIGURE_CELLS) <= set(cells_by_tag(notebook))
 
 
 @pytest.mark.slow
 def test_explore_notebook_runs_in_the_project(e2e_project):
-    notebook_dir = e2e_project / "notebooks"
-    notebook_dir.mkdir(exist_ok=True)
-    shutil.copy(NOTEBOOK, notebook_dir / NOTEBOOK.name)
-    notebook = nbformat.read(notebook_dir / NOTEBOOK.name, as_version=4)
+    notebook = execute_in_project(NOTEBOOK, e2e_project)
 
-    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", HF_HUB_OFFLINE="1")
-    env.pop("MPLBACKEND", None)  # the kernel's inline backend must produce the figures
-    client = NotebookClient(
-        notebook,
-        kernel_name="python3",
-        timeout=600,
-        resources={"metadata": {"path": str(notebook_dir)}},
-    )
-    client.execute(env=env)  # raises CellExecutionError with the traceback on any failure
-
-    cells = _cells_by_tag(notebook)
+    cells = cells_by_tag(notebook)
     for tag in FIGURE_CELLS:
         images = [
             output

@@ -4,21 +4,14 @@ run's own raster (issue 15). Executed like explore.ipynb, in ``<e2e_project>/not
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from tests.conftest import PROJECT_ROOT
+from tests.integration.notebooks import cells_by_tag, execute_in_project
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "bring_your_own_activations.ipynb"
 TAGS = ("setup", "inputs", "hugging-face", "transformer-lens", "nnsight", "analysis")
-
-
-def _cells_by_tag(notebook) -> dict:
-    return {tag: cell for cell in notebook.cells for tag in cell.metadata.get("tags", [])}
 
 
 def _text(cell) -> str:
@@ -30,26 +23,14 @@ def test_notebook_is_committed_clean():
     nbformat.validate(notebook)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert all(not cell.outputs and cell.execution_count is None for cell in code)
-    assert set(TAGS) <= set(_cells_by_tag(notebook))
+    assert set(TAGS) <= set(cells_by_tag(notebook))
 
 
 @pytest.mark.slow
 def test_every_capture_path_reproduces_the_runs_raster(e2e_project):
-    notebook_dir = e2e_project / "notebooks"
-    notebook_dir.mkdir(exist_ok=True)
-    shutil.copy(NOTEBOOK, notebook_dir / NOTEBOOK.name)
-    notebook = nbformat.read(notebook_dir / NOTEBOOK.name, as_version=4)
-    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", HF_HUB_OFFLINE="1")
-    env.pop("MPLBACKEND", None)
-    client = NotebookClient(
-        notebook,
-        kernel_name="python3",
-        timeout=600,
-        resources={"metadata": {"path": str(notebook_dir)}},
-    )
-    client.execute(env=env)
+    notebook = execute_in_project(NOTEBOOK, e2e_project)
 
-    cells = _cells_by_tag(notebook)
+    cells = cells_by_tag(notebook)
     assert "(a) project hooks == the run's raster: True" in _text(cells["hugging-face"])
     assert "thresholds fitted here == the run's: True" in _text(cells["hugging-face"])
     assert "(b) TransformerLens == project hooks on the same eager model: True" in _text(
