@@ -59,10 +59,15 @@ class FiniteGuard:
     def observe(self, layer: int, magnitude: torch.Tensor) -> None:
         self.peaks[layer] = magnitude.amax()
 
-    def on_batch_end(self, start: int = 0, stop: int = 0) -> None:
+    def bad_layer(self) -> int | None:
+        """The first layer whose activations held NaN/inf in this batch (one host sync)."""
         finite = torch.isfinite(self.peaks)
-        if not bool(finite.all()):
-            raise NonFiniteActivationError.in_layer(int(torch.nonzero(~finite)[0, 0]), self.where)
+        return None if bool(finite.all()) else int(torch.nonzero(~finite)[0, 0])
+
+    def on_batch_end(self, start: int = 0, stop: int = 0) -> None:
+        bad = self.bad_layer()
+        if bad is not None:
+            raise NonFiniteActivationError.in_layer(bad, self.where)
 
 
 class BaselineCounter:

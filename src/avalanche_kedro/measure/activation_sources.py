@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 import numpy as np
 import torch
 
-from ..core.errors import AvalancheError
+from ..core.errors import AvalancheError, NonFiniteActivationError
 from .accumulators import FiniteGuard
 from .adapters import ArchitectureAdapter
 from .gain import LayerGains
@@ -196,8 +196,19 @@ def stream(
         guard.on_batch(first, stop)
         for layer, u in enumerate(layers):
             update(layer, u.to(device))
-        guard.on_batch_end(first, stop)
+        bad = guard.bad_layer()
+        if bad is not None:
+            raise non_finite(source, bad, first, stop)
         first = stop
+
+
+def non_finite(source: ActivationSource, layer: int, first: int, stop: int) -> Exception:
+    """The error for NaN/inf values in layer ``layer`` of windows ``first..stop-1``."""
+    return NonFiniteActivationError(
+        f"Layer {layer} of {source.what} holds NaN or inf values (windows {first}..{stop - 1}).",
+        "Check how the activations were captured: a model run in half precision can overflow "
+        "(capture in float32), and NaN weights spread to every later layer.",
+    )
 
 
 def mlp_activations(

@@ -32,11 +32,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..core.errors import NonFiniteActivationError
 from .accumulators import BaselineCounter, EventCounter, ThresholdFitter
 from .activation_sources import (
     ActivationError,
     ActivationSource,
     mlp_activations,
+    non_finite,
     stream,
 )
 from .moments import DEFAULT_EPS, RunningMoments, UnitMoments
@@ -65,7 +67,10 @@ def unit_moments(calibration_activations, *, layer_axis: int = 2) -> UnitMoments
             moments = RunningMoments(len(layers), int(layers[0].shape[-1]), layers[0].device)
         stop = start + int(layers[0].shape[0])
         for layer, u in enumerate(layers):
-            moments.update(layer, u.to(moments.mean.device), f" in windows {start}..{stop - 1}")
+            try:
+                moments.update(layer, u.to(moments.mean.device))
+            except NonFiniteActivationError:
+                raise non_finite(source, layer, start, stop) from None
         start = stop
     return moments.result()
 
