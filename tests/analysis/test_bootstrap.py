@@ -7,8 +7,6 @@ vectorised weights used by the project.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
@@ -24,17 +22,9 @@ from avalanche_kedro.analysis.bootstrap import (
 from avalanche_kedro.analysis.lattice import branching_counts, susceptibility, window_totals
 from avalanche_kedro.analysis.nulls import within_layer_permutation
 from avalanche_kedro.core.seeds import seed_of
+from tests.analysis.hand import hand_percentile
 
 KEY = "A|SPIKE_ONE_SIDED_POS|1e-05|0.85|MLP_GLOBAL"
-
-
-def hand_percentile(values, q: float) -> float:
-    """Linear interpolation between order statistics (numpy's default 'linear' method)."""
-    ordered = sorted(values)
-    rank = q / 100 * (len(ordered) - 1)
-    lo = math.floor(rank)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (rank - lo) * (ordered[hi] - ordered[lo])
 
 
 # --------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from avalanche_kedro.analysis.lens_alignment import (
 )
 from avalanche_kedro.core.errors import AvalancheError
 from avalanche_kedro.core.seeds import seed_of
+from tests.analysis.hand import hand_percentile
 
 KEY = "A|SPIKE_ONE_SIDED_POS|0.00099|1.0|MLP_GLOBAL"
 T_, F_ = True, False
@@ -44,15 +45,6 @@ def _warnings_are_errors():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         yield
-
-
-def hand_percentile(values, q: float) -> float:
-    """Linear interpolation between order statistics (numpy's default method)."""
-    ordered = sorted(values)
-    rank = q / 100 * (len(ordered) - 1)
-    lo = math.floor(rank)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (rank - lo) * (ordered[hi] - ordered[lo])
 
 
 def scipy_rho(x, y) -> float:
