@@ -104,25 +104,29 @@ def _g(role: str, condition: str) -> float:
 
 
 def _conditions(role: str):
+    """Per condition of ``role``: its g condition and the row key of every lens table."""
     for condition, spike, rate in itertools.product(("g1", "gstar"), SPIKES, RATES):
-        yield condition, spike, rate, _g(role, condition)
+        key = {
+            "model_role": role,
+            "g_condition": condition,
+            "spike_def_id": spike,
+            "target_rate": rate,
+            "g": _g(role, condition),
+        }
+        yield condition, key
 
 
 def lens_layers(role: str) -> pd.DataFrame:
     """``<role>.lens_layers``: at g* the entropy is 0.2 nats higher at every layer; the event
     rate is the target rate; half of the occupied sites lie in avalanches."""
     rows = []
-    for condition, spike, rate, g in _conditions(role):
+    for condition, key in _conditions(role):
         shift = 0.0 if condition == "g1" else 0.2
         for layer in range(N_LAYERS):
             occupancy = OCCUPANCY[role][layer]
             rows.append(
                 {
-                    "model_role": role,
-                    "g_condition": condition,
-                    "spike_def_id": spike,
-                    "target_rate": rate,
-                    "g": g,
+                    **key,
                     "layer": layer,
                     "n_tokens": N_TOKENS,
                     "mean_entropy_nats": ENTROPY[role][layer] + shift,
@@ -130,7 +134,7 @@ def lens_layers(role: str) -> pd.DataFrame:
                     "top1_agreement": [0.25, 0.5, 0.75, 1.0][layer],
                     "mean_p_next": [0.01, 0.05, 0.2, 0.3][layer],
                     "median_rank_next": [500.0, 100.0, 10.0, 3.0][layer],
-                    "event_rate": rate,
+                    "event_rate": key["target_rate"],
                     "occupancy": occupancy,
                     "avalanche_site_fraction": occupancy / 2,
                 }
@@ -144,15 +148,11 @@ def _crosstab_of(role: str, condition: str) -> dict[tuple[int, int], int]:
 
 def lens_collapse_crosstab(role: str) -> pd.DataFrame:
     rows = []
-    for condition, spike, rate, g in _conditions(role):
+    for condition, key in _conditions(role):
         for (collapse, depth), n in sorted(_crosstab_of(role, condition).items()):
             rows.append(
                 {
-                    "model_role": role,
-                    "g_condition": condition,
-                    "spike_def_id": spike,
-                    "target_rate": rate,
-                    "g": g,
+                    **key,
                     "collapse_layer": collapse,
                     "cascade_depth": depth,
                     "n_tokens": n,
@@ -167,7 +167,7 @@ REPLICATE_GRID = 41
 
 def lens_alignment(role: str) -> pd.DataFrame:
     rows = []
-    for condition, spike, rate, g in _conditions(role):
+    for condition, key in _conditions(role):
         table = _crosstab_of(role, condition)
         assert sum(table.values()) == N_TOKENS
         collapse = sum(c * n for (c, _), n in table.items()) / N_TOKENS
@@ -175,11 +175,7 @@ def lens_alignment(role: str) -> pd.DataFrame:
         with_events = sum(n for (_, d), n in table.items() if d > 0) / N_TOKENS
         stats = ALIGNMENT[(role, condition)]
         record = {
-            "model_role": role,
-            "g_condition": condition,
-            "spike_def_id": spike,
-            "target_rate": rate,
-            "g": g,
+            **key,
             "n_windows": N_WINDOWS,
             "n_tokens": N_TOKENS,
             "mean_collapse_layer": collapse,
