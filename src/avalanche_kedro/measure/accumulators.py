@@ -152,10 +152,13 @@ class ThresholdFitter:
             for si in range(len(self.spike_defs))
         ]
         self.guard = guard
+        #: (token, unit) values of each layer fed so far, to check them against n_values
+        self.seen = [0] * n_layers
 
     def update(self, layer: int, u: torch.Tensor) -> None:
         z = self.standardizer(layer, u).reshape(-1)
         magnitude = z.abs()
+        self.seen[layer] += magnitude.numel()
         if self.guard is not None:
             self.guard.observe(layer, magnitude)
         # Only values above every buffer's current k-th largest can enter a buffer; one
@@ -164,10 +167,6 @@ class ThresholdFitter:
         floor = _candidate_floor(buffers)
         if floor is not None:
             z = z[flat_nonzero(magnitude > floor)]
-            # the dropped values still count towards n: StreamingTopK counts what it is fed
-            skipped = magnitude.numel() - z.numel()
-            for buffer in buffers:
-                buffer.n_seen += skipped
         for buffer, spike_def in zip(buffers, self.spike_defs, strict=True):
             buffer.update(spike_values(z, spike_def))
 
@@ -177,9 +176,9 @@ class ThresholdFitter:
         for si, spike_def in enumerate(self.spike_defs):
             for layer, buffer in enumerate(self.buffers[si]):
                 n_values = self.n_values[layer]
-                if buffer.n_seen != n_values:
+                if self.seen[layer] != n_values:
                     raise RateMatchingError(
-                        f"Layer {layer} of the calibration activations held {buffer.n_seen} "
+                        f"Layer {layer} of the calibration activations held {self.seen[layer]} "
                         f"values, but the thresholds were sized for {n_values} (the tokens x "
                         "units of the moments' slice).",
                         "Fit the thresholds on the same calibration activations the moments "
