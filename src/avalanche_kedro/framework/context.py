@@ -71,13 +71,29 @@ def explain_parameters(
     runtime_params: dict[str, Any] | None = None,
 ) -> list[str]:
     """One line per invalid parameter of ``config_loader`` under ``requirements``."""
-    from ..study.params import parameter_problems, parameter_sources
+    from ..study.params import parameter_problems
+
+    sources = _sources_of(config_loader, env, runtime_params)
+    return parameter_problems(config_loader["parameters"], requirements, sources)
+
+
+def _runtime_params(config_loader: Any, runtime_params: dict[str, Any] | None = None) -> dict:
+    return dict(runtime_params or getattr(config_loader, "runtime_params", None) or {})
+
+
+def _sources_of(config_loader: Any, env: str | None = None, runtime_params=None):
+    """:func:`parameter_sources` for the base and run environments of ``config_loader``."""
+    from ..study.params import parameter_sources
 
     base_env = getattr(config_loader, "base_env", None) or "base"
-    run_env = env or getattr(config_loader, "default_run_env", None) or "local"
-    runtime = runtime_params or getattr(config_loader, "runtime_params", None) or {}
-    sources = parameter_sources(config_loader.conf_source, [base_env, run_env], runtime)
-    return parameter_problems(config_loader["parameters"], requirements, sources)
+    run_env = (
+        env
+        or getattr(config_loader, "env", None)
+        or getattr(config_loader, "default_run_env", None)
+        or "local"
+    )
+    runtime = _runtime_params(config_loader, runtime_params)
+    return parameter_sources(config_loader.conf_source, [base_env, run_env], runtime)
 
 
 #: top-level parameter keys that are not blocks of study.params.BLOCKS (checked by the registry)
@@ -98,16 +114,14 @@ def registry_parameters(config_loader: Any = None) -> dict[str, Any]:
     the allowed keys; keys given with ``--params`` at the top level are runtime parameters
     (``conf/local_model`` reads them) and allowed.
     """
-    from ..study.params import BLOCKS, parameter_problems, parameter_sources
+    from ..study.params import BLOCKS, parameter_problems
     from .active_config import active_config_loader
 
     loader = config_loader if config_loader is not None else active_config_loader()
     parameters = loader["parameters"]
-    runtime = dict(getattr(loader, "runtime_params", None) or {})
-    base_env = getattr(loader, "base_env", None) or "base"
-    run_env = getattr(loader, "env", None) or getattr(loader, "default_run_env", None) or "local"
+    runtime = _runtime_params(loader)
     try:
-        source_of = parameter_sources(loader.conf_source, [base_env, run_env], runtime)
+        source_of = _sources_of(loader)
     except Exception:  # the check must never fail for want of a file name
         source_of = lambda key: None  # noqa: E731
     known = sorted({*BLOCKS, *STRUCTURAL_KEYS})
