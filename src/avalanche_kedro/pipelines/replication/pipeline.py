@@ -21,8 +21,6 @@ from .nodes import (
     compare_with_control,
 )
 
-#: ``replication.control_role`` when the parameter is not set at all.
-DEFAULT_CONTROL_ROLE = ReplicationParams.model_fields["control_role"].default  # "untrained"
 #: Default of ``control_role``: read the parameter from the active configuration.
 FROM_CONFIG = object()
 
