@@ -30,7 +30,6 @@ from ...measure.gain import ATTN_GLOBAL, MLP_GLOBAL
 from ...measure.moments import UnitMoments
 from ...measure.rasters import EventRasters, RasterWriter
 from ...measure.sweep import NULL_NONE, GainSetting, record_rasters, tau_array
-from ...measure.thresholds import check_spike_defs
 from ...measure.windows import slice_windows
 from ...study.params import (
     AblationsParams,
@@ -96,7 +95,7 @@ def plan_followup_conditions(
         generalization.perplexity_gains, gain_grid, "generalization.perplexity_gains"
     )
     gains = sorted({*distinct_gains(gstar_A), *extra})
-    spike_defs = check_spike_defs(calibration.spike_defs)
+    spike_defs = tuple(calibration.spike_defs)
     rates = calibration.rates_for(int(instrumentation_report["d_ff"]))
     role = model_manifest["model_role"]
     conditions_B = plan_conditions(role, "B", gain_grid, {MLP_GLOBAL: gains}, [], spike_defs, rates)
@@ -140,7 +139,7 @@ def record_dataset_B(
     ids, seq_ids = slice_windows(windows, "eval_b")
     moments = UnitMoments.from_frame(unit_moments)
     standardizer = moments.standardizer(loaded.device, calibration.eps)
-    spike_defs = check_spike_defs(calibration.spike_defs)
+    spike_defs = tuple(calibration.spike_defs)
     rates = calibration.rates_for(loaded.d_ff)
     scratch = project_path(runtime.scratch_dir)
     scratch.mkdir(parents=True, exist_ok=True)

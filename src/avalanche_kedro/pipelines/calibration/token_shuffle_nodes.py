@@ -14,7 +14,6 @@ from ...evaluation import comparison
 from ...measure.conditions import plan_conditions
 from ...measure.gain import MLP_GLOBAL
 from ...measure.sweep import NULL_NONE, NULL_TOKEN_SHUFFLE_INPUT
-from ...measure.thresholds import check_spike_defs
 from ...study.params import CalibrationParams, ControlsParams, RuntimeParams
 from ..events.nodes import record_analysis_rasters, remove_rasters
 
@@ -46,7 +45,7 @@ def record_gstar_token_shuffle(
     if not ControlsParams.coerce(controls).token_shuffle_at_gstar:
         wanted = []
     calibration = CalibrationParams.coerce(calibration)
-    spike_defs = check_spike_defs(calibration.spike_defs)
+    spike_defs = tuple(calibration.spike_defs)
     rates = calibration.rates_for(int(instrumentation_report["d_ff"]))
     plan = plan_conditions(
         model_manifest["model_role"],

@@ -21,7 +21,7 @@ from ...measure.forward import validate_instrumentation
 from ...measure.lens import lens_self_check
 from ...measure.moments import UnitMoments
 from ...measure.sweep import accumulate_moments, count_baseline_exceedances
-from ...measure.thresholds import check_spike_defs, rate_targets_table
+from ...measure.thresholds import rate_targets_table
 from ...measure.trained import is_trained_recipe, resolve_step, step_directory
 from ...measure.windows import (
     cut_windows,
@@ -319,7 +319,7 @@ def measure_baseline_rates(
         loaded,
         ids,
         standardizer,
-        check_spike_defs(calibration.spike_defs),
+        tuple(calibration.spike_defs),
         calibration.tau0,
         runtime.batch_size,
         progress=runtime.progress,

@@ -31,7 +31,7 @@ from ...measure.sweep import (
     record_rasters,
     tau_array,
 )
-from ...measure.thresholds import check_spike_defs, verify_rate_matching
+from ...measure.thresholds import verify_rate_matching
 from ...measure.windows import shuffle_window_tokens, slice_windows
 from ...study.params import (
     CalibrationParams,
@@ -63,7 +63,7 @@ def plan_event_conditions(
         gain_grid=GainGrid.coerce(gain_grid).gains(),
         interventions=dict(events.interventions),
         token_shuffle_gains=events.token_shuffle_gains,
-        spike_defs=check_spike_defs(calibration.spike_defs),
+        spike_defs=tuple(calibration.spike_defs),
         target_rates=calibration.rates_for(int(instrumentation_report["d_ff"])),
     )
 
@@ -84,7 +84,7 @@ def fit_rate_matched_thresholds(
     loaded = load_model(model_manifest, runtime.model_dump())
     ids, _ = slice_windows(windows, "calibration")
     moments = UnitMoments.from_frame(unit_moments)
-    spike_defs = check_spike_defs(calibration.spike_defs)
+    spike_defs = tuple(calibration.spike_defs)
     table, stats = fit_thresholds(
         loaded,
         ids,
@@ -141,7 +141,7 @@ def record_analysis_rasters(
     ids, seq_ids = slice_windows(windows, "analysis")
     moments = UnitMoments.from_frame(unit_moments)
     standardizer = moments.standardizer(loaded.device, calibration.eps)
-    spike_defs = check_spike_defs(calibration.spike_defs)
+    spike_defs = tuple(calibration.spike_defs)
     target_rates = calibration.rates_for(loaded.d_ff)
     batch_size = runtime.batch_size
     progress = runtime.progress
