@@ -88,16 +88,15 @@ def count_baseline_exceedances(
         progress=progress,
         description="baseline rates",
     )
-    n_values = input_ids.shape[0] * input_ids.shape[1] * loaded.d_ff
-    host = counter.exceedances()
+    host, rates = counter.exceedances(), counter.rates()
     rows = [
         {
             "spike_def_id": spike_def,
             "layer": layer,
             "tau0": float(tau0),
             "n_exceed": int(host[index, layer]),
-            "n_values": int(n_values),
-            "r_base": host[index, layer] / n_values,
+            "n_values": int(counter.n_values[layer]),
+            "r_base": rates[index, layer],
         }
         for index, spike_def in enumerate(spike_defs)
         for layer in range(loaded.n_layers)
