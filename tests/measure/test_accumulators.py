@@ -47,7 +47,7 @@ def test_finite_guard_names_the_first_bad_layer_once_per_batch():
     clean = FiniteGuard(2, "cpu")
     clean.observe(0, torch.tensor([3.0]))
     clean.observe(1, torch.tensor([-1.0]))
-    clean.on_batch_end()  # finite: no error
+    clean.on_batch_end(0, 1)  # finite: no error
 
 
 def test_baseline_counter_counts_strict_exceedances_per_spike_definition():

@@ -64,7 +64,7 @@ class FiniteGuard:
         finite = torch.isfinite(self.peaks)
         return None if bool(finite.all()) else int(torch.nonzero(~finite)[0, 0])
 
-    def on_batch_end(self, start: int = 0, stop: int = 0) -> None:
+    def on_batch_end(self, start: int, stop: int) -> None:
         bad = self.bad_layer()
         if bad is not None:
             raise NonFiniteActivationError.in_layer(bad, self.where)
