@@ -51,6 +51,7 @@ from ..measure.rasters import (
     EventRasters,
     raster_metadata,
 )
+from ..measure.text_files import TEXT_BUILDERS, check_text_file
 
 
 class _Records:
@@ -153,6 +154,16 @@ class HubDataset(AbstractDataset[None, Any]):
                 "that sets it, e.g. --params corpus_a=/path/to/a.txt in the local_model "
                 "environment) at an existing file."
             )
+        for path in self.local_files():
+            # a directory, a binary or a Latin-1 file: named here, not as datasets' generic
+            # "An error occurred while generating the dataset" (the preflight checks it too)
+            check_text_file(
+                path,
+                entry=f"this {self.dataset_name!r} catalog entry",
+                how_to_point="Point the catalog entry's `filepath` (or the runtime parameter "
+                "that sets it, e.g. --params corpus_a=/path/to/a.txt in the local_model "
+                "environment)",
+            )
         if _blank_local_files(self._dataset_kwargs.get("data_files")):
             # `datasets` cannot build a split from empty files (a bare StopIteration or
             # DatasetGenerationError); an empty file is a corpus with no records, which the
@@ -171,6 +182,19 @@ class HubDataset(AbstractDataset[None, Any]):
         except AttributeError:  # an object that takes no attributes: errors name the entry only
             pass
         return loaded
+
+    def local_files(self) -> list[Path]:
+        """The local UTF-8 files this entry reads (``text``, ``json``, ``csv`` builders with a
+        plain ``filepath``); empty for Hub datasets, binary formats and glob patterns."""
+        local = self._local_file
+        if (
+            not local
+            or self.dataset_name not in TEXT_BUILDERS
+            or "://" in local
+            or any(c in local for c in "*?[")
+        ):
+            return []
+        return [Path(local)]
 
     def save(self, data: Any) -> None:
         raise DatasetError(
