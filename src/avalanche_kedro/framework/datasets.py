@@ -49,7 +49,9 @@ from ..measure.rasters import (
     SEQ_FILE,
     X_FILE,
     EventRasters,
+    is_scratch,
     raster_metadata,
+    remove_scratch,
 )
 from ..measure.text_files import TEXT_BUILDERS, check_text_file
 
@@ -235,7 +237,8 @@ class EventRasterDataset(AbstractVersionedDataset[EventRasters, EventRasters]):
 
     Saving moves the node's scratch directory into a temporary sibling of the version folder
     and renames it into place, so a failed save leaves no half-written version behind and no
-    existing version is ever touched.
+    existing version is ever touched. Rasters whose directory is not this process's scratch
+    (loaded from a saved version) are copied, never moved.
     """
 
     def __init__(
@@ -264,16 +267,17 @@ class EventRasterDataset(AbstractVersionedDataset[EventRasters, EventRasters]):
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
         try:
             if data.directory is not None:
+                transfer = shutil.move if is_scratch(data.directory) else shutil.copyfile
                 for name in (A_FILE, X_FILE, COND_FILE, SEQ_FILE, META_FILE):
-                    shutil.move(str(data.directory / name), staging / name)
+                    transfer(str(data.directory / name), staging / name)
             else:
                 _write_in_memory(data, staging)
             os.replace(staging, target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        if data.directory is not None:
-            shutil.rmtree(data.directory, ignore_errors=True)
+        if is_scratch(data.directory):
+            remove_scratch(data.directory)
 
     def _exists(self) -> bool:
         try:

@@ -12,6 +12,14 @@ memory-mapped, so an analysis reads one condition at a time without loading the 
 of windows) instead of holding the raster in memory, so the measurement's host memory does
 not grow with the number of windows.
 
+Nodes write into a scratch directory made by :func:`new_scratch_directory`
+(``rasters-<label>-<host>-<pid>-<random>`` under ``runtime.scratch_dir``); the raster dataset
+moves the files into a version folder and removes it. Until then this process keeps it in a
+registry, so an interrupted run removes the scratch it made (:func:`discard_scratch`), and a
+scratch directory whose process died without cleaning up (``kill -9``, a power cut) is removed
+when the next one is made on the same host (:func:`remove_stale_scratch`); a directory of a
+process that is still running is never touched.
+
 One condition, ``rasters.counts(cond_id)``, is ``[N, L, T]`` (windows, layers, tokens), the
 axis order of :mod:`avalanche_kedro.analysis`; pass ``n_layers=rasters.n_layers`` to the analysis
 functions so a transposed array is refused instead of exchanging b_time and b_depth.
@@ -20,7 +28,12 @@ functions so a transposed array is refused instead of exchanging b_time and b_de
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import socket
+import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +53,8 @@ RASTER_FILES = (A_FILE, X_FILE, COND_FILE, SEQ_FILE, META_FILE)
 AXES = ("condition", "window", "layer", "token")
 #: the single-letter spelling of the same axes in raster.json files written before AXES
 LEGACY_AXES = ("C", "N", "L", "T")
+#: first part of every scratch directory's name
+SCRATCH_PREFIX = "rasters"
 
 
 @dataclass(frozen=True)
@@ -279,4 +294,94 @@ class RasterWriter:
         """Discard a partially written raster."""
         if not self._handle.closed:
             self._handle.close()
-        shutil.rmtree(self.directory, ignore_errors=True)
+        remove_scratch(self.directory)
+
+
+# ---- scratch directories ------------------------------------------------------------------------
+
+_HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
+_SCRATCH_NAME = re.compile(
+    rf"^{SCRATCH_PREFIX}-(?:[A-Za-z0-9_]+-)?(?P<host>[A-Za-z0-9_.]+)-(?P<pid>\d+)-[^-]+$"
+)
+_scratch_lock = threading.Lock()
+_scratch: dict[Path, int] = {}  # scratch directories of this process -> the thread that made it
+
+
+def new_scratch_directory(root: Path | str, label: str = "") -> Path:
+    """A new empty directory ``rasters-[<label>-]<host>-<pid>-<random>`` under ``root``.
+
+    It is registered as this process's scratch until :func:`remove_scratch` (or a raster
+    dataset's save, which moves its files) releases it. Stale scratch directories of dead
+    processes of this host are removed first (:func:`remove_stale_scratch`).
+    """
+    if label and not re.fullmatch(r"[A-Za-z0-9_]+", label):
+        raise ValueError(f"scratch label must be letters, digits or _, got {label!r}")
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    remove_stale_scratch(root)
+    prefix = f"{SCRATCH_PREFIX}-{label + '-' if label else ''}{_HOST}-{os.getpid()}-"
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+    with _scratch_lock:
+        _scratch[path] = threading.get_ident()
+    return path
+
+
+def is_scratch(directory: Path | str | None) -> bool:
+    """Whether ``directory`` is a live scratch directory made by this process."""
+    if directory is None:
+        return False
+    with _scratch_lock:
+        return Path(directory) in _scratch
+
+
+def remove_scratch(directory: Path | str) -> None:
+    """Remove a scratch directory (whatever is left in it) and release it."""
+    shutil.rmtree(directory, ignore_errors=True)
+    with _scratch_lock:
+        _scratch.pop(Path(directory), None)
+
+
+def discard_scratch(thread_id: int | None = None) -> list[Path]:
+    """Remove every scratch directory this process still holds (only those made by thread
+    ``thread_id`` when given); returns them. An interrupted run calls it for the interrupted
+    thread: a raster it finished but did not save yet is never saved now."""
+    with _scratch_lock:
+        chosen = [p for p, t in _scratch.items() if thread_id is None or t == thread_id]
+    for path in chosen:
+        remove_scratch(path)
+    return chosen
+
+
+def remove_stale_scratch(root: Path | str) -> list[Path]:
+    """Remove the scratch directories under ``root`` left by processes of this host that no
+    longer run (killed before they could clean up); returns them.
+
+    Only names made by :func:`new_scratch_directory` on this host are considered, and one whose
+    process is alive (another run going on now) is left alone.
+    """
+    root = Path(root)
+    removed = []
+    try:
+        children = list(root.iterdir())
+    except OSError:
+        return removed
+    for child in children:
+        match = _SCRATCH_NAME.match(child.name)
+        if match is None or match["host"] != _HOST or not child.is_dir():
+            continue
+        pid = int(match["pid"])
+        if pid == os.getpid() or _process_alive(pid):
+            continue
+        shutil.rmtree(child, ignore_errors=True)
+        removed.append(child)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, run by another user
+        return True
+    return True

@@ -8,8 +8,6 @@ every g* value.
 from __future__ import annotations
 
 import logging
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +26,7 @@ from ...measure.conditions import plan_conditions, resolve_gains
 from ...measure.forward import PassStats, token_progress
 from ...measure.gain import ATTN_GLOBAL, MLP_GLOBAL
 from ...measure.moments import UnitMoments
-from ...measure.rasters import EventRasters, RasterWriter
+from ...measure.rasters import EventRasters, RasterWriter, new_scratch_directory, remove_scratch
 from ...measure.sweep import NULL_NONE, GainSetting, record_rasters, tau_array
 from ...measure.windows import slice_windows
 from ...study.params import (
@@ -141,10 +139,8 @@ def record_dataset_B(
     standardizer = moments.standardizer(loaded.device, calibration.eps)
     spike_defs = tuple(calibration.spike_defs)
     rates = calibration.rates_for(loaded.d_ff)
-    scratch = project_path(runtime.scratch_dir)
-    scratch.mkdir(parents=True, exist_ok=True)
     writer = RasterWriter(
-        Path(tempfile.mkdtemp(prefix="rasters-B-", dir=scratch)),
+        new_scratch_directory(project_path(runtime.scratch_dir), "B"),
         conditions_B["cond_id"].to_numpy(),
         seq_ids,
         loaded.n_layers,
@@ -199,9 +195,14 @@ def record_dataset_B(
         bar.close()
         writer.abort()
         raise
-    achieved = _achieved_rates(rasters, conditions_B, tau_table, loaded.d_ff)
+    try:
+        achieved = _achieved_rates(rasters, conditions_B, tau_table, loaded.d_ff)
+        nll = pd.DataFrame(losses)
+    except BaseException:
+        remove_scratch(writer.directory)  # the finished rasters are not saved
+        raise
     logger.info("Dataset B: %d forward passes (%.1f s)", stats.windows, stats.seconds)
-    return rasters, pd.DataFrame(losses), achieved
+    return rasters, nll, achieved
 
 
 def _achieved_rates(

@@ -9,8 +9,6 @@ token but destroys their order) is thresholded with the same real thresholds.
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +20,13 @@ from ...measure.conditions import plan_conditions, threshold_settings
 from ...measure.forward import PassStats, token_progress
 from ...measure.gain import MLP_GLOBAL
 from ...measure.moments import UnitMoments
-from ...measure.rasters import EventRasters, RasterWriter
+from ...measure.rasters import (
+    EventRasters,
+    RasterWriter,
+    is_scratch,
+    new_scratch_directory,
+    remove_scratch,
+)
 from ...measure.sweep import (
     NULL_NONE,
     NULL_TOKEN_SHUFFLE_INPUT,
@@ -200,10 +204,10 @@ def record_analysis_rasters(
         raise
 
 
-def _scratch_directory(runtime: RuntimeParams) -> Path:
-    scratch = project_path(RuntimeParams.coerce(runtime).scratch_dir)
-    scratch.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix="rasters-", dir=scratch))
+def _scratch_directory(runtime: RuntimeParams, label: str = "") -> Path:
+    """A new scratch directory of this process under ``runtime.scratch_dir``
+    (:func:`~avalanche_kedro.measure.rasters.new_scratch_directory`)."""
+    return new_scratch_directory(project_path(RuntimeParams.coerce(runtime).scratch_dir), label)
 
 
 def _finish(
@@ -368,8 +372,10 @@ def merge_event_raster_blocks(
 
 
 def remove_rasters(rasters: EventRasters) -> None:
-    if rasters.directory is not None:
-        shutil.rmtree(rasters.directory, ignore_errors=True)
+    """Remove the scratch directory of rasters that are not saved; a directory that is not
+    this process's scratch (a saved version the rasters were loaded from) is left alone."""
+    if is_scratch(rasters.directory):
+        remove_scratch(rasters.directory)
 
 
 def _with_analysis_rates(
