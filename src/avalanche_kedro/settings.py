@@ -2,10 +2,11 @@
 
 from avalanche_kedro.framework.context import AvalancheContext
 from avalanche_kedro.framework.hooks import ActiveConfigHooks, InputCheckHooks, ProvenanceHooks
+from avalanche_kedro.framework.interrupts import InterruptHooks
 
 # Kedro calls hooks last-in-first-out: ActiveConfigHooks must see the context first, because
 # the other hooks read parameters and pipelines (which makes Kedro register the pipelines).
-HOOKS = (InputCheckHooks(), ProvenanceHooks(), ActiveConfigHooks())
+HOOKS = (InterruptHooks(), InputCheckHooks(), ProvenanceHooks(), ActiveConfigHooks())
 
 # Typed parameters (study.params): a bad value stops the run naming the key, file and allowed
 # values, before any node runs (framework.context).

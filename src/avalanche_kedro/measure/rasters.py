@@ -15,7 +15,7 @@ not grow with the number of windows.
 Nodes write into a scratch directory made by :func:`new_scratch_directory`
 (``rasters-<label>-<host>-<pid>-<random>`` under ``runtime.scratch_dir``); the raster dataset
 moves the files into a version folder and removes it. Until then this process keeps it in a
-registry, so an interrupted run removes the scratch it made (:func:`discard_scratch`), and a
+registry, so an interrupted run removes the scratch it made (:func:`scratch_directories`), and a
 scratch directory whose process died without cleaning up (``kill -9``, a power cut) is removed
 when the next one is made on the same host (:func:`remove_stale_scratch`); a directory of a
 process that is still running is never touched.
@@ -341,15 +341,11 @@ def remove_scratch(directory: Path | str) -> None:
         _scratch.pop(Path(directory), None)
 
 
-def discard_scratch(thread_id: int | None = None) -> list[Path]:
-    """Remove every scratch directory this process still holds (only those made by thread
-    ``thread_id`` when given); returns them. An interrupted run calls it for the interrupted
-    thread: a raster it finished but did not save yet is never saved now."""
+def scratch_directories() -> dict[Path, int]:
+    """The scratch directories this process holds now, each with the id of the thread that
+    made it (an interrupted run removes those it made: framework.interrupts)."""
     with _scratch_lock:
-        chosen = [p for p, t in _scratch.items() if thread_id is None or t == thread_id]
-    for path in chosen:
-        remove_scratch(path)
-    return chosen
+        return dict(_scratch)
 
 
 def remove_stale_scratch(root: Path | str) -> list[Path]:
