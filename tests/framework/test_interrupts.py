@@ -60,18 +60,34 @@ class SignalDuringSave:
             self.handled_during_save = True
 
 
+class SignalAfterNode:
+    """Sends ``signum`` to this process when node ``name`` has returned, before its saves."""
+
+    def __init__(self, name: str, signum: int):
+        self.name, self.signum = name, signum
+
+    @hook_impl
+    def after_node_run(self, node, catalog, inputs, outputs, is_async, run_id):
+        if node.name == self.name:
+            os.kill(os.getpid(), self.signum)
+
+
+def _table_and_half(n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return _frame(n), _frame(n // 2)
+
+
 def _run(tmp_path, hooks: InterruptHooks, extra_hooks=()):
-    """A two-node pipeline ``a -> table -> b -> summary`` with versioned CSV outputs."""
+    """``n -> make_tables -> (table, half) -> summarize -> summary``, versioned CSV outputs."""
     catalog = DataCatalog(
         {
             name: CSVDataset(filepath=str(tmp_path / f"{name}.csv"), version=Version(None, "v1"))
-            for name in ("table", "summary")
+            for name in ("table", "half", "summary")
         }
     )
     catalog["n"] = 20_000
     pipeline = Pipeline(
         [
-            node(_frame, "n", "table", name="make_table"),
+            node(_table_and_half, "n", ["table", "half"], name="make_tables"),
             node(lambda t: t.describe(), "table", "summary", name="summarize"),
         ]
     )
@@ -103,8 +119,22 @@ def test_a_signal_during_a_save_stops_the_run_once_the_version_is_complete(tmp_p
     assert raised.value.signal_name == signal.Signals(signum).name
     saved = tmp_path / "table.csv" / "v1" / "table.csv"
     pd.testing.assert_frame_equal(pd.read_csv(saved), _frame(20_000))  # written whole
+    saved = tmp_path / "half.csv" / "v1" / "half.csv"  # saved too: the node had returned
+    pd.testing.assert_frame_equal(pd.read_csv(saved), _frame(10_000))
     assert not (tmp_path / "summary.csv").exists()  # the next node never ran
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_a_signal_after_a_node_returned_waits_for_all_its_outputs(tmp_path):
+    hooks = InterruptHooks()
+    with pytest.raises(RunInterrupted) as raised:
+        _run(tmp_path, hooks, [SignalAfterNode("make_tables", signal.SIGTERM)])
+    assert raised.value.signal_name == "SIGTERM"
+    # both outputs of the node that had returned are saved whole, nothing after it ran
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "table.csv/v1/table.csv"), _frame(20_000))
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "half.csv/v1/half.csv"), _frame(10_000))
+    assert not (tmp_path / "summary.csv").exists()
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 

@@ -9,7 +9,9 @@ and SIGTERM itself:
   dying with them on disk;
 * a signal that arrives while a catalog dataset is being saved waits until that save is done,
   so a dataset version is never half written (``kedro run --only-missing-outputs`` would take
-  a half-written version for a finished one);
+  a half-written version for a finished one); once a node has returned, a signal waits until
+  all of its outputs are saved, so the outputs of one node are kept together or not at all (a
+  rerun never finds a new version of one output beside an older version of another);
 * scratch directories this process made during the run and still holds (a raster a node
   finished but had not saved yet) are removed when the run is interrupted or ends;
 * scratch left by a run that was killed outright (``kill -9``) is removed at the next run on
@@ -23,6 +25,7 @@ signal is acted on (so a second signal while the run unwinds has its usual effec
 from __future__ import annotations
 
 import _thread
+import inspect
 import logging
 import signal
 import threading
@@ -52,6 +55,7 @@ class InterruptHooks:
         self._lock = threading.RLock()
         self._previous: dict[int, Any] = {}
         self._saving: dict[str, int] = {}
+        self._unsaved: dict[str, set[str]] = {}  # node -> its outputs not saved yet
         self._pending: int | None = None
         self._scratch_before: set[Path] = set()
         self._context = None
@@ -68,6 +72,7 @@ class InterruptHooks:
 
         with self._lock:
             self._saving.clear()
+            self._unsaved.clear()
             self._pending = None
         self._scratch_before = set(scratch_directories())
         root = self._scratch_root()
@@ -87,6 +92,12 @@ class InterruptHooks:
     # ---- saves --------------------------------------------------------------------------------
 
     @hook_impl
+    def after_node_run(self, node, catalog, inputs, outputs, is_async, run_id) -> None:
+        if outputs and not inspect.isgeneratorfunction(node.func):  # generators save chunks
+            with self._lock:
+                self._unsaved[node.name] = set(outputs)
+
+    @hook_impl
     def before_dataset_saved(self, dataset_name: str, data: Any, node) -> None:
         with self._lock:
             self._saving[dataset_name] = self._saving.get(dataset_name, 0) + 1
@@ -99,7 +110,12 @@ class InterruptHooks:
                 self._saving[dataset_name] = left
             else:
                 self._saving.pop(dataset_name, None)
-            pending = None if self._saving else self._pending
+            unsaved = self._unsaved.get(getattr(node, "name", None))
+            if unsaved is not None:
+                unsaved.discard(dataset_name)
+                if not unsaved:
+                    del self._unsaved[node.name]
+            pending = None if self._busy() else self._pending
             if pending is not None:
                 self._pending = None
         if pending is None:
@@ -139,17 +155,22 @@ class InterruptHooks:
     def _handle(self, signum: int, frame) -> None:
         name = signal.Signals(signum).name
         with self._lock:
-            saving = sorted(self._saving)
+            saving = sorted({*self._saving, *(o for out in self._unsaved.values() for o in out)})
             if saving:
                 self._pending = signum
         if saving:
             logger.warning(
-                "%s received while saving %s: the run stops as soon as the save is complete.",
+                "%s received while saving %s: the run stops as soon as the finished node's "
+                "outputs are saved.",
                 name,
                 ", ".join(saving),
             )
             return
         self._interrupt(signum)
+
+    def _busy(self) -> bool:
+        """A save is going on, or a node returned and not all its outputs are saved yet."""
+        return bool(self._saving or self._unsaved)
 
     def _interrupt(self, signum: int) -> None:
         """Stop the run: handlers back, the main thread's unsaved scratch removed, and
@@ -164,6 +185,7 @@ class InterruptHooks:
         self.restore()
         with self._lock:
             self._saving.clear()
+            self._unsaved.clear()
             self._pending = None
         self._discard_scratch(None)
 
