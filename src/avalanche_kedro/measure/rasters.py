@@ -303,7 +303,7 @@ _HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
 _SCRATCH_NAME = re.compile(
     rf"^{SCRATCH_PREFIX}-(?:[A-Za-z0-9_]+-)?(?P<host>[A-Za-z0-9_.]+)-(?P<pid>\d+)-[^-]+$"
 )
-_scratch_lock = threading.Lock()
+_scratch_lock = threading.RLock()  # re-entrant: a signal handler may run while it is held
 _scratch: dict[Path, int] = {}  # scratch directories of this process -> the thread that made it
 
 
