@@ -5,7 +5,9 @@ byte-level BPE tokenizer is trained deterministically on corpus A and a random-i
 ``LlamaForCausalLM`` is drawn from a seed named by the recipe; both are written once with
 ``save_pretrained`` plus an :data:`BUILD_RECORD` file and from then on loaded like any local
 checkpoint (:mod:`avalanche_kedro.measure.checkpoints`). A directory built from another recipe
-is an error, never overwritten.
+is an error, never overwritten. The build runs under
+:func:`~avalanche_kedro.measure.build_lock.build_lock`, so two runs started at once build it
+once: the second waits for the first, then reuses its checkpoint.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import torch
 
 from ..core.errors import CheckpointError, ConfigurationError, CorpusError
 from ..core.seeds import seed_of
+from .build_lock import build_lock, make_staging, remove_stale_staging
 
 logger = logging.getLogger(__name__)
 
@@ -139,41 +141,65 @@ def build_embedded_model(recipe: Mapping[str, Any], vocab_size: int, special_id:
 
 
 def ensure_embedded_checkpoint(
-    directory: Path, recipe: Mapping[str, Any], corpus_records: Iterable[str]
+    directory: Path,
+    recipe: Mapping[str, Any],
+    corpus_records: Iterable[str],
+    lock_timeout: float | None = None,
 ) -> bool:
     """Write the embedded checkpoint to ``directory`` unless it is already there.
 
     Returns True when it was built now. An existing directory is never overwritten: if it was
     built from a different recipe the run stops with an error. The checkpoint is assembled in
-    a temporary sibling directory and renamed into place, so an interrupted build leaves
-    nothing half-written behind.
+    a staging sibling directory and renamed into place, so an interrupted build leaves
+    nothing half-written behind. The build holds the directory's build lock: while another
+    run builds the same directory this one waits (``lock_timeout`` seconds at most; None: as
+    long as that run takes), then reuses its checkpoint (and returns False).
     """
     directory = Path(directory)
-    record_path = directory / BUILD_RECORD
-    if directory.exists():
-        if not record_path.exists():
-            raise CheckpointError(
-                f"'{directory}' exists but is not an embedded checkpoint built by this project "
-                f"(no {BUILD_RECORD}).",
-                "Remove `embedded:` from this model's parameters to use the directory as a "
-                "plain local checkpoint, or choose another path for the embedded model.",
-            )
-        built = json.loads(record_path.read_text())
-        if built.get("recipe") != dict(recipe):
-            raise CheckpointError(
-                f"The embedded checkpoint at '{directory}' was built from a different recipe "
-                f"({built.get('recipe')}) than the configured one ({dict(recipe)}).",
-                "Delete that directory to rebuild it, or set models.<role>.checkpoint to a new "
-                "path; existing checkpoints are never overwritten.",
-            )
+    if _check_built(directory, recipe):
         return False
+    with build_lock(directory, timeout=lock_timeout) as waited:
+        if _check_built(directory, recipe):  # built by the run this one waited for
+            if waited:
+                logger.info("Reusing %s, built by the run this one waited for", directory)
+            return False
+        remove_stale_staging(directory)  # under the lock: no live build's staging is removed
+        _build_checkpoint(directory, recipe, corpus_records)
+    logger.info("Built the embedded checkpoint at %s", directory)
+    return True
 
+
+def _check_built(directory: Path, recipe: Mapping[str, Any]) -> bool:
+    """Is the checkpoint of ``recipe`` at ``directory``? Other contents are an error."""
+    record_path = directory / BUILD_RECORD
+    if not directory.exists():
+        return False
+    if not record_path.exists():
+        raise CheckpointError(
+            f"'{directory}' exists but is not an embedded checkpoint built by this project "
+            f"(no {BUILD_RECORD}).",
+            "Remove `embedded:` from this model's parameters to use the directory as a "
+            "plain local checkpoint, or choose another path for the embedded model.",
+        )
+    built = json.loads(record_path.read_text())
+    if built.get("recipe") != dict(recipe):
+        raise CheckpointError(
+            f"The embedded checkpoint at '{directory}' was built from a different recipe "
+            f"({built.get('recipe')}) than the configured one ({dict(recipe)}).",
+            "Delete that directory to rebuild it, or set models.<role>.checkpoint to a new "
+            "path; existing checkpoints are never overwritten.",
+        )
+    return True
+
+
+def _build_checkpoint(
+    directory: Path, recipe: Mapping[str, Any], corpus_records: Iterable[str]
+) -> None:
     records = list(corpus_records)
     tokenizer = train_embedded_tokenizer(records, recipe["tokenizer_vocab_size"])
     special_id = tokenizer.convert_tokens_to_ids(EMBEDDED_SPECIAL_TOKEN)
     model = build_embedded_model(recipe, len(tokenizer), special_id)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    staging = make_staging(directory)
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
@@ -199,5 +225,3 @@ def ensure_embedded_checkpoint(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    logger.info("Built the embedded checkpoint at %s", directory)
-    return True

@@ -13,8 +13,10 @@ staging folder renamed into place only when everything is written:
 
 each step a normal Hugging Face checkpoint (``save_pretrained``, safetensors + tokenizer). An
 existing directory is reused when its record names the same recipe and text, and is an error
-otherwise; it is never overwritten. Staging folders left by an interrupted build are removed
-(never loaded) under a lock, so two runs started at once build the model once.
+otherwise; it is never overwritten. The build runs under
+:func:`~avalanche_kedro.measure.build_lock.build_lock`: two runs started at once train the
+model once (the second waits, then reuses it), and staging folders left by an interrupted
+build are removed (never loaded) only under that lock.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import CheckpointError, ConfigurationError, CorpusError
+from .build_lock import build_lock, make_staging, remove_stale_staging
 from .checkpoints import directory_sha256
 from .embedded import (
     EMBEDDED_DEFAULTS,
@@ -145,31 +147,6 @@ def resolve_step(record: Mapping[str, Any], step: int | str | None, role: str) -
     return int(step)
 
 
-@contextmanager
-def build_lock(directory: Path) -> Iterator[None]:
-    """An exclusive lock on ``<parent>/.<name>.lock`` while a checkpoint is built (POSIX)."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = directory.parent / f".{directory.name}.lock"
-    with open(lock_path, "w") as handle:
-        try:
-            import fcntl
-        except ImportError:  # Windows: no lock; two runs at once may both build
-            yield
-            return
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _remove_stale_staging(directory: Path) -> None:
-    for stale in sorted(directory.parent.glob(f".{directory.name}-*")):
-        if stale.is_dir():
-            logger.warning("Removing %s, left by an interrupted build (never loaded)", stale)
-            shutil.rmtree(stale, ignore_errors=True)
-
-
 def _check_existing(directory: Path, recipe: Mapping[str, Any], text_digest: str) -> dict | None:
     if not directory.exists():
         return None
@@ -234,12 +211,15 @@ def ensure_trained_checkpoints(
     base_directory: Path | str | None = None,
     progress: Callable[[int, float, float], None] | None = None,
     notes: Mapping[str, Any] | None = None,
+    lock_timeout: float | None = None,
 ) -> dict[str, Any]:
     """Train ``recipe`` into ``directory`` unless it is there already; its training record.
 
     ``base_directory``: the base's trained folder, for a fine-tuning recipe (its final step is
     the starting point and its tokenizer is reused). ``notes`` are added to the record of a
-    new build (e.g. how many records the decontamination dropped).
+    new build (e.g. how many records the decontamination dropped). While another run trains
+    the same directory this one waits (``lock_timeout`` seconds at most; None: as long as that
+    run takes), then reuses what it trained.
     """
     directory = Path(directory)
     records = [r for r in training_records if r and r.strip()]
@@ -252,11 +232,13 @@ def ensure_trained_checkpoints(
     existing = _check_existing(directory, recipe, digest)
     if existing is not None:
         return existing
-    with build_lock(directory):
+    with build_lock(directory, timeout=lock_timeout) as waited:
         existing = _check_existing(directory, recipe, digest)  # built by a run we waited for
         if existing is not None:
+            if waited:
+                logger.info("Reusing %s, trained by the run this one waited for", directory)
             return existing
-        _remove_stale_staging(directory)
+        remove_stale_staging(directory)  # under the lock: no live build's staging is removed
         return _build(directory, recipe, records, digest, base_directory, progress, notes)
 
 
@@ -280,7 +262,7 @@ def _build(directory, recipe, records, digest, base_directory, progress, notes) 
         special_id = tokenizer.convert_tokens_to_ids(EMBEDDED_SPECIAL_TOKEN)
         model = build_embedded_model(recipe, len(tokenizer), special_id)
     windows = _training_windows(records, tokenizer, int(settings["seq_len"]))
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    staging = make_staging(directory)
     hashes: dict[str, str] = {}
 
     def save(step: int, trained) -> None:
