@@ -21,12 +21,17 @@ import torch
 
 from ..core.errors import CheckpointError, ConfigurationError
 from .adapters import ArchitectureAdapter, adapter_for
+from .checkpoint_checks import (
+    check_checkpoint_files,
+    check_vocabulary,
+    config_vocab_size,
+    declared_model_type,
+)
 from .embedded import embedded_recipe, ensure_embedded_checkpoint
 from .weights import hub_weights, local_weights, resolve_hub_revision, sha256_file
 
 logger = logging.getLogger(__name__)
 
-_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 # --------------------------------------------------------------------------------------------
@@ -120,42 +125,6 @@ def _is_local(checkpoint: str) -> bool:
     return Path(checkpoint).expanduser().exists()
 
 
-def _check_local_directory(directory: Path) -> None:
-    if not directory.is_dir():
-        raise CheckpointError(
-            f"Checkpoint path '{directory}' is a file, not a directory.",
-            "Point models.<role>.checkpoint at a directory saved with save_pretrained().",
-        )
-    missing = []
-    if not (directory / "config.json").exists():
-        missing.append("config.json")
-    if not any((directory / name).exists() for name in _WEIGHT_FILES) and not list(
-        directory.glob("model-*.safetensors")
-    ):
-        missing.append("weights (model.safetensors or pytorch_model.bin)")
-    if not any(
-        (directory / name).exists()
-        for name in ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
-    ):
-        missing.append("a tokenizer (tokenizer.json, tokenizer.model or vocab.json)")
-    if missing:
-        raise CheckpointError(
-            f"Checkpoint directory '{directory}' is incomplete: missing {', '.join(missing)}.",
-            "Save the model and its tokenizer with save_pretrained() into that directory, or "
-            "point models.<role>.checkpoint at a complete checkpoint.",
-        )
-
-
-def _declared_model_type(directory: Path) -> str | None:
-    """``model_type`` written in ``config.json`` (None when it cannot be read)."""
-    try:
-        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
-        value = config.get("model_type")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return value if isinstance(value, str) and value else None
-
-
 def resolve_checkpoint(
     role: str, spec: Mapping[str, Any], corpus_records: Iterable[str] | None = None
 ) -> dict[str, Any]:
@@ -192,9 +161,9 @@ def resolve_checkpoint(
         source = "embedded"
     if _is_local(checkpoint):
         directory = Path(checkpoint).expanduser()
-        _check_local_directory(directory)
+        check_checkpoint_files(directory)
         location = str(directory)
-        declared = _declared_model_type(directory)
+        declared = declared_model_type(directory, role)
         if declared is not None:
             # Before transformers parses the config: a family it does not know (or one we have
             # no adapter for) is an unsupported architecture, not a failure to read the files.
@@ -237,6 +206,9 @@ def resolve_checkpoint(
             f"models.{role}.checkpoint at a local directory.",
         ) from exc
     adapter = adapter_for(config.model_type)
+    check_vocabulary(
+        len(tokenizer), config_vocab_size(config.to_dict()), location, "vocab_size in config.json"
+    )
     # After the architecture check, so an unsupported model never triggers a weights download.
     files = file_sha256s(Path(location)) if hub is None else None
     weights = hub_weights(role, hub) if hub is not None else local_weights(Path(location), files)
@@ -410,6 +382,8 @@ def load_model(manifest: Mapping[str, Any], runtime: Mapping[str, Any]) -> Loade
         dtype=dtype,
         manifest=dict(manifest),
     )
+    rows = model.get_input_embeddings().num_embeddings
+    check_vocabulary(len(tokenizer), rows, location, "rows of the loaded input embedding")
     _LOADED[key] = loaded
     _LOADS.append(f"{location} on {device}")
     logger.info(

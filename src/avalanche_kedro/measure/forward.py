@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from ..core.errors import InstrumentationError, NonFiniteActivationError
 from .adapters import instrument
+from .checkpoint_checks import check_token_ids
 from .checkpoints import LoadedModel
 from .gain import LayerGains, layer_gains
 
@@ -94,6 +95,7 @@ def run_pass(
             f"runtime.batch_size must be at least 1, got {batch_size}.",
             "Set runtime.batch_size to a positive number of windows per forward pass.",
         )
+    check_windows_fit(loaded, input_ids)
     n_windows, seq_len = input_ids.shape
     module = loaded.model if on_logits is not None else loaded.backbone
     stats = PassStats()
@@ -130,6 +132,14 @@ def run_pass(
     return stats
 
 
+def check_windows_fit(loaded: LoadedModel, input_ids: np.ndarray) -> None:
+    """Every token id of the windows has a row in the model's input embedding (host-side max
+    over [N, T] ids: windows cut with another tokenizer stop here, not as an IndexError deep
+    inside the embedding)."""
+    rows = loaded.model.get_input_embeddings().num_embeddings
+    check_token_ids(np.asarray(input_ids), rows, loaded.manifest.get("checkpoint", "the model"))
+
+
 def validate_instrumentation(
     loaded: LoadedModel,
     input_ids: np.ndarray,
@@ -143,6 +153,7 @@ def validate_instrumentation(
     2. With every gain hook set to g = 1 the logits equal the plain model's bit for bit.
     3. With ``MLP_GLOBAL`` at ``g_test`` the logits differ.
     """
+    check_windows_fit(loaded, input_ids)
     model, adapter = loaded.model, loaded.adapter
     batch = torch.as_tensor(input_ids, dtype=torch.long, device=loaded.device)
     blocks = adapter.layers(model)
