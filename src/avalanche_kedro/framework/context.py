@@ -11,6 +11,9 @@ active environment that set it (or ``--params``) and the values the key allows
 from __future__ import annotations
 
 import difflib
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kedro.framework.context import KedroContext
@@ -25,6 +28,21 @@ FIX = (
 )
 
 
+VALIDATOR_LOGGER = "kedro.validation.parameter_validator"
+
+
+@contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """Only CRITICAL records of logger ``name`` while the block runs."""
+    logger = logging.getLogger(name)
+    previous = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
 class ParameterError(ConfigurationError, ParameterValidationError):
     """A parameter block does not match its model; raised before any node runs."""
 
@@ -34,7 +52,10 @@ class AvalancheContext(KedroContext):
 
     def _get_validated_params(self) -> dict[str, Any]:
         try:
-            return super()._get_validated_params()
+            # Kedro logs pydantic's raw text at ERROR before raising; the ParameterError below
+            # says the same per key, with its file and allowed values, so the log stays quiet.
+            with _quiet(VALIDATOR_LOGGER):
+                return super()._get_validated_params()
         except ParameterError:
             raise
         except ParameterValidationError as exc:

@@ -33,11 +33,15 @@ class ActiveConfigHooks:
 
 
 class InputCheckHooks:
-    """Before a run: every dataset the selected pipelines read but do not write must exist and
-    be readable, otherwise stop with the dataset's name and the command that produces it.
+    """Before a run, before any node: the preflight, then the saved inputs.
 
-    This runs before any node, so a `kedro run --pipelines reporting` without upstream outputs,
-    or with a truncated or corrupted artifact, stops before anything is written.
+    1. The preflight (:mod:`.preflight`): device and dtype, every local corpus and question
+       file, every local checkpoint the project does not build - all without loading a model
+       or tokenizing a window, so a bad value or file fails in seconds.
+    2. Every dataset the selected pipelines read but do not write must exist and be readable,
+       otherwise stop with the dataset's name and the command that produces it: a
+       `kedro run --pipelines reporting` without upstream outputs, or with a truncated or
+       corrupted artifact, stops before anything is written.
     """
 
     @hook_impl
@@ -45,6 +49,7 @@ class InputCheckHooks:
         from kedro.framework.project import pipelines as registered
 
         from ..core.errors import ArtifactError
+        from .preflight import run_preflight
 
         produced_by = {
             output: key
@@ -52,6 +57,11 @@ class InputCheckHooks:
             if key != "__default__"
             for output in candidate.all_outputs()
         }
+        checks = run_preflight(pipeline, catalog, set(produced_by))
+        logger.info(
+            "Preflight passed before any model was loaded: %s",
+            "; ".join(checks) if checks else "nothing to check for these pipelines",
+        )
         problems = []
         for name in sorted(pipeline.inputs()):
             # raw inputs (corpora, the ARC file) are not produced by the project: their own

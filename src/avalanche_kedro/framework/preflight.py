@@ -1,0 +1,116 @@
+"""The run's preflight: every check that needs no model, before any node runs.
+
+Typed parameters are validated when Kedro builds the catalog (:mod:`.context`); what the
+parameter models cannot know is checked here, from the ``before_pipeline_run`` hook, so a bad
+value or file stops a run in seconds instead of after the windows are tokenized and a 7B model
+is loaded:
+
+* the compute device and dtype (``runtime.device: cuda`` on a machine without CUDA);
+* every local corpus or question file the selected pipelines read (exists, is a file, is
+  UTF-8 text: :func:`~avalanche_kedro.measure.text_files.check_text_file`);
+* every model role's local checkpoint that is not built by the project (directory complete,
+  ``config.json`` valid JSON with a supported family, tokenizer ids within the embedding:
+  :func:`~avalanche_kedro.measure.checkpoint_checks.check_local_checkpoint`).
+
+Hub ids and checkpoints the project trains are checked by the ``resolve_model`` node, the
+first node of each role (a Hub lookup needs the network; a trained checkpoint does not exist
+before the training pipeline ran).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+#: the runtime parameter that sets each raw file in the local_model environment
+FILE_PARAMETERS = {"corpus_A": "corpus_a", "corpus_B": "corpus_b", "arc_questions": "arc_jsonl"}
+
+
+def run_preflight(pipeline, catalog, produced: set[str]) -> list[str]:
+    """Run every model-free check for ``pipeline``; the checks done (for the log).
+
+    ``produced``: datasets some registered pipeline writes (the raw inputs are the others).
+    Raises the first problem found as the project's error (problem + fix).
+    """
+    inputs = set(pipeline.inputs())
+    parameters = _parameters(catalog)
+    done: list[str] = []
+    if "params:runtime" in inputs and parameters.get("runtime") is not None:
+        done.append(_check_runtime(parameters["runtime"]))
+    for name in sorted(inputs - produced):
+        done += _check_raw_files(name, catalog)
+    roles = [
+        key.removeprefix("params:models.")
+        for key in sorted(inputs)
+        if key.startswith("params:models.")
+    ]
+    for role in roles:
+        done += _check_role_checkpoint(role, parameters)
+    return done
+
+
+def _parameters(catalog) -> dict[str, Any]:
+    from ..study.params import as_plain
+
+    try:
+        return dict(as_plain(catalog.load("parameters")) or {})
+    except Exception:  # no parameters dataset (a bare catalog in a test): nothing to check
+        return {}
+
+
+def _check_runtime(runtime: Mapping[str, Any]) -> str:
+    from ..measure.checkpoints import resolve_device, resolve_dtype
+
+    device = resolve_device(runtime.get("device", "auto"))
+    dtype = resolve_dtype(runtime.get("dtype", "auto"), device)
+    return f"runtime: {device}, {str(dtype).replace('torch.', '')}"
+
+
+def _check_raw_files(name: str, catalog) -> list[str]:
+    from ..measure.text_files import check_text_file
+    from .datasets import HubDataset
+
+    try:
+        dataset = catalog.get(name)
+    except Exception:
+        return []
+    if not isinstance(dataset, HubDataset):
+        return []
+    parameter = FILE_PARAMETERS.get(name)
+    how = f"Point the catalog entry '{name}' (its `filepath`" + (
+        f"; in the local_model environment --params {parameter}=/path/to/file)"
+        if parameter
+        else ")"
+    )
+    done = []
+    for path in dataset.local_files():
+        check_text_file(path, entry=f"catalog entry '{name}'", how_to_point=how)
+        done.append(f"{name}: {path}")
+    return done
+
+
+def _check_role_checkpoint(role: str, parameters: Mapping[str, Any]) -> list[str]:
+    from ..core.paths import project_path
+    from ..measure.checkpoint_checks import check_local_checkpoint
+    from ..measure.checkpoints import looks_like_hub_id
+
+    spec = (parameters.get("models") or {}).get(role) or {}
+    checkpoint = spec.get("checkpoint")
+    if not checkpoint or spec.get("embedded") is not None:
+        return []
+    directory = project_path(str(checkpoint))
+    recipes = parameters.get("embedded_checkpoints") or {}
+    built_here = {
+        project_path(str(recipe["path"]))
+        for recipe in recipes.values()
+        if isinstance(recipe, Mapping) and recipe.get("path")
+    }
+    if directory in built_here:
+        return []  # trained or built by the project; resolve_model checks it
+    if not directory.exists() and looks_like_hub_id(str(checkpoint)):
+        return []  # a Hub id: resolved (revision, files) by resolve_model
+    check_local_checkpoint(role, directory)
+    return [f"models.{role}: {directory}"]
