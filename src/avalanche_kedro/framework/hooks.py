@@ -196,10 +196,17 @@ class ProvenanceHooks:
             return
         folder = manifest_folder(self.context)
         folder.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n"
         target = folder / f"{manifest['session_id']}.json"
-        if target.exists():  # never overwrite an earlier manifest
-            target = folder / f"{manifest['session_id']}-{int(time.time() * 1000)}.json"
-        target.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+        for attempt in range(100):
+            try:
+                # exclusive create: two runs writing the same name at once never overwrite
+                # each other (an exists() check followed by a write would race)
+                with open(target, "x") as handle:
+                    handle.write(text)
+                break
+            except FileExistsError:
+                target = folder / f"{manifest['session_id']}-{time.time_ns()}-{attempt}.json"
         logger.info("Run manifest written to %s", target)
 
     def _manifest(self, run_params: dict[str, Any], status: str) -> dict[str, Any]:
