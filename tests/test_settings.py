@@ -8,6 +8,7 @@ import pytest
 from kedro.config import OmegaConfigLoader
 
 from avalanche_kedro.framework.hooks import ActiveConfigHooks, InputCheckHooks, ProvenanceHooks
+from avalanche_kedro.framework.interrupts import InterruptHooks
 from avalanche_kedro.settings import CONFIG_LOADER_ARGS, HOOKS
 from tests.conftest import PROJECT_ROOT
 
@@ -19,8 +20,14 @@ def _loader(tmp_path, runtime_params=None, env=None) -> OmegaConfigLoader:
 
 
 def test_active_config_hook_runs_first():
-    # Kedro calls hooks last-in-first-out: the config hook must be last in the tuple
-    assert [type(h) for h in HOOKS] == [InputCheckHooks, ProvenanceHooks, ActiveConfigHooks]
+    # Kedro calls hooks last-in-first-out: the config hook must be last in the tuple, the
+    # interrupt hook first (it installs its handlers only after the preflight passed)
+    assert [type(h) for h in HOOKS] == [
+        InterruptHooks,
+        InputCheckHooks,
+        ProvenanceHooks,
+        ActiveConfigHooks,
+    ]
 
 
 def test_runtime_params_change_only_the_keys_they_name(tmp_path):

@@ -145,6 +145,8 @@ def test_two_runs_at_once_train_once_and_keep_both_versions(tmp_path):
     saved = [json.loads((v / "embedded_models.json").read_text()) for v in versions]
     for name in (BASE, QA):
         assert saved[0]["recipes"][name]["steps"] == saved[1]["recipes"][name]["steps"]
+        # the run that waited says it reused what the other trained
+        assert sorted(s["recipes"][name]["reused"] for s in saved) == [False, True], name
     assert saved[0]["recipes"][BASE]["steps"] == record["steps"]
     # two run manifests, both completed, each naming its own embedded_models version
     manifests = sorted((project / "data" / "08_reporting" / "run_manifests").glob("*.json"))

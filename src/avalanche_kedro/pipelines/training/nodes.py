@@ -58,8 +58,15 @@ def _recipes(embedded_checkpoints: EmbeddedCheckpoints | dict | None) -> dict[st
     return EmbeddedCheckpoints.coerce(embedded_checkpoints).recipes()
 
 
-def _summary(path: str, source: str, record: dict, dropped: int | None) -> dict:
-    """What ``embedded_models`` says about one trained recipe (``dropped``: None if reused)."""
+def _summary(
+    path: str, source: str, record: dict, dropped: int | None, trained_here: bool = False
+) -> dict:
+    """What ``embedded_models`` says about one trained recipe.
+
+    ``dropped``: records removed by decontamination, None when the checkpoint was reused
+    without reading the text; ``trained_here``: this run trained it (False when another run
+    built it while this one waited for the build lock, or it was there already).
+    """
     return {
         "path": str(path),
         "recipe_sha256": record["recipe_sha256"],
@@ -67,7 +74,7 @@ def _summary(path: str, source: str, record: dict, dropped: int | None) -> dict:
         "training_text_sha256": record["training_text_sha256"],
         "training_records": record["training_records"],
         "records_dropped_by_decontamination": record.get("records_dropped", dropped),
-        "reused": dropped is None,
+        "reused": not trained_here,
         "steps": record["steps"],
         "final_step": record["final_step"],
         "log": record["log"],
@@ -144,16 +151,25 @@ def train_embedded_models(
             f"training {name}",
             enabled=show,
         )
+        steps_run: list[int] = []  # training steps this run took (none: reused)
+        advance = _bar_callback(bar, int(settings["steps"]))
+
+        def progress(step: int, loss: float, rate: float, advance=advance, steps_run=steps_run):
+            steps_run.append(step)
+            advance(step, loss, rate)
+
         with bar:
             record = ensure_trained_checkpoints(
                 project_path(specs[name]["path"]),
                 recipe,
                 records,
                 base_directory=project_path(specs[base]["path"]) if base else None,
-                progress=_bar_callback(bar, int(settings["steps"])),
+                progress=progress,
                 notes={"records_dropped": dropped, "shingle_words": SHINGLE_WORDS},
             )
-        built[name] = _summary(specs[name]["path"], source, record, dropped)
+        built[name] = _summary(
+            specs[name]["path"], source, record, dropped, trained_here=bool(steps_run)
+        )
         logger.info(
             "Embedded model %s: %d steps, loss %.3f -> %.3f (%d training records, %d dropped as "
             "overlapping corpus A or B)",
