@@ -10,9 +10,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import queue  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -111,19 +113,58 @@ def trained_models(tmp_path_factory) -> Path:
     return project / "data" / "06_models"
 
 
-def run_kedro(project: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    """``python -m kedro <args>`` in ``project``; fails the test with its output on error."""
-    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    result = subprocess.run(
+def kedro_env(**extra: str) -> dict[str, str]:
+    """The environment of a ``python -m kedro`` subprocess: offline, no telemetry, unbuffered,
+    and log lines wide enough (``COLUMNS``) that Kedro's rich handler does not wrap them."""
+    return dict(
+        os.environ,
+        KEDRO_DISABLE_TELEMETRY="1",
+        HF_HUB_OFFLINE="1",
+        PYTHONUNBUFFERED="1",
+        COLUMNS="400",
+        **extra,
+    )
+
+
+def kedro_process(project: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """``python -m kedro <args>`` in ``project``, whatever its exit status."""
+    return subprocess.run(
         [sys.executable, "-m", "kedro", *args],
         cwd=project,
-        env=env,
+        env=kedro_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def run_kedro(project: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """``python -m kedro <args>`` in ``project``; fails the test with its output on error."""
+    result = kedro_process(project, *args, timeout=timeout)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return result
+
+
+def start_kedro(project: Path, *args: str) -> tuple[subprocess.Popen, queue.Queue]:
+    """``python -m kedro <args>`` started in ``project`` (stderr into stdout); a queue receives
+    its output line by line, then None when it ends, so a test can act on a log line."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kedro", *args],
+        cwd=project,
+        env=kedro_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        for line in process.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    return process, lines
 
 
 @pytest.fixture(scope="session")

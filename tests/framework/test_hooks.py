@@ -6,15 +6,13 @@ dataset's name and the command that writes it, and nothing earlier is touched.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, kedro_process
 
 pytestmark = pytest.mark.slow
 
@@ -38,15 +36,7 @@ def _project(tmp_path: Path, trained_models: Path | None = None) -> Path:
 
 
 def _kedro(project: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", HF_HUB_OFFLINE="1")
-    return subprocess.run(
-        [sys.executable, "-m", "kedro", *args],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return kedro_process(project, *args, timeout=600)
 
 
 def _files(project: Path) -> dict[str, bytes]:

@@ -13,19 +13,16 @@ versions is left in ``data/06_models``.
 from __future__ import annotations
 
 import json
-import os
 import queue
 import re
 import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from avalanche_kedro.measure.build_lock import build_lock, lock_file
-from tests.conftest import copy_project
+from tests.conftest import copy_project, start_kedro
 
 pytestmark = pytest.mark.slow
 
@@ -55,31 +52,8 @@ WAITING = "Waiting for another run that is building"
 TIMEOUT = 300
 
 
-def _read_lines(stream, lines: queue.Queue) -> None:
-    for line in stream:
-        lines.put(line)
-    lines.put(None)
-
-
 def _start(project: Path) -> tuple[subprocess.Popen, queue.Queue]:
-    env = dict(
-        os.environ,
-        KEDRO_DISABLE_TELEMETRY="1",
-        HF_HUB_OFFLINE="1",
-        PYTHONUNBUFFERED="1",
-        COLUMNS="400",  # Kedro's rich log handler must not wrap the lines matched below
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kedro", "run", "--pipelines", "training", "--params", PARAMS],
-        cwd=project,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True).start()
-    return process, lines
+    return start_kedro(project, "run", "--pipelines", "training", "--params", PARAMS)
 
 
 def _drain(lines: queue.Queue, into: list[str]) -> bool:

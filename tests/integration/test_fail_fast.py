@@ -21,17 +21,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from avalanche_kedro.measure.corpora import pydoc_topics
-from tests.conftest import copy_project, run_kedro
+from tests.conftest import copy_project, kedro_process, run_kedro
 
 RICH_TRACEBACK = "Traceback (most recent call last)"
 
@@ -103,15 +101,7 @@ def local_model(files: dict, **overrides: Path | str) -> list[str]:
 
 
 def kedro(project: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", HF_HUB_OFFLINE="1", COLUMNS="200")
-    return subprocess.run(
-        [sys.executable, "-m", "kedro", "run", *args],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return kedro_process(project, "run", *args, timeout=600)
 
 
 def snapshot(project: Path) -> dict[str, str]:

@@ -13,13 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import queue
 import re
 import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -27,7 +22,7 @@ import pandas as pd
 import pytest
 
 from avalanche_kedro.measure.rasters import EventRasters
-from tests.conftest import copy_project, run_kedro
+from tests.conftest import copy_project, run_kedro, start_kedro
 
 pytestmark = pytest.mark.slow
 
@@ -64,36 +59,13 @@ def _latest(data: Path, relative: str) -> Path:
     return versions[-1]
 
 
-def _read_lines(stream, lines: queue.Queue) -> None:
-    for line in stream:
-        lines.put(line)
-    lines.put(None)
-
-
 def _interrupt_events_node(project: Path) -> tuple[int, str, str, dict[str, str], float]:
     """Start the run, SIGTERM it while an events node writes its rasters.
 
     Returns the exit status, the whole output, the role interrupted, the data snapshot taken
     just before the signal, and the seconds from the signal to the exit.
     """
-    env = dict(
-        os.environ,
-        KEDRO_DISABLE_TELEMETRY="1",
-        HF_HUB_OFFLINE="1",
-        PYTHONUNBUFFERED="1",
-        COLUMNS="400",  # Kedro's rich log handler must not wrap the "Running node" line
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kedro", *ARGS],
-        cwd=project,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: queue.Queue = queue.Queue()
-    reader = threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True)
-    reader.start()
+    process, lines = start_kedro(project, *ARGS)
     output, role = [], None
     try:
         deadline = time.monotonic() + 600
@@ -125,9 +97,8 @@ def _interrupt_events_node(project: Path) -> tuple[int, str, str, dict[str, str]
         if process.poll() is None:
             process.kill()
             process.wait()
-    reader.join(timeout=10)
-    while not lines.empty():
-        output.append(lines.get_nowait() or "")
+    while (line := lines.get(timeout=30)) is not None:  # the rest of the output, to its end
+        output.append(line)
     return status, "".join(output), role, snapshot, took
 
 
