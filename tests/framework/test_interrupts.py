@@ -35,6 +35,9 @@ from avalanche_kedro.measure.rasters import (
 def _default_handlers():
     """Every test starts and ends with Python's own SIGINT handler and the default SIGTERM."""
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    # set them: a test process started in the background by a shell ignores SIGINT (SIG_IGN)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     yield
     for signum, handler in before.items():
         signal.signal(signum, handler)
@@ -162,6 +165,19 @@ def test_a_completed_run_restores_the_handlers_and_keeps_its_outputs(tmp_path):
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert (tmp_path / "summary.csv" / "v1" / "summary.csv").is_file()
+
+
+def test_an_ignored_signal_stays_ignored_during_the_run(tmp_path):
+    hooks = InterruptHooks()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as in a shell's background job
+    hooks.before_pipeline_run(run_params={}, pipeline=None, catalog=None)
+    try:
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) == hooks._handle
+    finally:
+        hooks.after_pipeline_run(run_params={}, run_result={}, pipeline=None, catalog=None)
+    assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
 def test_an_interrupt_removes_the_scratch_the_run_made_and_nothing_else(tmp_path):

@@ -140,6 +140,9 @@ class InterruptHooks:
             return
         for signum in SIGNALS:
             current = signal.getsignal(signum)
+            if current == signal.SIG_IGN:
+                # ignored on purpose (a shell's background job ignores SIGINT): keep it so
+                continue
             if current != self._handle:  # installed again without a restore: keep the first
                 self._previous[signum] = current
             signal.signal(signum, self._handle)
