@@ -83,7 +83,12 @@ def read_local_config(directory: Path, role: str = "<role>") -> dict[str, Any]:
 
 def declared_model_type(directory: Path, role: str = "<role>") -> str | None:
     """``model_type`` written in ``config.json`` (None when the file does not name one)."""
-    value = read_local_config(directory, role).get("model_type")
+    return model_type_in(read_local_config(directory, role))
+
+
+def model_type_in(config: Mapping[str, Any]) -> str | None:
+    """``model_type`` of a config mapping (None when it names none)."""
+    value = config.get("model_type")
     return value if isinstance(value, str) and value else None
 
 
@@ -104,7 +109,7 @@ def check_local_checkpoint(role: str, directory: Path) -> None:
         )
     check_checkpoint_files(directory)
     config = read_local_config(directory, role)
-    declared = declared_model_type(directory, role)
+    declared = model_type_in(config)  # the config read above, not the file again
     if declared is not None:
         adapter_for(declared)
     try:
