@@ -36,6 +36,19 @@ SMALL_RECIPE = {
 }
 
 
+#: The smallest architecture the tests build (seconds to train): 2 layers of width 16 and a
+#: 300-token byte-level vocabulary (256 bytes + merges); recipes add their seed and training.
+TINY_ARCHITECTURE = {
+    "tokenizer_vocab_size": 300,
+    "hidden_size": 16,
+    "intermediate_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+    "max_position_embeddings": 32,
+}
+
+
 @pytest.fixture(scope="session")
 def python_corpus_a() -> list[str]:
     from avalanche_kedro.measure.corpora import pydoc_topics

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from avalanche_kedro.measure.build_lock import build_lock, lock_file
-from tests.conftest import copy_project, start_kedro
+from tests.conftest import TINY_ARCHITECTURE, copy_project, start_kedro
 
 pytestmark = pytest.mark.slow
 
@@ -33,13 +33,7 @@ PARAMS = ",".join(
     + [
         f"embedded_checkpoints.{BASE}.{key}={value}"
         for key, value in {
-            "tokenizer_vocab_size": 300,
-            "hidden_size": 16,
-            "intermediate_size": 32,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "max_position_embeddings": 32,
+            **TINY_ARCHITECTURE,
             **{f"training.{k}": v for k, v in {**TINY_TRAINING, "steps": 3}.items()},
         }.items()
     ]

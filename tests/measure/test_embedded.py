@@ -26,18 +26,12 @@ from avalanche_kedro.measure.embedded import (
     ensure_embedded_checkpoint,
     train_embedded_tokenizer,
 )
-from tests.conftest import SMALL_RECIPE
+from tests.conftest import SMALL_RECIPE, TINY_ARCHITECTURE
 
 #: Smaller than SMALL_RECIPE: 2 layers of width 16, a 300-token vocabulary (256 bytes + merges).
 TINY = {
     "seed_name": "test-embedded-tiny",
-    "tokenizer_vocab_size": 300,
-    "hidden_size": 16,
-    "intermediate_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "num_key_value_heads": 1,
-    "max_position_embeddings": 32,
+    **TINY_ARCHITECTURE,
 }
 VOCAB, SPECIAL_ID = 300, 0
 

@@ -20,17 +20,12 @@ from avalanche_kedro.measure.trained import (
     trained_recipe,
 )
 from avalanche_kedro.measure.training import TrainingError, checkpoint_steps
+from tests.conftest import TINY_ARCHITECTURE
 
 TINY = {
     "path": "unused",
     "seed_name": "unit-trained",
-    "tokenizer_vocab_size": 300,
-    "hidden_size": 16,
-    "intermediate_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "num_key_value_heads": 1,
-    "max_position_embeddings": 32,
+    **TINY_ARCHITECTURE,
     "training_text": "training_text",
     "training": {"steps": 6, "batch_size": 2, "seq_len": 16, "warmup_steps": 2, "checkpoints": 3},
 }
