@@ -130,6 +130,8 @@ def make_tau_table(role: str) -> pd.DataFrame:
                 "r_star": r_star,
                 "achieved_rate_calibration": r_star,
                 "achieved_rate_analysis": r_star * (1 + 0.2 * layer / g),
+                # the events pipeline's gate max(rel_tol r*, 1/n) with rel_tol = 0.05
+                "rate_match_tol": 0.05 * r_star,
             }
         )
     return pd.DataFrame(rows)
@@ -241,3 +243,61 @@ def no_pyplot_figures():
     before = set(plt.get_fignums())
     yield
     assert set(plt.get_fignums()) == before
+
+
+def visible_texts(figure) -> list:
+    """Every Text artist of ``figure`` a reader sees: visible and not blank (the figure is laid
+    out first, so every tick label exists)."""
+    import matplotlib.text
+
+    figure.draw_without_rendering()
+    return [
+        text
+        for text in figure.findobj(matplotlib.text.Text)
+        if text.get_visible() and text.get_text().strip()
+    ]
+
+
+def assert_print_ready(figure) -> None:
+    """One or two journal columns wide (3.5 or 7.2 in), at most 9.4 in tall, and no visible
+    text under 7 pt (the figure is printed at the size it is drawn)."""
+    from avalanche_kedro.study.figures import style
+
+    width, height = figure.get_size_inches()
+    assert width in (style.SINGLE_COLUMN_IN, style.DOUBLE_COLUMN_IN), width
+    assert height <= style.MAX_HEIGHT_IN + 1e-9, height
+    small = [(t.get_text(), t.get_fontsize()) for t in visible_texts(figure)]
+    small = [(text, size) for text, size in small if size < style.MIN_FONT_PT]
+    assert not small, small
+
+
+def drawn_colours(figure) -> set[str]:
+    """Hex colours (alpha dropped) of every data artist of every axes: lines and their markers,
+    collections (error bars, scatters, bands) and patches (bars, spans); white and fully
+    transparent paint (hollow markers, empty faces) is no colour."""
+    import matplotlib.colors as mcolors
+
+    found: set[str] = set()
+
+    def add(values) -> None:
+        array = mcolors.to_rgba_array(values) if len(np.atleast_1d(values)) else []
+        for rgba in array:
+            if rgba[3] > 0 and tuple(rgba[:3]) != (1.0, 1.0, 1.0):
+                found.add(mcolors.to_hex(rgba[:3]))
+
+    for ax in figure.axes:
+        for line in ax.lines:
+            if line.get_linestyle() not in ("None", "none", "", " "):
+                add(line.get_color())
+            if line.get_marker() not in (None, "None", "none", "", " "):
+                for paint in (line.get_markerfacecolor(), line.get_markeredgecolor()):
+                    if not (isinstance(paint, str) and paint.lower() == "none"):
+                        add(paint)
+        for collection in ax.collections:
+            add(collection.get_facecolor())
+            add(collection.get_edgecolor())
+        for patch in ax.patches:
+            add(patch.get_facecolor())
+            if patch.get_linewidth() > 0:
+                add(patch.get_edgecolor())
+    return found

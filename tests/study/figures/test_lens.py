@@ -7,13 +7,23 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.collections import PathCollection
+from matplotlib.colors import to_hex
 from matplotlib.container import BarContainer, ErrorbarContainer
 
 from avalanche_kedro.core.errors import ArtifactError
 from avalanche_kedro.study import figures
 from avalanche_kedro.study.figures import lens as fl
+from avalanche_kedro.study.figures import style
 from avalanche_kedro.study.lens import primary_condition
 from tests.study import lens_builder as b
+from tests.study.figures.tables_builder import assert_print_ready, drawn_colours
+
+#: Colours F13/F14 may use: roles, the reference lines and the token-shuffle null.
+ROLE_PALETTE = {
+    *(to_hex(c) for c in style.ROLE_COLOURS),
+    to_hex(style.UNTRAINED_COLOUR),
+    to_hex(style.REFERENCE_COLOUR),
+}
 
 
 @pytest.fixture(scope="module")
@@ -26,41 +36,68 @@ def t11() -> pd.DataFrame:
     return b.make_t11()
 
 
+def _not_available(ax) -> bool:
+    return any(t.get_text().startswith("not available") for t in ax.texts)
+
+
 def _role_lines(ax):
     """The plotted data lines (not the reference lines at y = 0)."""
     return [line for line in ax.get_lines() if len(line.get_xdata()) > 2]
 
 
-def test_f13_draws_four_quantities_at_both_gain_conditions(t10):
+def test_f13_draws_four_quantities_against_the_layer_at_both_gain_conditions(t10):
     figure = figures.f13_lens_depth(t10, b.provenance(), control_role="untrained")
-    axes = figure.axes
-    assert len(axes) == 8
-    titles = [ax.get_title() for ax in axes]
-    assert titles[0] == "entropy of the lens distribution\nat g = 1"
-    assert titles[4].endswith("at g* (base 1.1, instruct 0.9, untrained 1.25)")
-    assert [ax.get_ylabel() for ax in axes[:4]] == [
-        "mean lens entropy (nats)",
-        "mean KL(p_final ‖ p_l) (nats)",
-        "occupied sites\n(fraction of window × token sites)",
-        "sites in avalanches of ≥ 2 sites\n(fraction of window × token sites)",
+    axes = np.array(figure.axes).reshape(4, 2)  # quantities (rows) x g = 1, g* (columns)
+    assert axes[0, 0].get_title() == "at g = 1\nentropy of the lens distribution"
+    assert axes[0, 1].get_title() == (
+        "at g* (base 1.1, instruct 0.9, untrained 1.25)\nentropy of the lens distribution"
+    )
+    assert axes[2, 1].get_title() == "event density: window × token sites with ≥ 1 event"
+    assert [ax.get_ylabel() for ax in axes[:, 0]] == [
+        "mean entropy (nats)",
+        "mean KL (nats)",
+        "fraction of sites",
+        "fraction of sites",
     ]
-    assert all(ax.get_xlabel() == fl.LAYER_LABEL for ax in axes)
-    for ax in axes:
+    assert [ax.get_xlabel() for ax in axes[-1]] == [fl.LAYER_LABEL] * 2
+    for ax in axes.ravel():
         lines = _role_lines(ax)
         assert len(lines) == 3  # one per role
         assert all(list(line.get_xdata()) == [0, 1, 2, 3] for line in lines)
-    base, instruct, untrained = _role_lines(axes[0])
+    # g = 1 and g* share one y range per quantity
+    for row in axes:
+        assert row[0].get_ylim() == row[1].get_ylim()
+    base, instruct, untrained = _role_lines(axes[0, 0])
     np.testing.assert_allclose(base.get_ydata(), b.ENTROPY["base"])
-    np.testing.assert_allclose(_role_lines(axes[4])[0].get_ydata(), [6.2, 5.7, 3.2, 2.7])
-    np.testing.assert_allclose(_role_lines(axes[3])[1].get_ydata(), [0.175, 0.175, 0.225, 0.25])
-    # the untrained role is grey, dotted and hollow
-    assert untrained.get_color() == fl.UNTRAINED_COLOUR and untrained.get_linestyle() == ":"
-    assert untrained.get_markerfacecolor() == "white"
-    assert base.get_linestyle() == "-" and base.get_color() != fl.UNTRAINED_COLOUR
+    np.testing.assert_allclose(_role_lines(axes[0, 1])[0].get_ydata(), [6.2, 5.7, 3.2, 2.7])
+    np.testing.assert_allclose(_role_lines(axes[3, 0])[1].get_ydata(), [0.175, 0.175, 0.225, 0.25])
+    # the untrained role is grey, dotted and hollow; the trained ones take the role colours
+    assert untrained.get_color() == fl.UNTRAINED_COLOUR == style.UNTRAINED_COLOUR
+    assert untrained.get_linestyle() == ":" and untrained.get_markerfacecolor() == "white"
+    assert base.get_linestyle() == "-" and base.get_color() == style.ROLE_COLOURS[0]
+    assert instruct.get_color() == style.ROLE_COLOURS[1]
     title = figure.get_suptitle()
     assert "SPIKE_ONE_SIDED_POS, r* = 0.002" in title.replace("\n", " ")
     labels = [t.get_text() for t in figure.legends[0].get_texts()]
     assert labels == ["base (tiny-base)", "instruct (tiny-instruct)", "untrained (tiny-untrained)"]
+
+
+def test_f13_is_print_ready_and_coloured_by_role_only(t10):
+    figure = figures.f13_lens_depth(t10, b.provenance(), control_role="untrained")
+    assert_print_ready(figure)
+    assert drawn_colours(figure) <= ROLE_PALETTE
+
+
+def test_f13_without_gstar_rows_shows_the_gstar_column_not_available(t10):
+    figure = figures.f13_lens_depth(t10[t10["g_condition"] == "g1"], b.provenance())
+    axes = np.array(figure.axes).reshape(4, 2)
+    assert not any(_not_available(ax) for ax in axes[:, 0])
+    assert all(_not_available(ax) for ax in axes[:, 1])
+    assert axes[0, 1].get_title().startswith("at g* (no g* row)")
+    assert "no role has a g* row in T10" in axes[0, 1].texts[0].get_text()
+    # one role draws its lines alone
+    single = figures.f13_lens_depth(t10[t10["model_role"] == "base"], b.provenance(["base"]))
+    assert len(_role_lines(single.axes[0])) == 1
 
 
 def test_f13_carries_the_run_provenance_and_its_condition(t10):
@@ -108,7 +145,7 @@ def test_f14_draws_depth_per_collapse_layer_and_a_forest_of_rho_against_the_null
     by_label = {ax.get_label(): ax for ax in figure.axes}
     assert set(by_label) == {"g1", "gstar", "forest"}
     left, forest = by_label["g1"], by_label["forest"]
-    assert left.get_title().endswith("at g = 1")
+    assert left.get_title() == "mean cascade depth per collapse layer\nat g = 1"
     assert by_label["gstar"].get_title().endswith("at g* (base 1.1, instruct 0.9, untrained 1.25)")
     assert left.get_xlabel().startswith("collapse layer (0-based)")
     assert left.get_ylabel() == "mean cascade depth\n(layers spanned by events at the token)"
@@ -149,11 +186,49 @@ def test_f14_draws_depth_per_collapse_layer_and_a_forest_of_rho_against_the_null
         "undefined: collapse layer constant",
         "p = 0.6",
     ]
-    shaded = [p for p in forest.patches if p.get_facecolor()[:3] == pytest.approx((0.94,) * 3)]
+    # the null is the registry's token-shuffle colour, light; its mean at full strength
+    assert to_hex(nulls[0].get_facecolor()) == to_hex(style.NULL_COLOURS["tokshuf"])
+    assert nulls[0].get_alpha() == fl.NULL_ALPHA
+    means = [
+        line for line in forest.get_lines() if line.get_color() == style.NULL_COLOURS["tokshuf"]
+    ]
+    assert len(means) == 5
+    shaded = [
+        p
+        for p in forest.patches
+        if to_hex(p.get_facecolor()) == to_hex(style.UNTRAINED_COLOUR) and p.get_alpha() == 0.12
+    ]
     assert len(shaded) == 2  # the untrained role's two rows
     legend = [t.get_text() for t in figure.legends[0].get_texts()]
-    assert "left panels, marker area:" in legend and "48 tokens" in legend
+    assert "top panels, marker area:" in legend and "48 tokens" in legend
     assert "untrained (tiny-untrained)" in legend and "token-shuffle null, 2.5–97.5 %" in legend
+
+
+def test_f14_is_print_ready_with_role_and_token_shuffle_colours_only(t11):
+    crosstabs = b.per_role(b.lens_collapse_crosstab)
+    figure = figures.f14_collapse_vs_cascade(
+        t11, crosstabs, b.provenance(), control_role="untrained"
+    )
+    assert_print_ready(figure)
+    assert drawn_colours(figure) <= ROLE_PALETTE | {to_hex(style.NULL_COLOURS["tokshuf"])}
+
+
+def test_f14_with_a_role_without_gstar_and_without_crosstabs_says_not_available(t11):
+    crosstabs = b.per_role(b.lens_collapse_crosstab)
+    no_gstar = t11[~((t11["model_role"] == "instruct") & (t11["g_condition"] == "gstar"))]
+    figure = figures.f14_collapse_vs_cascade(no_gstar, crosstabs, b.provenance())
+    forest = {ax.get_label(): ax for ax in figure.axes}["forest"]
+    labels = [t.get_text() for t in forest.get_yticklabels()]
+    assert "instruct · g = 1" in labels and not any(x.startswith("instruct · g*") for x in labels)
+    assert (
+        "(base 1.1, untrained 1.25)"
+        in {ax.get_label(): ax for ax in figure.axes}["gstar"].get_title()
+    )
+    only_g1 = {role: c[c["g_condition"] == "g1"] for role, c in crosstabs.items()}
+    figure = figures.f14_collapse_vs_cascade(t11, only_g1, b.provenance())
+    by_label = {ax.get_label(): ax for ax in figure.axes}
+    assert _not_available(by_label["gstar"]) and not _not_available(by_label["g1"])
+    assert "no cross-tabulation of any role" in by_label["gstar"].texts[0].get_text()
 
 
 def test_f14_carries_the_run_provenance_and_names_every_crosstab(t11):
@@ -182,6 +257,6 @@ def test_untrained_roles_are_grey_and_hollow_and_the_legend_says_so():
     assert styles["step0"]["markerfacecolor"] == "white" and styles["step0"]["linestyle"] == ":"
     assert styles["base"]["markerfacecolor"] == styles["base"]["color"]
     ids = {"base": "m", "step0": "m@0"}
-    assert fl._role_label("step0", ids, ["step0"]) == "step0 (m@0), untrained"
-    assert fl._role_label("untrained", {}, ["untrained"]) == "untrained (?)"
-    assert fl._role_label("base", ids, ["step0"]) == "base (m)"
+    assert fl.role_label("step0", ids, ["step0"]) == "step0 (m@0), untrained"
+    assert fl.role_label("untrained", {}, ["untrained"]) == "untrained (?)"
+    assert fl.role_label("base", ids, ["step0"]) == "base (m)"

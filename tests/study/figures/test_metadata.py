@@ -24,6 +24,9 @@ def test_every_figure_id_has_a_function_in_spec_order():
     assert [name[:3] for name in metadata.FIGURES] == ids
     assert list(figures.FIGURE_FUNCTIONS) == list(metadata.FIGURES)
     assert all(metadata.FIGURES[name] for name in metadata.FIGURES)
+    # the contact sheet is drawn from the figures, not from a table: titled, but no function
+    assert list(metadata.FIGURE_TITLES) == [*metadata.FIGURES, metadata.CONTACT_SHEET]
+    assert metadata.CONTACT_SHEET not in figures.FIGURE_FUNCTIONS
 
 
 def test_attach_metadata_turns_values_into_ascii_text():

@@ -109,5 +109,54 @@ def test_f01_refuses_a_role_or_rate_the_run_did_not_measure():
     t01 = make_t01()
     with pytest.raises(ArtifactError, match="no rows for role 'missing'"):
         raster.f01_raster(t01, make_rasters(), provenance(), role="missing")
-    with pytest.raises(ArtifactError, match="marks 0 g\\* rows"):
+    with pytest.raises(ArtifactError, match="no rows for base / SPIKE_ONE_SIDED_POS at target"):
         raster.f01_raster(t01, make_rasters(), provenance(), target_rate=0.5)
+    doubled = t01.assign(opt_is_gstar=True)
+    with pytest.raises(ArtifactError, match="marks 3 g\\* rows"):
+        raster.f01_raster(doubled, make_rasters(), provenance())
+
+
+def test_f01_without_a_gstar_shows_not_available_panels():
+    t01 = make_t01().assign(opt_is_gstar=False)
+    figure = raster.f01_raster(t01, make_rasters(), provenance())
+    assert len(figure.axes) == 2
+    for ax in figure.axes:
+        assert not ax.images
+        assert "not available" in ax.texts[0].get_text()
+        assert "T01 marks no g*" in ax.texts[0].get_text()
+    assert "g=none (no g* marked)" in figures.figure_metadata(figure)["condition"]
+
+
+def test_f01_boxes_the_largest_avalanche_in_black_and_white_and_names_it():
+    t01, rasters = make_t01(), make_rasters()
+    figure = raster.f01_raster(t01, rasters, provenance(), seq_index=2)
+    assert tuple(figure.get_size_inches()) == (7.2, 3.9)
+    _, components_ax = (ax for ax in figure.axes if ax.get_label() != "<colorbar>")
+    outer, inner = components_ax.patches
+    assert (outer.get_edgecolor(), inner.get_edgecolor()) == ((0, 0, 0, 1), (1, 1, 1, 1))
+    assert outer.get_linewidth() > inner.get_linewidth() >= 1.0
+    assert outer.get_bbox().bounds == inner.get_bbox().bounds
+    assert not outer.get_clip_on()  # a box on the panel edge keeps its whole outline
+    # the box is the bounding box of the component with the most events
+    rate = sorted(RATES)[len(RATES) // 2]
+    g_star = g_star_of(t01, "base", "SPIKE_ONE_SIDED_POS", rate)
+    row = t01[
+        (t01.model_role == "base")
+        & (t01.spike_def_id == "SPIKE_ONE_SIDED_POS")
+        & (t01.target_rate == rate)
+        & (t01.g == g_star)
+    ]
+    counts = rasters.counts(int(row.opt_cond_id.iloc[0]))[2]
+    labels, _ = label_components(counts[None], "ADJ_4N")
+    ids = [i for i in np.unique(labels[0]) if i > 0]
+    sizes = [counts[labels[0] == i].sum() for i in ids]
+    layers, tokens = np.nonzero(labels[0] == ids[int(np.argmax(sizes))])
+    assert outer.get_bbox().bounds == (
+        tokens.min() - 0.5,
+        layers.min() - 0.5,
+        tokens.max() - tokens.min() + 1,
+        layers.max() - layers.min() + 1,
+    )
+    (legend,) = figure.legends
+    (label,) = [t.get_text() for t in legend.get_texts()]
+    assert label.startswith(f"box: bounding box of the largest avalanche: S = {max(sizes)} events")

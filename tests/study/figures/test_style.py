@@ -1,5 +1,6 @@
 """Shared styling (SPEC §11): every axis of every figure labelled and titled, units in the axis
-labels, and the style helpers (canvas, fixed rcParams, role line styles, rate colours)."""
+labels, and the style helpers (canvas, fixed rcParams, the colour registry, role marks, print
+sizes)."""
 
 from __future__ import annotations
 
@@ -12,22 +13,44 @@ from matplotlib.layout_engine import ConstrainedLayoutEngine
 
 from avalanche_kedro.study import figures
 from avalanche_kedro.study.figures import style
-from tests.study.figures.tables_builder import CONFIG_HASH, RUN_ID, draw
+from tests.study.figures.tables_builder import (
+    CONFIG_HASH,
+    RUN_ID,
+    assert_print_ready,
+    draw,
+    drawn_colours,
+)
+
+
+def _is_not_available(ax) -> bool:
+    return any("not available" in text.get_text() for text in ax.texts)
 
 
 @pytest.mark.parametrize("roles", [("base", "instruct"), ("base",)], ids=["two_roles", "one_role"])
 @pytest.mark.parametrize("figure_id", list(figures.FIGURE_FUNCTIONS))
 def test_every_axis_is_labelled_and_titled(figure_id, roles):
+    """Every top-row panel has a title (lower rows may leave it to column headers); x and y
+    labels may be left to the bottom row and the first column (or the figure's supxlabel and
+    supylabel) of a grid whose panels share the quantity."""
     figure = draw(figure_id, roles)
     assert figure.get_suptitle()
     assert figure.axes
+    shared_x = figure._supxlabel is not None and figure._supxlabel.get_text()
+    shared_y = figure._supylabel is not None and figure._supylabel.get_text()
     for ax in figure.axes:
         if ax.get_label() == "<colorbar>":
             assert ax.get_ylabel() or ax.get_xlabel(), f"{figure_id}: colorbar without a label"
             continue
-        assert ax.get_xlabel(), f"{figure_id}: axes '{ax.get_title()}' has no x label"
-        assert ax.get_ylabel(), f"{figure_id}: axes '{ax.get_title()}' has no y label"
-        assert ax.get_title(), f"{figure_id}: an axes has no title"
+        spec = ax.get_subplotspec()
+        assert ax.get_title() or not spec.is_first_row(), f"{figure_id}: a top panel has no title"
+        if _is_not_available(ax):
+            continue
+        assert ax.get_xlabel() or shared_x or not spec.is_last_row(), (
+            f"{figure_id}: axes '{ax.get_title()}' in the bottom row has no x label"
+        )
+        assert ax.get_ylabel() or shared_y or not spec.is_first_col(), (
+            f"{figure_id}: axes '{ax.get_title()}' in the first column has no y label"
+        )
         assert ax.has_data(), f"{figure_id}: axes '{ax.get_title()}' is empty"
     metadata = figures.figure_metadata(figure)
     assert metadata["figure_id"] == figure_id
@@ -45,10 +68,43 @@ def test_every_axis_is_labelled_and_titled(figure_id, roles):
 
 def test_units_in_axis_labels():
     figure = draw("F03_BRANCHING_VS_GAIN")
-    ax = figure.axes[0]
-    assert "×" in ax.get_xlabel() and "per occupied site" in ax.get_ylabel()
-    assert "events per unit per token" in draw("F02_RATE_MATCHING").axes[0].get_ylabel()
-    assert "dimensionless" in draw("F05_GSTAR_SELECTION").axes[0].get_ylabel()
+    assert "×" in figure.axes[-1].get_xlabel()
+    assert "per occupied site" in figure._supylabel.get_text()
+    assert "×, log scale" in draw("F02_RATE_MATCHING")._supylabel.get_text()
+    assert "dimensionless" in draw("F05_GSTAR_SELECTION")._supylabel.get_text()
+
+
+#: The figures of F01-F05, F09, F10 and the colour categories each may draw with (F01's
+#: component colours are its own image colour map; its only lines are the box's black/white).
+REGISTRY = {
+    "F02_RATE_MATCHING": ("trained role", "untrained role", "reference line"),
+    "F03_BRANCHING_VS_GAIN": ("metric", "reference line"),
+    "F04_DELTA_B_VS_GAIN": ("metric", "reference line"),
+    "F05_GSTAR_SELECTION": ("trained role", "untrained role", "reference line"),
+    "F09_SUSCEPTIBILITY": ("trained role", "untrained role", "reference line"),
+    "F10_NULL_COMPARISON": ("null model", "reference line"),
+}
+
+
+@pytest.mark.parametrize("roles", [("base", "instruct"), ("base",)], ids=["two_roles", "one_role"])
+@pytest.mark.parametrize("figure_id", ["F01_RASTER", *REGISTRY])
+def test_figures_are_print_ready(figure_id, roles):
+    """3.5 or 7.2 in wide, at most 9.4 in tall, no visible text under 7 pt."""
+    assert_print_ready(draw(figure_id, roles))
+
+
+@pytest.mark.parametrize("figure_id", list(REGISTRY))
+def test_figures_draw_only_their_registry_colours(figure_id):
+    allowed = {
+        mpl.colors.to_hex(colour)
+        for category in REGISTRY[figure_id]
+        for colour in style.COLOUR_CATEGORIES[category].values()
+    }
+    used = drawn_colours(draw(figure_id))
+    assert used, figure_id
+    assert used <= allowed, (
+        f"{figure_id} draws {sorted(used - allowed)} outside {REGISTRY[figure_id]}"
+    )
 
 
 def test_new_figure_is_an_agg_canvas_with_constrained_layout():
@@ -68,32 +124,74 @@ def test_grid_always_gives_a_2d_array_of_axes():
     assert axes.shape == (2, 1)
 
 
-def test_role_style_cycles_line_styles_and_markers():
-    roles = ["r0", "r1", "r2", "r3", "r4", "r5", "r6"]
-    assert style._role_style(roles, "r0") == {"linestyle": "-", "marker": "o"}
-    assert style._role_style(roles, "r1") == {"linestyle": "--", "marker": "s"}
-    # four line styles, six markers: role 4 reuses the first line style with the fifth marker
-    assert style._role_style(roles, "r4") == {"linestyle": "-", "marker": "v"}
-    assert style._role_style(roles, "r6") == {"linestyle": ":", "marker": "o"}
-    with pytest.raises(ValueError):
-        style._role_style(roles, "unknown")
+def test_role_marks_keep_colour_free_and_mark_the_untrained_roles():
+    roles = ["base", "untrained", "instruct", "r3", "r4", "r5", "r6"]
+    marks = style.role_marks(roles, untrained=["untrained"])
+    assert all("color" not in mark for mark in marks.values())
+    # trained roles: line styles in order, filled markers (no face colour of their own)
+    assert marks["base"] == {"marker": "o", "linestyle": "-"}
+    assert marks["instruct"] == {"marker": "^", "linestyle": "--"}
+    assert marks["r3"] == {"marker": "D", "linestyle": "-."}
+    # the fifth trained role wraps around to the first line style; markers follow the position
+    assert marks["r5"] == {"marker": "P", "linestyle": "-"}
+    assert marks["r6"] == {"marker": "o", "linestyle": "--"}
+    # untrained: dotted and hollow, whatever its position (as in role_styles)
+    assert marks["untrained"] == {"marker": "s", "linestyle": ":", "markerfacecolor": "white"}
+    styles = style.role_styles(roles, untrained=["untrained"])
+    assert {r: styles[r]["marker"] for r in roles} == {r: marks[r]["marker"] for r in roles}
+    assert ":" not in [marks[r]["linestyle"] for r in roles if r != "untrained"]
 
 
-def test_role_handles_name_each_role_and_its_model():
-    handles = style._role_handles(["base", "instruct"], {"base": "tiny-base"})
-    assert [h.get_label() for h in handles] == ["base (tiny-base)", "instruct (?)"]
-    assert [h.get_linestyle() for h in handles] == ["-", "--"]
-    assert [h.get_marker() for h in handles] == ["o", "s"]
+def test_role_styles_colour_trained_roles_in_order_and_grey_the_untrained():
+    styles = style.role_styles(["base", "untrained", "instruct"], untrained=["untrained"])
+    assert styles["base"]["color"] == style.ROLE_COLOURS[0]
+    assert styles["instruct"]["color"] == style.ROLE_COLOURS[1]  # second *trained* role
+    assert styles["untrained"] == {
+        "color": style.UNTRAINED_COLOUR,
+        "marker": "s",
+        "linestyle": ":",
+        "markerfacecolor": "white",
+        "markeredgecolor": style.UNTRAINED_COLOUR,
+    }
 
 
-def test_rate_colours_run_along_viridis_from_0_to_0_85():
-    viridis = mpl.colormaps["viridis"]
-    colours = style._rate_colours([0.001, 0.002, 0.004])
-    assert list(colours) == [0.001, 0.002, 0.004]
-    np.testing.assert_allclose(colours[0.001], viridis(0.0))
-    np.testing.assert_allclose(colours[0.002], viridis(0.425))
-    np.testing.assert_allclose(colours[0.004], viridis(0.85))
-    np.testing.assert_allclose(style._rate_colours([0.5])[0.5], viridis(0.0))
+def test_no_colour_has_two_meanings():
+    """One meaning per colour: no hex value appears in two COLOUR_CATEGORIES entries, nor twice
+    within one (two roles, two nulls or two metrics never share a colour)."""
+    seen: dict[str, str] = {}
+    for category, colours in style.COLOUR_CATEGORIES.items():
+        for key, colour in colours.items():
+            hex_colour = mpl.colors.to_hex(colour)
+            assert hex_colour not in seen, (
+                f"{hex_colour} means {seen.get(hex_colour)} and {category} {key}"
+            )
+            seen[hex_colour] = f"{category} {key}"
+    assert style.KEY_COLOUR.lower() not in seen  # legend keys carry no colour meaning
+    assert set(style.COLOUR_CATEGORIES) == {
+        "metric",
+        "trained role",
+        "untrained role",
+        "reference line",
+        "null model",
+    }
+
+
+def test_figure_size_is_one_or_two_columns_and_capped():
+    assert style.figure_size(1, 3.0) == (3.5, 3.0)
+    assert style.figure_size(2, 12.0) == (7.2, 9.4)
+    with pytest.raises(ValueError, match="1 or 2 columns"):
+        style.figure_size(3, 3.0)
+
+
+def test_not_available_panel_says_why_without_ticks():
+    figure, axes = style._grid(1, 1, 3.5, 2.0)
+    style.not_available(axes[0, 0], "T07 needs two roles", title="replication")
+    ax = axes[0, 0]
+    assert ax.get_title() == "replication"
+    assert list(ax.get_xticks()) == [] and list(ax.get_yticks()) == []
+    (text,) = ax.texts
+    assert text.get_text() == "not available\nT07 needs two roles"
+    assert text.get_fontsize() >= style.MIN_FONT_PT
 
 
 def test_styled_applies_the_fixed_style_and_restores_rcparams():
@@ -106,7 +204,7 @@ def test_styled_applies_the_fixed_style_and_restores_rcparams():
 
     with mpl.rc_context({"font.size": 20, "axes.grid": False}):
         assert isinstance(build(), Figure)
-        assert seen == {"font.size": 9, "axes.grid": True, "savefig.dpi": 150}
+        assert seen == {"font.size": 7.5, "axes.grid": True, "savefig.dpi": 150}
         assert mpl.rcParams["font.size"] == 20 and mpl.rcParams["axes.grid"] is False
     assert build.__name__ == "build"
 

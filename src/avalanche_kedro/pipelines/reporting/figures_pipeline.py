@@ -1,4 +1,5 @@
-"""Reporting nodes that draw the figures F01-F14 (PNG + PDF with provenance metadata)."""
+"""Reporting nodes that draw the figures F01-F14 (PNG + PDF with provenance metadata) and the
+contact sheet of every figure the pipeline draws."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from functools import partial, update_wrapper
 
 from kedro.pipeline import Pipeline, node
 
+from ...study.figures import CONTACT_SHEET
 from ..roles_io import role_inputs
 from . import figures_nodes as n
 
@@ -33,7 +35,8 @@ def create_figures_pipeline(
     lens: bool = False,
     control_role: str | None = None,
 ) -> Pipeline:
-    """One node per figure; F02 reads every role's tau table, F01 one role's rasters.
+    """One node per figure; F02 reads every role's tau table, F01 one role's rasters; one
+    CONTACT_SHEET node lays out the thumbnails of exactly the figures drawn here.
 
     Nothing reads T07, so a single model role (no replication) draws every figure; F12 (from
     T09) is drawn only when the roles are a training series (``trajectory``); F13 (from T10)
@@ -41,50 +44,67 @@ def create_figures_pipeline(
     (``lens``), the ``control_role`` drawn as untrained.
     """
     raster_role = n.raster_role(roles)
-    nodes = [
-        node(
+    drawn = [  # (figure id, node function, inputs)
+        (
+            "F01_RASTER",
             _bound(n.draw_f01, role=raster_role),
-            inputs=["run_provenance", "T01_SUMMARY", f"{raster_role}.event_rasters_A"],
-            outputs="F01_RASTER",
-            name="draw_F01_RASTER",
+            ["run_provenance", "T01_SUMMARY", f"{raster_role}.event_rasters_A"],
         ),
-        node(
-            _bound(n.draw_f02, roles=roles),
-            inputs=["run_provenance", *role_inputs(roles, n.F02_INPUTS)],
-            outputs="F02_RATE_MATCHING",
-            name="draw_F02_RATE_MATCHING",
+        (
+            "F02_RATE_MATCHING",
+            _bound(n.draw_f02, roles=roles, control_role=control_role),
+            ["run_provenance", *role_inputs(roles, n.F02_INPUTS)],
         ),
     ]
-    nodes += [
-        node(function, inputs=["run_provenance", table], outputs=figure, name=f"draw_{figure}")
+    drawn += [
+        (figure, _bound(function, control_role=control_role), ["run_provenance", table])
         for figure, function, table in TABLE_FIGURES
     ]
     if trajectory:
-        nodes.append(
-            node(
-                n.draw_f12,
-                inputs=["run_provenance", "T09_TRAINING_TRAJECTORY"],
-                outputs="F12_TRAINING_TRAJECTORY",
-                name="draw_F12_TRAINING_TRAJECTORY",
-            )
+        drawn.append(
+            ("F12_TRAINING_TRAJECTORY", n.draw_f12, ["run_provenance", "T09_TRAINING_TRAJECTORY"])
         )
     if lens:
-        nodes += [
-            node(
+        drawn += [
+            (
+                "F13_LENS_DEPTH",
                 _bound(n.draw_f13, control_role=control_role),
-                inputs=["run_provenance", "T10_LENS"],
-                outputs="F13_LENS_DEPTH",
-                name="draw_F13_LENS_DEPTH",
+                ["run_provenance", "T10_LENS"],
             ),
-            node(
+            (
+                "F14_COLLAPSE_VS_CASCADE",
                 _bound(n.draw_f14, roles=roles, control_role=control_role),
-                inputs=[
+                [
                     "run_provenance",
                     "T11_COLLAPSE_VS_CASCADE",
                     *role_inputs(roles, n.F14_INPUTS),
                 ],
-                outputs="F14_COLLAPSE_VS_CASCADE",
-                name="draw_F14_COLLAPSE_VS_CASCADE",
             ),
         ]
-    return Pipeline(nodes, tags=["reporting", "figures"])
+    # every figure node also hands its thumbnail to the contact sheet (persisted by the
+    # catalog pattern "{figure}_thumbnail", so a Dask run can pass it between workers)
+    nodes = [
+        node(
+            n.with_thumbnail(function),
+            inputs=inputs,
+            outputs=[figure, n.thumbnail_name(figure)],
+            name=f"draw_{figure}",
+        )
+        for figure, function, inputs in drawn
+    ]
+    figure_ids = [figure for figure, _, _ in drawn]
+    nodes.append(
+        node(
+            _bound(n.draw_contact_sheet, figure_ids=figure_ids),
+            inputs=["run_provenance", *(n.thumbnail_name(f) for f in figure_ids)],
+            outputs=CONTACT_SHEET,
+            name=f"draw_{CONTACT_SHEET}",
+        )
+    )
+    # one collapsible group in Kedro-Viz; the figure datasets keep their unprefixed names
+    return Pipeline(
+        nodes,
+        tags=["reporting", "figures"],
+        namespace="reporting.figures",
+        prefix_datasets_with_namespace=False,
+    )

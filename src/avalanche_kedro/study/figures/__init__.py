@@ -7,16 +7,21 @@ state, so the output is byte-identical for the same inputs.
 
 One module per figure family - :mod:`.raster` (F01), :mod:`.rate_matching` (F02),
 :mod:`.gain_curves` (F03, F04, F05, F09, F10), :mod:`.generalization` (F06, F07),
-:mod:`.robustness` (F08, F11), :mod:`.trajectory` (F12), :mod:`.lens` (F13, F14) - on shared :mod:`.style` (colours, units, rcParams),
+:mod:`.robustness` (F08, F11), :mod:`.trajectory` (F12), :mod:`.lens` (F13, F14), and
+:mod:`.contact_sheet` (every figure as a thumbnail) - on shared :mod:`.style` (the colour
+registry: one meaning per colour; print widths 3.5 / 7.2 in; text ≥ 7 pt; rcParams),
 :mod:`.frames` (table access) and :mod:`.metadata` (figure ids and provenance).
 
-Conventions: dimensionless quantities say so in their axis label; model roles are told apart
-by line style and marker (or by facet rows where colour encodes something else); shaded bands
-and error bars are the 95 % percentile bootstrap intervals stored in the tables.
+Conventions: dimensionless quantities say so in their axis label; colour means one quantity
+across all figures (:data:`COLOUR_CATEGORIES`: metric, trained role, untrained role, null model,
+reference line); where colour is taken, roles are told apart by line style and marker; a panel
+without data is an explicit "not available" panel; shaded bands and error bars are the 95 %
+percentile bootstrap intervals stored in the tables.
 """
 
 from __future__ import annotations
 
+from .contact_sheet import THUMBNAIL_DPI, make_contact_sheet, thumbnail
 from .gain_curves import (
     f03_branching_vs_gain,
     f04_delta_b_vs_gain,
@@ -27,6 +32,8 @@ from .gain_curves import (
 from .generalization import f06_generalization_b, f07_arc_accuracy
 from .lens import f13_lens_depth, f14_collapse_vs_cascade
 from .metadata import (
+    CONTACT_SHEET,
+    FIGURE_TITLES,
     FIGURES,
     METADATA_ATTRIBUTE,
     REAL_MLP_CONDITION,
@@ -41,17 +48,29 @@ from .style import (
     ABLATION_ORDER,
     B_UNIT,
     CI_NOTE,
+    COLOUR_CATEGORIES,
     COMPONENT_PALETTE,
+    DOUBLE_COLUMN_IN,
     EMPTY_SITE_RGBA,
     G_LABEL,
+    MAX_HEIGHT_IN,
     METRIC_COLOURS,
+    MIN_FONT_PT,
+    NULL_COLOURS,
     NULL_STYLES,
     RATE_UNIT,
+    REFERENCE_COLOUR,
     ROLE_COLOURS,
-    ROLE_LINESTYLES,
     ROLE_MARKERS,
+    SINGLE_COLUMN_IN,
     STYLE,
+    TRAINED_LINESTYLES,
+    UNTRAINED_COLOUR,
+    figure_size,
     new_figure,
+    not_available,
+    role_marks,
+    role_styles,
 )
 from .trajectory import f12_training_trajectory
 
@@ -77,23 +96,35 @@ __all__ = [
     "ABLATION_ORDER",
     "B_UNIT",
     "CI_NOTE",
+    "COLOUR_CATEGORIES",
     "COMPONENT_PALETTE",
+    "CONTACT_SHEET",
+    "DOUBLE_COLUMN_IN",
     "EMPTY_SITE_RGBA",
     "FIGURES",
     "FIGURE_FUNCTIONS",
+    "FIGURE_TITLES",
     "G_LABEL",
+    "MAX_HEIGHT_IN",
     "METADATA_ATTRIBUTE",
     "METRIC_COLOURS",
+    "MIN_FONT_PT",
+    "NULL_COLOURS",
     "NULL_STYLES",
     "RATE_UNIT",
     "REAL_MLP_CONDITION",
+    "REFERENCE_COLOUR",
     "REQUIRED_METADATA",
     "ROLE_COLOURS",
-    "ROLE_LINESTYLES",
     "ROLE_MARKERS",
+    "SINGLE_COLUMN_IN",
     "STYLE",
+    "THUMBNAIL_DPI",
+    "TRAINED_LINESTYLES",
+    "UNTRAINED_COLOUR",
     "attach_metadata",
     "component_colours",
+    "make_contact_sheet",
     "f01_raster",
     "f02_rate_matching",
     "f03_branching_vs_gain",
@@ -109,5 +140,10 @@ __all__ = [
     "f13_lens_depth",
     "f14_collapse_vs_cascade",
     "figure_metadata",
+    "figure_size",
     "new_figure",
+    "not_available",
+    "role_marks",
+    "role_styles",
+    "thumbnail",
 ]

@@ -40,6 +40,16 @@ FIGURES = {
 }
 
 
+#: The contact sheet (every figure of a run as a thumbnail): drawn from the figures, not from
+#: the tables, so it is not one of :data:`FIGURES`.
+CONTACT_SHEET = "CONTACT_SHEET"
+#: Every figure id a figure function attaches -> its description (``FIGURES`` and the sheet).
+FIGURE_TITLES = {
+    **FIGURES,
+    CONTACT_SHEET: "Contact sheet: every figure of the run as a thumbnail with its id",
+}
+
+
 #: Attribute of a Figure holding its provenance metadata (a ``dict[str, str]``).
 METADATA_ATTRIBUTE = "avalanche_metadata"
 
@@ -155,8 +165,8 @@ def _attach(
     return attach_metadata(
         figure,
         {
-            "Title": f"{figure_id}: {FIGURES[figure_id]}",
-            "Subject": f"{FIGURES[figure_id]}. Models: {models_text}. Condition: {condition}",
+            "Title": f"{figure_id}: {FIGURE_TITLES[figure_id]}",
+            "Subject": f"{FIGURE_TITLES[figure_id]}. Models: {models_text}. Condition: {condition}",
             "Keywords": (
                 f"run_id={info['run_id']}; config_hash={info['config_hash']}; "
                 f"models={models_text}; condition={condition}"

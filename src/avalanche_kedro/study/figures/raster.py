@@ -9,7 +9,7 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
+from matplotlib.patches import Patch, Rectangle
 
 from ...analysis.lattice import ADJ_4N, label_components
 from ...core.errors import ArtifactError
@@ -18,7 +18,16 @@ from ...measure.sweep import NULL_NONE
 from ...measure.thresholds import SPIKE_ONE_SIDED_POS
 from .frames import _model_ids_of, _rates, _require, _roles, _select
 from .metadata import _attach
-from .style import COMPONENT_PALETTE, EMPTY_SITE_RGBA, RATE_UNIT, _grid, _styled
+from .style import (
+    COMPONENT_PALETTE,
+    EMPTY_SITE_RGBA,
+    RATE_UNIT,
+    _grid,
+    _outside_legend,
+    _styled,
+    figure_size,
+    not_available,
+)
 
 
 def component_colours(window_labels: np.ndarray) -> np.ndarray:
@@ -81,12 +90,45 @@ def f01_raster(
             "Choose a role and spike definition the run measured.",
         )
     rate = float(target_rate) if target_rate is not None else _middle(_rates(rows))
-    gstar_rows = _select(rows, target_rate=rate)
-    gstar_rows = gstar_rows[gstar_rows["opt_is_gstar"].astype(bool)]
-    if len(gstar_rows) != 1:
+    at_rate = _select(rows, target_rate=rate)
+    if at_rate.empty:
+        raise ArtifactError(
+            f"T01_SUMMARY has no rows for {role} / {spike_def_id} at target rate {rate:g}.",
+            "Choose a target rate the run measured.",
+        )
+    gstar_rows = at_rate[at_rate["opt_is_gstar"].astype(bool)]
+    if len(gstar_rows) > 1:
         raise ArtifactError(
             f"T01_SUMMARY marks {len(gstar_rows)} g* rows for {role} / {spike_def_id} / {rate:g}.",
             "Rebuild T01 from a complete calibration run.",
+        )
+    model_ids = _model_ids_of(t01)
+    width, height = figure_size(2, 3.9)
+    figure, axes = _grid(2, 1, width, height)
+    ax_counts, ax_comp = axes[0, 0], axes[1, 0]
+    heading = (
+        f"F01 event raster · dataset A · {role} ({model_ids.get(role, '?')}) · {spike_def_id} · "
+        f"target rate {rate:g} {RATE_UNIT}"
+    )
+    if gstar_rows.empty:
+        # g* is undefined (e.g. no finite b_tot at any gain): say so instead of picking a gain
+        reason = f"T01 marks no g* for {role} / {spike_def_id} / target rate {rate:g}"
+        not_available(ax_counts, reason, title="event counts A[l, t]")
+        not_available(ax_comp, reason, title="avalanches = connected components")
+        figure.suptitle(heading)
+        condition = (
+            f"model_role={role}; dataset_role=A; spike_def_id={spike_def_id}; "
+            f"target_rate={rate:g}; g=none (no g* marked); intervention_id={MLP_GLOBAL}; "
+            f"null_id={NULL_NONE}; adjacency={adjacency}"
+        )
+        return _attach(
+            figure,
+            "F01_RASTER",
+            condition,
+            provenance,
+            [("T01_SUMMARY", t01)],
+            [role],
+            ["T01_SUMMARY"],
         )
     row = gstar_rows.iloc[0]
     cond_id, g_star = int(row["opt_cond_id"]), float(row["g"])
@@ -103,10 +145,7 @@ def f01_raster(
     ids = np.unique(window_labels[window_labels > 0])
     sizes = np.array([window[window_labels == i].sum() for i in ids]) if ids.size else np.array([])
 
-    model_ids = _model_ids_of(t01)
-    figure, axes = _grid(2, 1, 12, 5.6, sharex=True)
     extent = (-0.5, n_tokens - 0.5, -0.5, n_layers - 0.5)
-    ax_counts, ax_comp = axes[0, 0], axes[1, 0]
     masked = np.ma.masked_equal(window.astype(float), 0)
     cmap = mpl.colormaps["viridis"].with_extremes(bad="white")
     image = ax_counts.imshow(
@@ -118,43 +157,54 @@ def f01_raster(
         vmin=1,
         vmax=max(1, int(window.max())),
     )
-    colourbar = figure.colorbar(image, ax=ax_counts, pad=0.01)
+    colourbar = figure.colorbar(image, ax=ax_counts, pad=0.01, aspect=12)
     colourbar.set_label("events per site\n(units with v > τ)")
     ax_counts.set_title(
-        f"event counts A[l, t] of window seq_id {seq_id} (median total of {len(totals)} analysis "
-        f"windows: {int(totals[seq_index])} events, {int((window > 0).sum())} occupied sites)"
+        f"event counts A[l, t] of window seq_id {seq_id} (the median total of {len(totals)} "
+        f"analysis windows: {int(totals[seq_index])} events, {int((window > 0).sum())} occupied sites)"
     )
     ax_comp.imshow(rgba, origin="lower", aspect="auto", extent=extent)
-    colourbar_spacer = figure.colorbar(image, ax=ax_comp, pad=0.01)
+    colourbar_spacer = figure.colorbar(image, ax=ax_comp, pad=0.01, aspect=12)
     colourbar_spacer.remove()  # keeps both panels' widths equal
-    title = f"avalanches = connected components ({adjacency}), one colour each: {ids.size}"
+    ax_comp.set_title(
+        f"avalanches = connected components ({adjacency}), one colour each: {ids.size}"
+    )
+    handles = []
     if ids.size:
         big = ids[int(np.argmax(sizes))]
         ls, ts = np.nonzero(window_labels == big)
-        ax_comp.add_patch(
-            Rectangle(
-                (ts.min() - 0.5, ls.min() - 0.5),
-                ts.max() - ts.min() + 1,
-                ls.max() - ls.min() + 1,
-                fill=False,
-                lw=1.2,
-                ec="black",
+        box = (ts.min() - 0.5, ls.min() - 0.5), ts.max() - ts.min() + 1, ls.max() - ls.min() + 1
+        # a black outline with a white core: visible on every component colour and on white
+        for colour, width_pt in (("black", 2.6), ("white", 1.0)):
+            ax_comp.add_patch(
+                Rectangle(
+                    *box,
+                    fill=False,
+                    lw=width_pt,
+                    ec=colour,
+                    zorder=3,
+                    joinstyle="miter",
+                    clip_on=False,  # a box spanning every layer keeps its full outline
+                )
+            )
+        handles.append(
+            Patch(
+                facecolor="none",
+                edgecolor="black",
+                linewidth=1.6,
+                label=f"box: bounding box of the largest avalanche: S = {int(sizes.max())} events, "
+                f"D = {ts.max() - ts.min() + 1} tokens, H = {ls.max() - ls.min() + 1} layers",
             )
         )
-        title += (
-            f"; largest (boxed): S = {int(sizes.max())} events, D = {ts.max() - ts.min() + 1}"
-            f" tokens, H = {ls.max() - ls.min() + 1} layers"
-        )
-    ax_comp.set_title(title)
     for ax in (ax_counts, ax_comp):
-        ax.set_xlabel("token position t (tokens)")
         ax.set_ylabel("layer l (index)")
         ax.set_yticks(range(n_layers))
         ax.grid(False)
-    figure.suptitle(
-        f"F01 event raster · dataset A · {role} ({model_ids.get(role, '?')}) · {spike_def_id} · "
-        f"target rate {rate:g} {RATE_UNIT} · g* = {g_star:g} (MLP_GLOBAL)"
-    )
+    ax_counts.set_xlabel("token position t (tokens)")
+    ax_comp.set_xlabel("token position t (tokens)")
+    if handles:
+        _outside_legend(figure, handles, ncols=1)
+    figure.suptitle(f"{heading} · g* = {g_star:g} (MLP_GLOBAL)")
     condition = (
         f"model_role={role}; dataset_role=A; spike_def_id={spike_def_id}; target_rate={rate:g}; "
         f"g={g_star:g} (g*); intervention_id={MLP_GLOBAL}; null_id={NULL_NONE}; cond_id={cond_id}; "

@@ -1,9 +1,14 @@
 """Robustness of the signatures: F08 spike definitions (two-sided vs one-sided events), F11
 ablations (MLP_GLOBAL vs ATTN_GLOBAL vs MLP layer bands).
+
+Colour is the model role only (:func:`style.role_styles`); target rates are panel rows, so the
+agreement statistics of F08 are computed within one target rate, never across rates (pooling
+rates correlates the rates' different levels, not the two definitions).
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,129 +17,181 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ...measure.gain import MLP_GLOBAL
-from .frames import (
-    _column,
-    _condition_text,
-    _model_ids_of,
-    _models_title,
-    _rates,
-    _require,
-    _roles,
-    _select,
-    _spikes,
-)
+from ...measure.gain import ATTN_GLOBAL, MLP_BAND_EARLY, MLP_BAND_LATE, MLP_BAND_MID, MLP_GLOBAL
+from .frames import _column, _condition_text, _model_ids_of, _rates, _require, _select, _spikes
 from .gain_curves import _per_g
 from .generalization import _series_offsets
 from .metadata import _attach, _attach_t01
+from .roles import role_handles, styled_roles
 from .style import (
     ABLATION_ORDER,
     B_UNIT,
+    DOUBLE_COLUMN_IN,
+    MAX_HEIGHT_IN,
+    REFERENCE_LINE,
     _grid,
     _outside_legend,
-    _rate_colours,
-    _role_handles,
-    _role_style,
     _styled,
+    not_available,
 )
+
+#: F08 and F11 metrics: (column, CI prefix, name).
+METRICS = (("b_tot", "opt_b_tot", "b_tot"), ("delta_b_tot", "opt_delta_b_tot", "Δb_tot"))
+#: Short tick labels of the F11 interventions (the legend spells them out); others keep their id.
+ABBREVIATIONS = {
+    MLP_GLOBAL: "MLP",
+    ATTN_GLOBAL: "ATTN",
+    MLP_BAND_EARLY: "EARLY",
+    MLP_BAND_MID: "MID",
+    MLP_BAND_LATE: "LATE",
+}
+ABBREVIATION_NOTE = (
+    f"MLP = {MLP_GLOBAL}, ATTN = {ATTN_GLOBAL} (attention scaled), EARLY / MID / LATE = "
+    "MLP_BAND_* (the MLP of one third of the layers scaled); · 1: at g = 1, · g*: at the "
+    "role's g* (rate-matched separately)"
+)
+#: Characters per line of a 7-pt note under a double-column figure.
+NOTE_WIDTH = 115
+#: Height (in) of one panel row and of the title + legend band.
+ROW_IN, FRAME_IN = 1.85, 1.5
+
+
+def _height(n_rows: int) -> float:
+    return float(min(MAX_HEIGHT_IN, FRAME_IN + ROW_IN * max(n_rows, 1)))
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson r; NaN with fewer than 3 points or a constant side."""
+    if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:  # ptp: std of equal floats can be 1e-18
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def agreement(x, y, groups=None) -> dict[str, float]:
+    """Agreement of two spike definitions over paired points (finite pairs only): ``n``,
+    Pearson ``r``, Spearman ``rho`` (Pearson r of the average ranks), ``mean_diff`` = mean(y − x),
+    ``max_abs_diff`` = max |y − x| and, with ``groups`` (the role of each point),
+    ``r_within`` = Pearson r of x and y after subtracting each group's mean from both (the
+    agreement on how a value moves with g inside one role, without the spread between roles).
+    Correlations are NaN with fewer than 3 points or a constant side."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    out = {"n": float(x.size), "r": np.nan, "rho": np.nan, "r_within": np.nan}
+    out.update(mean_diff=np.nan, max_abs_diff=np.nan)
+    if x.size == 0:
+        return out
+    out["mean_diff"] = float(np.mean(y - x))
+    out["max_abs_diff"] = float(np.max(np.abs(y - x)))
+    out["r"] = _pearson(x, y)
+    out["rho"] = _pearson(pd.Series(x).rank().to_numpy(), pd.Series(y).rank().to_numpy())
+    if groups is not None:
+        labels = np.asarray(groups)[keep]
+        frame = pd.DataFrame({"g": labels, "x": x, "y": y})
+        centred = frame[["x", "y"]] - frame.groupby("g")[["x", "y"]].transform("mean")
+        out["r_within"] = _pearson(centred["x"].to_numpy(), centred["y"].to_numpy())
+    return out
+
+
+def _agreement_title(rate: float, stats: Mapping[str, float]) -> str:
+    def value(v: float, spec: str) -> str:
+        return "undefined" if not np.isfinite(v) else format(v, spec)
+
+    return (
+        f"r* = {rate:g} · n = {int(stats['n'])} · mean(y − x) = "
+        f"{value(stats['mean_diff'], '+.3g')}\nr = {value(stats['r'], '.3f')} · "
+        f"ρ = {value(stats['rho'], '.3f')} · within roles: r = {value(stats['r_within'], '.2f')}"
+    )
 
 
 @_styled
 def f08_spike_def_robustness(
-    t01: pd.DataFrame, provenance: Mapping[str, Any] | None = None
+    t01: pd.DataFrame,
+    provenance: Mapping[str, Any] | None = None,
+    *,
+    control_role: str | None = None,
 ) -> Figure:
-    """F08: two-sided vs one-sided spike definition, b_tot and Δb_tot per (rate, g, role)."""
+    """F08: the second spike definition (y) against the first (x), b_tot and Δb_tot (columns)
+    at every measured g, one panel row per target rate; each point is one (role, g) with its
+    95 % bootstrap CIs under both definitions, and each panel's title gives the agreement
+    within that rate (:func:`agreement`). One spike definition: "not available" panels."""
     _require(t01, ["b_tot", "delta_b_tot", "g"], "T01_SUMMARY")
-    roles, spikes, rates = _roles(t01, provenance), _spikes(t01), _rates(t01)
-    model_ids = _model_ids_of(t01)
-    colours = _rate_colours(rates)
-    figure, axes = _grid(1, 2, 12, 5.4)
-    metrics = (
-        ("b_tot", "opt_b_tot", f"b_tot ({B_UNIT})"),
-        ("delta_b_tot", "opt_delta_b_tot", f"Δb_tot vs perm. null ({B_UNIT})"),
-    )
-    for j, (column, ci, unit) in enumerate(metrics):
-        ax = axes[0, j]
-        if len(spikes) < 2:
-            ax.text(
-                0.5,
-                0.5,
-                "only one spike definition in this run",
-                ha="center",
-                va="center",
-                transform=ax.transAxes,
+    roles, untrained, styles = styled_roles(t01, provenance, control_role)
+    spikes, rates, model_ids = _spikes(t01), _rates(t01), _model_ids_of(t01)
+    if len(spikes) < 2:
+        figure, axes = _grid(1, len(METRICS), DOUBLE_COLUMN_IN, 3.0)
+        for ax, (_, _, name) in zip(axes[0], METRICS, strict=True):
+            not_available(
+                ax,
+                f"only one spike definition ({spikes[0]}) in this run: nothing to compare",
+                title=f"{name}: spike-definition robustness",
             )
-            ax.set_xlabel(f"{spikes[0]}: {unit}")
-            ax.set_ylabel(f"(second spike definition): {unit}")
-            ax.set_title(f"{column}: spike-definition robustness (not available)")
-            continue
-        x_spike, y_spike = spikes[0], spikes[1]
-        xs, ys = [], []
-        for rate in rates:
+        figure.suptitle("F08 spike-definition robustness · dataset A · MLP_GLOBAL")
+        return _attach_t01(figure, "F08_SPIKE_DEF_ROBUSTNESS", t01, provenance, roles)
+    x_spike, y_spike = spikes[0], spikes[1]
+    figure, axes = _grid(len(rates), len(METRICS), DOUBLE_COLUMN_IN, _height(len(rates)))
+    for i, rate in enumerate(rates):
+        for j, (column, ci, name) in enumerate(METRICS):
+            ax = axes[i, j]
+            xs, ys, owners = [], [], []
             for role in roles:
                 a = _per_g(t01, role, x_spike, rate)
                 b = _per_g(t01, role, y_spike, rate)
                 merged = a.merge(b, on="g", suffixes=("_x", "_y"))
-                if merged.empty:
+                x, y = _column(merged, f"{column}_x"), _column(merged, f"{column}_y")
+                if not (np.isfinite(x) & np.isfinite(y)).any():
                     continue
-                x, y = merged[f"{column}_x"].to_numpy(float), merged[f"{column}_y"].to_numpy(float)
                 xerr = np.vstack(
                     [x - _column(merged, f"{ci}_ci_low_x"), _column(merged, f"{ci}_ci_high_x") - x]
                 )
                 yerr = np.vstack(
                     [y - _column(merged, f"{ci}_ci_low_y"), _column(merged, f"{ci}_ci_high_y") - y]
                 )
-                style = _role_style(roles, role)
+                style = {**styles[role], "linewidth": 0.6}  # thin lines join a role's gains
                 bars = ax.errorbar(
                     x,
                     y,
                     xerr=np.nan_to_num(xerr),
                     yerr=np.nan_to_num(yerr),
-                    color=colours[rate],
-                    elinewidth=0.4,
-                    lw=0.8,
-                    ls=style["linestyle"],
-                    marker=style["marker"],
-                    ms=3.5,
+                    elinewidth=0.5,
+                    **style,
                 )
                 for collection in bars[2]:
-                    collection.set_alpha(0.35)
+                    collection.set_alpha(0.45)
                 xs.append(x)
                 ys.append(y)
-        if xs:
+                owners += [role] * len(x)
+            if not xs:
+                not_available(
+                    ax,
+                    f"no {name} under both spike definitions at r* = {rate:g}",
+                    title=f"r* = {rate:g}",
+                )
+                continue
             x_all, y_all = np.concatenate(xs), np.concatenate(ys)
-            lo = float(np.nanmin([x_all.min(), y_all.min()]))
-            hi = float(np.nanmax([x_all.max(), y_all.max()]))
-            pad = 0.05 * (hi - lo or 1.0)
-            ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.3", lw=0.8, ls="--")
-            varies = len(x_all) > 1 and np.std(x_all) > 0 and np.std(y_all) > 0
-            r = np.corrcoef(x_all, y_all)[0, 1] if varies else np.nan
-            ax.text(
-                0.02,
-                0.98,
-                f"Pearson r = {r:.3f}\nmax |two-sided − one-sided| = {np.max(np.abs(y_all - x_all)):.3g}\n"
-                f"mean (two-sided − one-sided) = {np.mean(y_all - x_all):+.3g}",
-                transform=ax.transAxes,
-                va="top",
-                ha="left",
-                fontsize=8,
-                bbox={"boxstyle": "round", "fc": "white", "ec": "0.7"},
-            )
-        name = "Δb_tot" if column == "delta_b_tot" else column
-        ax.set_xlabel(f"{x_spike}:\n{unit}")
-        ax.set_ylabel(f"{y_spike}:\n{unit}")
-        ax.set_title(f"{name}: one point per (target rate, g, role); lines join the gains")
-    handles = [Line2D([], [], color=colours[r], lw=2, label=f"target rate {r:g}") for r in rates]
-    handles += _role_handles(roles, model_ids)
-    handles += [Line2D([], [], color="0.3", lw=0.8, ls="--", label="identity (definitions agree)")]
+            finite = np.concatenate([x_all, y_all])
+            finite = finite[np.isfinite(finite)]
+            lo, hi = float(finite.min()), float(finite.max())
+            pad = 0.08 * (hi - lo or 1.0)
+            ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], **REFERENCE_LINE)
+            ax.set_title(_agreement_title(rate, agreement(x_all, y_all, owners)))
+            ax.set_ylabel(f"y: {y_spike}\n{name}")
+            if i == len(rates) - 1:
+                ax.set_xlabel(f"x: {x_spike}\n{name} ({B_UNIT})")
+    handles = role_handles(roles, styles, model_ids, untrained)
+    handles.append(Line2D([], [], label="identity: the definitions agree", **REFERENCE_LINE))
     _outside_legend(
         figure,
         handles,
-        title="bars: 95 % bootstrap CI over windows (each spike definition)",
-        ncols=4,
+        title=(
+            "a point: one (role, g), lines join a role's gains; bars: 95 % bootstrap CI over "
+            "windows\nr: Pearson, ρ: Spearman, over the n points of one target rate; within "
+            "roles: r after subtracting each role's mean"
+        ),
+        ncols=2,
     )
     figure.suptitle(
-        f"F08 spike-definition robustness · dataset A · MLP_GLOBAL · {_models_title(roles, model_ids)}"
+        f"F08 spike-definition robustness · dataset A · MLP_GLOBAL · {y_spike} vs {x_spike}"
     )
     return _attach_t01(figure, "F08_SPIKE_DEF_ROBUSTNESS", t01, provenance, roles)
 
@@ -148,92 +205,88 @@ def _ablation_categories(t06: pd.DataFrame) -> list[tuple[str, str]]:
     return categories + sorted(present - set(categories))
 
 
+def category_label(condition: str, intervention: str) -> str:
+    """One-line tick label of an F11 category: ``MLP · 1``, ``ATTN · g*``, ..."""
+    short = ABBREVIATIONS.get(intervention, intervention)
+    return f"{short} · {'1' if condition == 'g1' else 'g*'}"
+
+
+def _ablation_points(rows: pd.DataFrame, categories, column: str, ci: str):
+    """(category index, value, CI low, CI high) of every category with a row."""
+    points = []
+    for x, (condition, intervention) in enumerate(categories):
+        cell = rows[(rows["g_condition"] == condition) & (rows["intervention_id"] == intervention)]
+        if not cell.empty:
+            low, high = _column(cell, f"{ci}_ci_low")[0], _column(cell, f"{ci}_ci_high")[0]
+            points.append((x, float(cell[column].iloc[0]), low, high))
+    return points
+
+
 @_styled
-def f11_ablations(t06: pd.DataFrame, provenance: Mapping[str, Any] | None = None) -> Figure:
-    """F11: MLP_GLOBAL at g = 1 and g* vs ATTN_GLOBAL and the MLP bands at g*."""
+def f11_ablations(
+    t06: pd.DataFrame,
+    provenance: Mapping[str, Any] | None = None,
+    *,
+    control_role: str | None = None,
+) -> Figure:
+    """F11: b_tot and Δb_tot of MLP_GLOBAL at g = 1 and g* and of ATTN_GLOBAL and the MLP bands
+    at g* — a categorical x axis, one marker per role (dodged by ±0.25 category) with its CI and
+    no line between categories; panel rows: target rates; columns: metric × spike definition."""
     _require(t06, ["g_condition", "g", "intervention_id", "b_tot", "delta_b_tot"], "T06_ABLATIONS")
-    roles, spikes, rates = _roles(t06, provenance), _spikes(t06), _rates(t06)
-    model_ids = _model_ids_of(t06)
-    colours = _rate_colours(rates)
+    roles, untrained, styles = styled_roles(t06, provenance, control_role)
+    spikes, rates, model_ids = _spikes(t06), _rates(t06), _model_ids_of(t06)
     categories = _ablation_categories(t06)
-    labels = [
-        i.replace("BAND_", "BAND_\n") + ("\ng = 1" if c == "g1" else "\ng*") for c, i in categories
-    ]
-    figure, axes = _grid(len(spikes), 2, 14, 3.9 * len(spikes) + 0.8)
-    series = [(rate, role) for rate in rates for role in roles]
-    offsets = _series_offsets(len(series), spread=0.5)
+    labels = [category_label(c, i) for c, i in categories]
+    panels = [(metric, spike) for metric in METRICS for spike in spikes]
+    figure, axes = _grid(len(rates), len(panels), DOUBLE_COLUMN_IN, _height(len(rates)))
+    offsets = _series_offsets(len(roles), spread=0.5)
     b_ci = "opt_b_tot_ci_low" in t06
-    metrics = (
-        (
-            "b_tot",
-            "opt_b_tot",
-            f"b_tot ({B_UNIT})",
-            "b_tot" + ("" if b_ci else " (point values: T06 stores no CI for b_tot)"),
-        ),
-        (
-            "delta_b_tot",
-            "opt_delta_b_tot",
-            f"Δb_tot vs permutation null\n({B_UNIT})",
-            "Δb_tot; bars: paired 95 % bootstrap CI over windows",
-        ),
-    )
-    for i, spike in enumerate(spikes):
-        for j, (column, ci, ylabel, title) in enumerate(metrics):
+    for i, rate in enumerate(rates):
+        for j, ((column, ci, name), spike) in enumerate(panels):
             ax = axes[i, j]
-            for (rate, role), offset in zip(series, offsets, strict=True):
+            title = f"{name} · {spike}" if i == 0 else ""
+            drawn = False
+            for role, offset in zip(roles, offsets, strict=True):
                 rows = _select(t06, model_role=role, spike_def_id=spike, target_rate=rate)
-                xs, ys, lows, highs = [], [], [], []
-                for x, (condition, intervention) in enumerate(categories):
-                    cell = rows[
-                        (rows["g_condition"] == condition)
-                        & (rows["intervention_id"] == intervention)
-                    ]
-                    if cell.empty:
-                        continue
-                    xs.append(x + offset)
-                    ys.append(float(cell[column].iloc[0]))
-                    lows.append(_column(cell, f"{ci}_ci_low")[0])
-                    highs.append(_column(cell, f"{ci}_ci_high")[0])
-                if not xs:
+                points = _ablation_points(rows, categories, column, ci)
+                if not points:
                     continue
-                y, low, high = np.array(ys), np.array(lows), np.array(highs)
-                yerr = (
-                    np.vstack([y - low, high - y])
-                    if np.isfinite(low).all() and np.isfinite(high).all()
-                    else None
-                )
-                g_star = rows.loc[rows["g_condition"] == "gstar", "g"]
-                label = (
-                    f"{role}, r = {rate:g}: g* = {float(g_star.iloc[0]):g}"
-                    if len(g_star)
-                    else f"{role}, r = {rate:g}"
-                )
-                ax.errorbar(
-                    xs,
-                    y,
-                    yerr=yerr,
-                    color=colours[rate],
-                    capsize=2,
-                    elinewidth=0.8,
-                    lw=0.6,
-                    alpha=0.9,
-                    label=label,
-                    **_role_style(roles, role),
-                )
-            if column == "delta_b_tot":
-                ax.axhline(0.0, color="0.2", lw=0.8, ls=":")
-            ax.set_xticks(range(len(categories)), labels)
+                x, y, low, high = (np.array(v, dtype=float) for v in zip(*points, strict=True))
+                finite = np.isfinite(low) & np.isfinite(high)
+                yerr = np.vstack([np.where(finite, y - low, 0.0), np.where(finite, high - y, 0.0)])
+                style = {**styles[role], "linestyle": "none"}  # categories are not a continuum
+                ax.errorbar(x + offset, y, yerr=yerr, capsize=1.5, elinewidth=0.7, **style)
+                drawn = True
+            if not drawn:
+                not_available(ax, f"no T06 row for r* = {rate:g}", title=title or None)
+                continue
+            limits = ax.get_ylim()
+            ax.axhline(1.0 if column == "b_tot" else 0.0, **REFERENCE_LINE)
+            if column == "b_tot":  # b = 1 only where it falls among the data: no squashed panel
+                ax.set_ylim(limits)
+            bottom = i == len(rates) - 1
+            ax.set_xticks(range(len(categories)), labels if bottom else [])
+            if bottom:
+                ax.set_xlabel("intervention · gain")
+            ax.tick_params(axis="x", labelrotation=90)
             ax.set_xlim(-0.6, len(categories) - 0.4)
-            ax.set_xlabel("intervention at g = 1 or at g* (each rate-matched separately)")
-            ax.set_ylabel(ylabel)
-            ax.set_title(f"{title} · {spike}")
-        axes[i, -1].legend(
-            loc="upper left", bbox_to_anchor=(1.02, 1.0), title=f"{spike}\nrole, target rate: g*"
-        )
-    figure.suptitle(
-        "F11 ablations · dataset A · ATTN_GLOBAL scales attention by g*, MLP_BAND_* scale the MLP of one "
-        f"third of the layers by g* · {_models_title(roles, model_ids)}"
+            if title:
+                ax.set_title(title.replace(" · ", "\n"))
+            if j % len(spikes) == 0:
+                ax.set_ylabel(f"r* = {rate:g}\n{name}")
+    handles = role_handles(roles, styles, model_ids, untrained)
+    handles.append(Line2D([], [], label="reference: b_tot = 1, Δb_tot = 0", **REFERENCE_LINE))
+    _outside_legend(
+        figure,
+        handles,
+        title=textwrap.fill(
+            f"{ABBREVIATION_NOTE}. b_tot, Δb_tot in {B_UNIT}; bars: paired 95 % bootstrap CI "
+            "over windows" + ("" if b_ci else " (Δb_tot only: T06 stores no CI for b_tot)"),
+            NOTE_WIDTH,
+        ),
+        ncols=2,
     )
+    figure.suptitle("F11 ablations at g* · dataset A · which part of the network carries g*")
     return _attach(
         figure,
         "F11_ABLATIONS",

@@ -7,7 +7,7 @@ object API, so the output does not depend on the user's ``matplotlibrc``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import Any
 
@@ -16,7 +16,6 @@ import matplotlib.style  # noqa: F401  (a submodule: mpl.style exists only once 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 
 from ...analysis.nulls import NULL_PERM, NULL_SHIFT
 from ...measure.gain import ATTN_GLOBAL, MLP_BAND_EARLY, MLP_BAND_LATE, MLP_BAND_MID, MLP_GLOBAL
@@ -35,16 +34,38 @@ COMPONENT_PALETTE = np.array(
 EMPTY_SITE_RGBA = np.array([1.0, 1.0, 1.0, 1.0])
 
 
-ROLE_LINESTYLES = ("-", "--", ":", "-.")
+#: Print widths (inches) of a journal page: every figure is one of these two widths, so its
+#: text is printed at the size it was set (no scaling) and the ≥ 7-pt rule below holds on paper.
+SINGLE_COLUMN_IN = 3.5
+DOUBLE_COLUMN_IN = 7.2
+#: The tallest figure that still fits a page with its caption (inches).
+MAX_HEIGHT_IN = 9.4
+#: Smallest text size of any figure (points at print size).
+MIN_FONT_PT = 7.0
 
+
+# One colour meaning per quantity, across every figure. Only the categories below carry colour;
+# anything else (target rate, dataset, calibration vs held-out slice, gain) is told apart by
+# panel, x position, marker fill or line style, never by colour. No hex value appears in two
+# categories (tests/study/figures/test_style.py checks it), so a reader who learnt "orange is
+# b_depth" in F03 is never told otherwise by another figure.
+
+#: Branching-ratio components (Okabe-Ito blue and orange; b_tot, the quantity the study is
+#: about, in black).
+METRIC_COLOURS = {"b_time": "#0072B2", "b_depth": "#E69F00", "b_tot": "#000000"}
+
+#: Trained model roles, in the order the run lists them (first trained role first).
+ROLE_COLOURS = ("#009E73", "#CC79A7", "#882255", "#999933", "#44AA99", "#DDCC77")
+
+#: Every untrained role (the configured control, a step-0 or random-weight model): light grey,
+#: with hollow markers and dotted lines (:func:`role_styles`).
+UNTRAINED_COLOUR = "#A0A0A0"
+
+#: Reference lines (b = 1, Δb = 0, target rate, chance level, g = 1): dark grey, thin, dotted.
+REFERENCE_COLOUR = "#505050"
+REFERENCE_LINE = {"color": REFERENCE_COLOUR, "linewidth": 0.8, "linestyle": ":"}
 
 ROLE_MARKERS = ("o", "s", "^", "D", "v", "P")
-
-
-ROLE_COLOURS = ("#1f4e79", "#c55a11", "#548235", "#7030a0", "#bf9000", "#2f5597")
-
-
-METRIC_COLOURS = {"b_time": "#1f77b4", "b_depth": "#ff7f0e", "b_tot": "#2ca02c"}
 
 
 NULL_STYLES = {  # T01 column of delta_b_tot, its CI prefix, label, colour
@@ -52,21 +73,119 @@ NULL_STYLES = {  # T01 column of delta_b_tot, its CI prefix, label, colour
         "delta_b_tot",
         "opt_delta_b_tot",
         f"within-layer permutation ({NULL_PERM})",
-        "#1f77b4",
+        "#D55E00",
     ),
     "shift": (
         "opt_delta_b_tot_shift",
         "opt_delta_b_tot_shift",
         f"within-layer circular shift ({NULL_SHIFT})",
-        "#d62728",
+        "#56B4E9",
     ),
     "tokshuf": (
         "opt_delta_b_tot_tokshuf",
         "opt_delta_b_tot_tokshuf",
         f"input token shuffle ({NULL_TOKEN_SHUFFLE_INPUT})",
-        "#9467bd",
+        "#332288",
     ),
 }
+
+#: Null models by short name -> colour (the same colours as :data:`NULL_STYLES`).
+NULL_COLOURS = {name: style[3] for name, style in NULL_STYLES.items()}
+
+#: Every colour category: quantity -> {value: colour}; the test of one meaning per colour
+#: reads this.
+COLOUR_CATEGORIES = {
+    "metric": METRIC_COLOURS,
+    "trained role": dict(enumerate(ROLE_COLOURS)),
+    "untrained role": {"untrained": UNTRAINED_COLOUR},
+    "reference line": {"reference": REFERENCE_COLOUR},
+    "null model": NULL_COLOURS,
+}
+
+
+def role_styles(roles: Sequence[str], untrained: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """Colour, marker, line style and marker face of each role: trained roles take
+    :data:`ROLE_COLOURS` in order (solid lines, filled markers); untrained roles are
+    :data:`UNTRAINED_COLOUR`, dotted and hollow. Markers follow the role's position in ``roles``
+    so a role keeps its marker when colour is taken by another quantity."""
+    styles = {}
+    trained = [role for role in roles if role not in untrained]
+    for i, role in enumerate(roles):
+        cold = role in untrained
+        colour = UNTRAINED_COLOUR if cold else ROLE_COLOURS[trained.index(role) % len(ROLE_COLOURS)]
+        styles[role] = {
+            "color": colour,
+            "marker": ROLE_MARKERS[i % len(ROLE_MARKERS)],
+            "linestyle": ":" if cold else "-",
+            "markerfacecolor": "white" if cold else colour,
+            "markeredgecolor": colour,
+        }
+    return styles
+
+
+#: Line styles of the trained roles where colour belongs to another quantity (F03, F04, F10:
+#: metric or null model); untrained roles are dotted there too.
+TRAINED_LINESTYLES = ("-", "--", "-.", (0, (6, 1.5, 1, 1.5, 1, 1.5)))
+
+#: Colour of legend keys that stand for a line style or marker only (a role in F03, a slice in
+#: F02): dark grey, so the key carries no colour meaning of its own.
+KEY_COLOUR = "#303030"
+
+
+def role_marks(roles: Sequence[str], untrained: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """Line style, marker and marker fill of each role where colour encodes something else.
+
+    Trained roles take :data:`TRAINED_LINESTYLES` in order with filled markers; untrained
+    roles are dotted with white-filled (hollow) markers, as in :func:`role_styles`. Markers
+    follow the role's position in ``roles`` (the same marker as :func:`role_styles` gives)."""
+    marks = {}
+    trained = [role for role in roles if role not in untrained]
+    for i, role in enumerate(roles):
+        cold = role in untrained
+        mark: dict[str, Any] = {
+            "marker": ROLE_MARKERS[i % len(ROLE_MARKERS)],
+            "linestyle": ":"
+            if cold
+            else TRAINED_LINESTYLES[trained.index(role) % len(TRAINED_LINESTYLES)],
+        }
+        if cold:
+            mark["markerfacecolor"] = "white"
+        marks[role] = mark
+    return marks
+
+
+def not_available(ax, reason: str, title: str | None = None) -> None:
+    """Turn ``ax`` into an explicit "not available" panel: no ticks, no grid, a grey frame
+    and the reason in words, so a missing input never looks like an empty result."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_edgecolor("0.75")
+        spine.set_linestyle("--")
+    if title is not None:
+        ax.set_title(title)
+    import textwrap
+
+    ax.text(
+        0.5,
+        0.5,
+        "not available\n" + textwrap.fill(reason, 48),
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        color="0.3",
+        fontsize=MIN_FONT_PT + 0.5,
+    )
+
+
+def figure_size(columns: int, height: float) -> tuple[float, float]:
+    """(width, height) in inches of a figure one (3.5 in) or two (7.2 in) columns wide; the
+    height is capped at :data:`MAX_HEIGHT_IN`."""
+    if columns not in (1, 2):
+        raise ValueError(f"a figure is 1 or 2 columns wide, not {columns}")
+    width = SINGLE_COLUMN_IN if columns == 1 else DOUBLE_COLUMN_IN
+    return width, float(min(height, MAX_HEIGHT_IN))
 
 
 ABLATION_ORDER = (MLP_GLOBAL, ATTN_GLOBAL, MLP_BAND_EARLY, MLP_BAND_MID, MLP_BAND_LATE)
@@ -85,20 +204,27 @@ CI_NOTE = "95 % percentile bootstrap CI over windows"
 
 
 #: A fixed style: figures look the same whatever the user's matplotlibrc says.
-STYLE = {
-    "font.size": 9,
-    "axes.titlesize": 9,
-    "axes.labelsize": 9,
-    "legend.fontsize": 8,
-    "legend.title_fontsize": 8,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
-    "figure.titlesize": 11,
+STYLE = {  # sizes in points at print size (figures are drawn at their print width)
+    "font.size": 7.5,
+    "axes.titlesize": 7.5,
+    "axes.labelsize": 7.5,
+    "legend.fontsize": 7,
+    "legend.title_fontsize": 7,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "figure.titlesize": 8.5,
     "axes.grid": True,
     "grid.alpha": 0.3,
     "grid.linewidth": 0.5,
-    "lines.linewidth": 1.4,
-    "lines.markersize": 4,
+    "lines.linewidth": 1.1,
+    "lines.markersize": 3.5,
+    "axes.linewidth": 0.6,
+    "xtick.major.width": 0.6,
+    "ytick.major.width": 0.6,
+    "patch.linewidth": 0.6,
+    "figure.constrained_layout.h_pad": 0.03,
+    "figure.constrained_layout.w_pad": 0.03,
+    "pdf.fonttype": 42,
     "image.interpolation": "nearest",
     "savefig.dpi": 150,
 }
@@ -117,8 +243,8 @@ def _styled(function: Callable[..., Figure]) -> Callable[..., Figure]:
     return wrapper
 
 
-#: Characters of the 11-pt title per inch of figure width (a conservative average glyph width).
-TITLE_CHARS_PER_INCH = 10
+#: Characters of the 8.5-pt title per inch of figure width (a conservative average glyph width).
+TITLE_CHARS_PER_INCH = 13
 
 
 def _fit_suptitle(figure: Figure) -> None:
@@ -141,32 +267,6 @@ def new_figure(width: float, height: float) -> Figure:
     figure = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(figure)
     return figure
-
-
-def _rate_colours(rates: Sequence[float]) -> dict[float, Any]:
-    colours = mpl.colormaps["viridis"](np.linspace(0.0, 0.85, max(len(rates), 1)))
-    return {rate: colours[i] for i, rate in enumerate(rates)}
-
-
-def _role_style(roles: Sequence[str], role: str) -> dict[str, Any]:
-    i = list(roles).index(role)
-    return {
-        "linestyle": ROLE_LINESTYLES[i % len(ROLE_LINESTYLES)],
-        "marker": ROLE_MARKERS[i % len(ROLE_MARKERS)],
-    }
-
-
-def _role_handles(roles: Sequence[str], model_ids: Mapping[str, str], colour="0.3") -> list:
-    return [
-        Line2D(
-            [],
-            [],
-            color=colour,
-            label=f"{role} ({model_ids.get(role, '?')})",
-            **_role_style(roles, role),
-        )
-        for role in roles
-    ]
 
 
 def _band(ax, x, low, high, colour, alpha=0.15) -> None:
