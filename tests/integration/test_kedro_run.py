@@ -10,6 +10,7 @@ whose tables are byte-identical to the first ones.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -204,8 +205,25 @@ def test_figures_and_report_are_written(project):
     for folder in figures:
         latest = sorted(folder.glob("*/*"))[-1]
         assert sorted(p.suffix for p in latest.iterdir()) == [".pdf", ".png"], folder
-    report = _versions(project, "data/08_reporting/report.md")[-1].read_text()
-    assert "S1" in report and "falsifier" in report.lower() and "T01[" in report
+    report_path = _versions(project, "data/08_reporting/report.md")[-1]
+    report = report_path.read_text()
+    assert "S1" in report and "falsifier" in report.lower() and "T01:" in report
+    # the one-page summary, no line over 200 characters in the whole report
+    lines = report.splitlines()
+    assert len(lines[: lines.index("## Run")]) <= 60
+    assert max(len(line) for line in lines) <= 200
+    # every figure link (reference definitions at the end) resolves to a PNG of the same run,
+    # and the HTML next to it (same version) shows the same files inline
+    links = dict(line[1:].split("]: ", 1) for line in lines if re.match(r"^\[[A-Z0-9_]+\]: ", line))
+    assert {f"F{i:02d}" for i in [*range(1, 12), 13, 14]} <= {name[:3] for name in links}
+    for name, target in links.items():
+        assert (report_path.parent / target).resolve().is_file(), (name, target)
+        assert f"/{report_path.parent.name}/" in target  # the report's own version folder
+    html_path = _versions(project, "data/08_reporting/report.html")[-1]
+    assert html_path.parent.name == report_path.parent.name
+    html = html_path.read_text()
+    for target in links.values():
+        assert f'<img src="{target}"' in html
 
 
 def test_every_run_wrote_a_manifest_with_hashes_of_its_artifacts(project):

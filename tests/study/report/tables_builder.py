@@ -380,3 +380,18 @@ def line_of(text: str, needle: str) -> str:
 
 def row(g=None, table="T01", **kwargs) -> str:
     return report.cite(table, "base", SPIKE, RATE, g=g, **kwargs)
+
+
+def said(scenario: Scenario | None = None, key: str = "S1", frames: dict | None = None) -> str:
+    """The sentence of finding ``key`` (``S1`` ... ``c``, ``T06``) for the ``base`` group of
+    ``scenario`` (or of ``frames``): what a notebook reads from :func:`report.decide_all`."""
+    decided = report.decide_all(frames or make_tables({"base": scenario or Scenario()}))
+    return decided[("base", SPIKE, RATE)][key].sentence
+
+
+def cells_of(text: str, title: str, first: str = "base") -> list[list[str]]:
+    """The rows (lists of cells) of the first table after the heading ``title`` whose first
+    cell is ``first``."""
+    lines = text.split(f"\n{title}\n", 1)[1].split("\n## ", 1)[0].splitlines()
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in lines if line.startswith("|")]
+    return [r for r in rows if r and r[0] == first]

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from avalanche_kedro.study.report import ablations
 from avalanche_kedro.study.report.grouping import groups
-from tests.study.report.tables_builder import Scenario, line_of, make_tables, render, row
+from tests.study.report.tables_builder import Scenario, make_tables, row, said
 
 
 def test_ablation_sentence_names_what_the_effect_tracks():
-    text = line_of(render(), "From b_tot = ")
+    text = said(key="T06")
     assert "tracks **the MLP gain**" in text and "MLP_BAND_EARLY moves it most" in text
     assert row(g_condition="g1", table="T06", intervention="MLP_GLOBAL") in text
     assert row(g_condition="gstar", table="T06", intervention="ATTN_GLOBAL") in text
     attention = Scenario(
         ablation_b_tot={"MLP_GLOBAL": 1.0, "ATTN_GLOBAL": 0.7, "MLP_BAND_EARLY": 0.9}
     )
-    assert "tracks **attention**" in line_of(render(attention), "From b_tot = ")
+    assert "tracks **attention**" in said(attention, "T06")
 
 
 def test_ablation_without_attention_cannot_be_attributed():

@@ -11,7 +11,7 @@ from tests.study.report.tables_builder import (
     SPIKE,
     Paired,
     Scenario,
-    line_of,
+    cells_of,
     make_tables,
     provenance,
 )
@@ -20,25 +20,34 @@ CONTROL = "untrained"
 T08_ROW = f"`T08[base vs {CONTROL}, {SPIKE}, r=0.0001]`"
 
 
-def run(base=None, untrained=None, pair=None, roles=("base", CONTROL)) -> str:
+class Run(str):
+    """The report of a run, with the decisions behind it (``decided``)."""
+
+    decided: dict
+
+
+def run(base=None, untrained=None, pair=None, roles=("base", CONTROL)) -> Run:
     scenarios = {"base": base or Scenario(), CONTROL: untrained or Scenario()}
     frames = make_tables(scenarios, control=CONTROL, paired={"base": pair or Paired()})
-    return build_report(provenance(roles), frames)
+    text = Run(build_report(provenance(roles), frames))
+    text.decided = decide_all(frames)
+    return text
 
 
-def spec(text: str, signature: str) -> str:
-    """The base role's signature line (which ends with its specificity sentence)."""
-    lines = [
-        line
-        for line in text.splitlines()
-        if line.startswith(f"- **base, {SPIKE}") and f"{signature} is " in line
-    ]
-    assert len(lines) == 1, lines
-    return lines[0]
+def spec(text: Run, signature: str, role: str = "base") -> str:
+    """The role's signature sentence followed by its specificity sentence."""
+    decided = text.decided[(role, SPIKE, RATE)]
+    return f"{decided[signature].sentence} {decided[f'{signature}_spec'].sentence}"
 
 
 def summary_row(text: str, role: str) -> list[str]:
-    return [cell.strip() for cell in line_of(text, f"| {role} |").split("|")[1:-1]]
+    """The role's row of the summary's verdict table."""
+    return cells_of(text, "## Summary", role)[0]
+
+
+def section_row(text: str, signature: str, role: str = "base") -> list[str]:
+    title = next(line for line in text.splitlines() if line.startswith(f"## {signature}:"))
+    return cells_of(text, title, role)[0]
 
 
 def test_default_pair_s1_s2_specific_s3_shown_by_the_control_too():
@@ -50,12 +59,19 @@ def test_default_pair_s1_s2_specific_s3_shown_by_the_control_too():
     s3 = spec(text, "S3")
     assert "**present but not specific** (the untrained control shows it too: diff " in s3
     assert "crackling gamma = 0.1, CI [-0.1, 0.3]" in s3
-    assert summary_row(text, "base")[7] == "S1, S2"
-    assert summary_row(text, CONTROL)[7] == "control"
-    assert "This role is the untrained control of T08." in line_of(
-        text, f"- **{CONTROL}, {SPIKE}, r = 0.0001.** S1 is "
-    )
-    assert "S1 specific in 1, S2 specific in 1, S3 specific in 0" in text
+    # verdict table: S1, S2 specific, S3 shown by the control too; the control row is marked
+    assert summary_row(text, "base")[4:7] == ["**specific**", "**specific**", "not specific"]
+    assert summary_row(text, "base")[-1] == "T01:1 T05:1 T02:1 T08:0"
+    assert summary_row(text, f"{CONTROL} (control)")[4:7] == ["present"] * 3
+    assert "This role is the untrained control of T08." in spec(text, "S1", CONTROL)
+    assert "over 1 trained groups: S1 in 1, S2 in 1, S3 in 0" in text
+    # the S1 section: diff b_tot with its CI, the verdict and the T08 row next to the T01 rows
+    assert section_row(text, "S1")[-3:] == ["0.2 [0.1, 0.3]", "**specific**", "T01:1,2 T08:0"]
+    assert section_row(text, "S3")[-3:] == [
+        "0.1 [-0.1, 0.3]",
+        "not specific (control shows it)",
+        "T05:1 T08:0",
+    ]
 
 
 def test_s1_and_s2_specificity_flip_exactly_where_the_ci_touches_zero():
@@ -64,7 +80,7 @@ def test_s1_and_s2_specificity_flip_exactly_where_the_ci_touches_zero():
         spec(touching, "S1")
     )
     assert "**present but not specific**" in spec(touching, "S2")
-    assert summary_row(touching, "base")[7] == "none"
+    assert summary_row(touching, "base")[4:6] == ["not specific", "not specific"]
     just_off = run(pair=Paired(b_tot=(0.1, 1e-9, 0.2), chi=(-1.0, -2.0, -1e-9)))
     assert "**specific**" in spec(just_off, "S1") and "**specific**" in spec(just_off, "S2")
 
@@ -72,7 +88,7 @@ def test_s1_and_s2_specificity_flip_exactly_where_the_ci_touches_zero():
 def test_not_separated_when_the_control_lacks_the_signature_but_the_ci_contains_zero():
     far = Scenario(b_tot=dict(zip(GRID, [1.5, 1.45, 1.4, 1.35, 1.3], strict=True)), g_star=1.2)
     text = run(untrained=far, pair=Paired(b_tot=(0.05, -0.05, 0.15)))
-    assert "S1 is **absent**" in line_of(text, f"- **{CONTROL}, {SPIKE}, r = 0.0001.** S1 is ")
+    assert "S1 is **absent**" in spec(text, "S1", CONTROL)
     assert "(not separated from the untrained control: diff b_tot = 0.05, CI [-0.05, 0.15]" in (
         spec(text, "S1")
     )
@@ -85,7 +101,12 @@ def test_s3_is_specific_when_the_control_has_no_s3_even_without_a_crackling_diff
     s3 = spec(text, "S3")
     assert "**specific** (the control's S3 is absent; diff crackling gamma not available" in s3
     assert reason in s3
-    assert summary_row(text, "base")[7] == "S1, S2, S3"
+    assert summary_row(text, "base")[4:7] == ["**specific**"] * 3
+    assert section_row(text, "S3")[-3:] == [
+        "n/a (see T08)",
+        "**specific** (control lacks it)",
+        "T05:1 T08:0",
+    ]
     # with the control's S3 present, a separated gamma makes it specific
     separated = run(pair=Paired(crackling_gamma=(0.3, 0.1, 0.5)))
     assert "**specific** (diff crackling gamma = 0.3, CI [0.1, 0.5] excludes 0" in spec(
@@ -106,9 +127,9 @@ def test_an_absent_signature_is_absent_not_specific():
 def test_without_a_control_nothing_is_called_specific():
     text = build_report(provenance(), make_tables({"base": Scenario()}))
     assert f"Specificity: {control.NO_CONTROL_TEXT}." in text
-    assert "no untrained control in this run — signatures cannot be called specific" in text
-    assert summary_row(text, "base")[7] == "n/a"
-    assert "Against the untrained control" not in text
+    assert "- Specificity not available: this run has no untrained control role (no T08)" in text
+    assert summary_row(text, "base")[4:7] == ["present"] * 3
+    assert "vs control" not in text and "**specific**" not in text
     # a control role named in model_roles but without T08 rows is the same: no T08, no verdict
     two = make_tables({"base": Scenario(), "instruct": Scenario()})
     assert two["T08"] is None
@@ -121,30 +142,50 @@ def test_section_reports_perplexity_ratio_and_held_out_drift_at_g1():
         held_out_mean={g: 3e-4 for g in GRID},
     )
     text = run(untrained=untrained)
-    line = line_of(text, "`base` vs `untrained`:")
-    assert "perplexity on dataset B at g = 1 is 20, CI [19, 21], against 4000, CI [3900, 4100]" in (
-        line
-    )
-    assert "ratio control/base = 200" in line
-    assert f"`T02[base, {SPIKE}, r=0.0001, g1]`" in line
-    assert f"`T02[untrained, {SPIKE}, r=0.0001, g1]`" in line
-    assert "0 % for `base`" in line and "200 % for `untrained`" in line
-    assert f"`T01[untrained, {SPIKE}, r=0.0001, g=1.0]`" in line
+    (row,) = cells_of(text, "## Trained vs untrained (T08)", f"base vs {CONTROL}")
+    # ppl 4000 / 20 = 200; drift |3e-4 / 1e-4 - 1| = 200 % for the control, 0 for base; rows:
+    # the T02 g1 rows of base (0) and the control (2), the T01 g = 1 rows (2 and 5 + 2)
+    assert row == [
+        f"base vs {CONTROL}",
+        "20 [19, 21]",
+        "4000 [3900, 4100]",
+        "200",
+        "0 %",
+        "200 %",
+        "T02:0,2 T01:2 T01:7",
+    ]
+    frames = make_tables({"base": Scenario(), CONTROL: untrained}, control=CONTROL)
+    assert frames["T02"].iloc[2]["model_role"] == CONTROL  # what `T02:2` names
+    assert frames["T01"].iloc[7][["model_role", "g"]].tolist() == [CONTROL, 1.0]
 
 
 def test_section_gives_every_paired_difference_at_gstar_and_at_g1():
     reason = "compared base: 4 distinct durations in [3, 64] (< 8)"
     text = run(pair=Paired(crackling_reason=reason))
-    line = line_of(text, f"- base − {CONTROL}, {SPIKE}")
-    assert "(g* 0.9 vs 0.9)" in line and T08_ROW in line
-    at_gstar, at_g1 = line.split("; at g = 1, ")
-    assert "diff b_tot = 0.2, CI [0.1, 0.3] (**differs**)" in at_gstar
-    assert "diff delta_b_tot = 0.04, CI [0.01, 0.07] (**differs**)" in at_gstar
-    assert "diff chi = 3, CI [1, 5] (**differs**)" in at_gstar
-    assert f"diff crackling gamma not available ({reason})" in at_gstar
-    # the builder shifts every g = 1 difference by 0.5
-    assert "diff b_tot = 0.7, CI [0.6, 0.8] (**differs**)" in at_g1
-    assert "diff chi = 3.5, CI [1.5, 5.5] (**differs**)" in at_g1
+    at_gstar, at_g1 = cells_of(text, "## Trained vs untrained (T08)", f"base − {CONTROL}")
+    # bold: the CI excludes 0; the builder shifts every g = 1 difference by 0.5
+    assert at_gstar == [f"base − {CONTROL}", SPIKE, "0.0001", "0.9 vs 0.9"] + [
+        "**0.2 [0.1, 0.3]**",
+        "**0.04 [0.01, 0.07]**",
+        "**3 [1, 5]**",
+        "n/a¹",
+        "T08:0",
+    ]
+    assert at_g1 == [f"base − {CONTROL}", SPIKE, "0.0001"] + [
+        "**0.7 [0.6, 0.8]**",
+        "**0.54 [0.51, 0.57]**",
+        "**3.5 [1.5, 5.5]**",
+        "n/a¹",
+        "T08:0",
+    ]
+    assert f"- ¹ crackling gamma difference not available ({reason}): T08:0 at g*, T08:0 at " in (
+        text
+    )
+    # a CI that contains 0 is not bold
+    text = run(pair=Paired(chi=(1.0, -1.0, 3.0)))
+    assert cells_of(text, "## Trained vs untrained (T08)", f"base − {CONTROL}")[0][6] == (
+        "1 [-1, 3]"
+    )
 
 
 def test_report_with_a_control_is_deterministic():

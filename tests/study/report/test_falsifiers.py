@@ -7,43 +7,56 @@ from avalanche_kedro.study.report.page import build_report
 from tests.study.report.tables_builder import (
     GRID,
     Scenario,
-    line_of,
+    cells_of,
     make_tables,
     provenance,
     render,
     row,
+    said,
 )
 
 
 def test_rate_matching_sentence_and_held_out_drift():
-    quiet = line_of(render(), "In sample, (a)")
+    quiet = said(key="a")
     assert "(a) **does not fire**" in quiet and "Held-out drift exceeds" not in quiet
     assert row(0.8) in quiet
-    fired = line_of(render(Scenario(rate_err=1e-5)), "In sample, (a)")
+    fired = said(Scenario(rate_err=1e-5), "a")
     assert "(a) **fires**" in fired and row(0.8) in fired
     drift = Scenario(
         held_out_mean=dict(zip(GRID, [3e-4, 2.5e-4, 2e-4, 1.5e-4, 1.2e-4], strict=True))
     )
-    drifting = line_of(render(drift), "In sample, (a)")
+    drifting = said(drift, "a")
     assert "**Held-out drift exceeds the 5 % tolerance**" in drifting
     assert (
         row(1.2) in drifting
         and row(0.8) in drifting
         and "off the target by up to 200 %" in drifting
     )
-    assert "**Held-out rates are not matched** in 1 of 1 groups" in render(drift)
+    text = render(drift)
+    assert "**held-out rates drift** in 1 of 1" in text
+    # the section's row: held-out mean 2.5e-4 at g* = 0.9 against 1e-4, i.e. 150 % off there,
+    # 200 % at worst (g = 0.8), and (3e-4 - 1.2e-4) / 1e-4 = 180 % across the grid; rows: the
+    # worst in-sample gain 0.8 (T01:0), g* (T01:1), the lowest (1.2, T01:4) and highest (0.8)
+    # held-out means
+    (cells,) = cells_of(text, "## Falsifier (a): rate matching")
+    assert cells[3:] == ["no", "1e-07 / 5e-06 at g = 0.8", "0.00025", "200 %", "180 %"] + [
+        "**drifts**",
+        "T01:0,1,4",
+    ]
+    assert cells_of(text, "## Summary")[0][7] == "no, drift"  # the verdict table's (a)
 
 
 def test_without_held_out_rates_the_drift_is_not_reported():
     frames = make_tables({"base": Scenario()})
     frames["T01"] = frames["T01"].drop(columns="opt_achieved_rate_analysis_mean")
     text = build_report(provenance(), frames)
-    assert "Held out" not in line_of(text, "In sample, (a)")
-    assert "| does not fire | n/a |" in line_of(text, "| base |")
+    assert "Held out" not in said(key="a", frames=frames)
+    (cells,) = cells_of(text, "## Falsifier (a): rate matching")
+    assert cells[5:] == ["n/a", "n/a", "n/a", "not in T01", "T01:0"]
 
 
 def test_null_sentence_fires_when_the_ci_contains_zero():
-    quiet = line_of(render(), ".** (b) ")
+    quiet = said(key="b")
     assert "(b) **does not fire** at g* = 0.9" in quiet and row(0.9) in quiet
     # every null lies above 0; the least favourable (smallest CI low) is the shift null
     assert "least favourable being the shift null (shift delta_b_tot = 0.04" in quiet
@@ -51,29 +64,29 @@ def test_null_sentence_fires_when_the_ci_contains_zero():
     assert "permutation delta_b_tot = 0.05, CI [0.03, 0.07] (CI excludes 0: real > null)" in quiet
     assert "token-shuffle delta_b_tot = 0.06, CI [0.04, 0.08]" in quiet
     assert "preserved every (window, layer) event multiset" in quiet
-    fired = line_of(render(Scenario(delta_b_tot=(0.01, -0.01, 0.03))), ".** (b) ")
+    fired = said(Scenario(delta_b_tot=(0.01, -0.01, 0.03)), "b")
     assert "(b) **fires** at g* = 0.9, decided by the permutation null" in fired
     assert "explained by the rates" in fired
     assert row(0.9) in fired and "at 0 of 5 gains" in fired
-    below = line_of(render(Scenario(delta_b_tot=(-0.05, -0.07, -0.03))), ".** (b) ")
+    below = said(Scenario(delta_b_tot=(-0.05, -0.07, -0.03)), "b")
     assert "(b) **fires**" in below and "less connected" in below
-    broken = line_of(render(Scenario(marginals_preserved=False)), ".** (b) ")
+    broken = said(Scenario(marginals_preserved=False), "b")
     assert "**Marginals were NOT preserved**" in broken
 
 
 def test_null_falsifier_fires_on_the_strictest_null_and_names_it():
     # the permutation null alone lies above 0, the shift null contains 0: (b) fires on the shift
-    shift = line_of(render(Scenario(shift_delta=(0.01, -0.01, 0.03))), ".** (b) ")
+    shift = said(Scenario(shift_delta=(0.01, -0.01, 0.03)), "b")
     assert "(b) **fires** at g* = 0.9, decided by the shift null" in shift
     assert "shift delta_b_tot = 0.01, CI [-0.01, 0.03] (CI includes 0: no difference)" in shift
     assert "permutation delta_b_tot = 0.05, CI [0.03, 0.07] (CI excludes 0" in shift
     # the token-shuffle null lies below 0: it decides, the sentence says "less connected"
-    token = line_of(render(Scenario(tokshuf_delta=(-0.02, -0.03, -0.01))), ".** (b) ")
+    token = said(Scenario(tokshuf_delta=(-0.02, -0.03, -0.01)), "b")
     assert "decided by the token-shuffle null" in token and "less connected" in token
     # exactly at the threshold: a CI lower bound of 0 contains 0 and fires, just above does not
-    at_zero = line_of(render(Scenario(tokshuf_delta=(0.02, 0.0, 0.04))), ".** (b) ")
+    at_zero = said(Scenario(tokshuf_delta=(0.02, 0.0, 0.04)), "b")
     assert "(b) **fires**" in at_zero and "decided by the token-shuffle null" in at_zero
-    above = line_of(render(Scenario(tokshuf_delta=(0.02, 1e-9, 0.04))), ".** (b) ")
+    above = said(Scenario(tokshuf_delta=(0.02, 1e-9, 0.04)), "b")
     assert "(b) **does not fire**" in above
     assert "least favourable being the token-shuffle null" in above
 
@@ -81,12 +94,12 @@ def test_null_falsifier_fires_on_the_strictest_null_and_names_it():
 def test_a_null_not_recorded_at_gstar_neither_rescues_nor_fires_the_verdict():
     # token shuffle recorded at g = 1 only (not at g* = 0.9), where its CI would contain 0
     only_g1 = Scenario(tokshuf_delta=(0.0, -0.01, 0.01), tokshuf_gains=(1.0,))
-    text = line_of(render(only_g1), ".** (b) ")
+    text = said(only_g1, "b")
     assert "(b) **does not fire**" in text
     assert "token-shuffle null not recorded at this gain" in text
     # the same null recorded at g* fires it
-    assert "(b) **fires**" in line_of(
-        render(Scenario(tokshuf_delta=(0.0, -0.01, 0.01), tokshuf_gains=(0.9,))), ".** (b) "
+    assert "(b) **fires**" in said(
+        Scenario(tokshuf_delta=(0.0, -0.01, 0.01), tokshuf_gains=(0.9,)), "b"
     )
     # nothing recorded at g* (the schema allows a NaN delta only on an empty raster, so the
     # table is edited after validation): undetermined
@@ -106,7 +119,7 @@ def test_a_null_not_recorded_at_gstar_neither_rescues_nor_fires_the_verdict():
     ):
         t01.loc[at_gstar, column] = float("nan")
     frames["T01"] = t01
-    undetermined = line_of(build_report(provenance(), frames), ".** (b) ")
+    undetermined = said(key="b", frames=frames)
     assert "(b) is **undetermined** at g* = 0.9: none of the three nulls was recorded" in (
         undetermined
     )
@@ -114,7 +127,7 @@ def test_a_null_not_recorded_at_gstar_neither_rescues_nor_fires_the_verdict():
 
 
 def test_generalization_sentence_fires_on_perplexity_and_on_arc():
-    quiet = line_of(render(), ".** (c) ")
+    quiet = said(key="c")
     assert "(c) **does not fire**" in quiet and "nearer to 1 at g*" in quiet
     for cited in (
         row(g_condition="g1", table="T02"),
@@ -124,10 +137,10 @@ def test_generalization_sentence_fires_on_perplexity_and_on_arc():
     ):
         assert cited in quiet
     worse_ppl = Scenario(ppl=((20.0, 19.0, 21.0), (25.0, 24.0, 26.0)))
-    fired = line_of(render(worse_ppl), ".** (c) ")
+    fired = said(worse_ppl, "c")
     assert "(c) **fires**" in fired and "**worse at g*** (CIs do not overlap)" in fired
     worse_arc = Scenario(acc=((0.6, 0.5, 0.7), (0.3, 0.2, 0.4)))
-    fired = line_of(render(worse_arc), ".** (c) ")
+    fired = said(worse_arc, "c")
     assert "(c) **fires**" in fired and "**lower at g*** (CIs do not overlap)" in fired
     assert "left-truncated" not in quiet  # no prompt was cut: nothing to say
 
@@ -135,5 +148,5 @@ def test_generalization_sentence_fires_on_perplexity_and_on_arc():
 def test_generalization_sentence_counts_prompts_cut_to_the_context():
     frames = make_tables({"base": Scenario()})
     frames["T03"] = frames["T03"].assign(opt_n_prompts_truncated=7)
-    text = line_of(build_report(provenance(), frames), ".** (c) ")
+    text = said(key="c", frames=frames)
     assert "7 of those prompts were longer than the model's context" in text

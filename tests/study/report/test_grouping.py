@@ -81,16 +81,23 @@ def test_group_cites_its_rows_and_has_a_label():
     assert group.cite("T02", g_condition="g1") == f"`T02[base, {SPIKE}, r=0.0001, g1]`"
 
 
-def test_gstar_falls_back_to_t02_and_is_an_error_when_neither_tells():
+def test_gstar_falls_back_to_t02_and_is_nan_when_neither_tells():
     at_1e_4 = _t01().query("target_rate == 1e-4")  # the rate T02 has rows for
     unmarked = at_1e_4.drop(columns="opt_is_gstar")
     assert [g.g_star for g in groups({"T01": unmarked, "T02": _t02()})] == [1.0, 0.9]
     two_marked = at_1e_4.assign(opt_is_gstar=True)
     assert [g.g_star for g in groups({"T01": two_marked, "T02": _t02()})] == [1.0, 0.9]
-    with pytest.raises(ValueError, match="cannot tell g\\*"):
-        groups({"T01": unmarked})
-    with pytest.raises(ValueError, match="cannot tell g\\*"):
-        groups({"T01": _t01().drop(columns="opt_is_gstar"), "T02": _t02()})  # none at 2e-4
+    # no g* row: g* is NaN (every finding at g* is then undetermined, the summary says why)
+    assert all(math.isnan(g.g_star) for g in groups({"T01": unmarked}))
+    no_gstar = groups({"T01": _t01().drop(columns="opt_is_gstar"), "T02": _t02()})
+    # (base, 1e-4) and (instruct, 1e-4) from T02; (base, 2e-4) has no T02 row
+    assert [(g.role, g.rate) for g in no_gstar] == [
+        ("base", 1e-4),
+        ("base", 2e-4),
+        ("instruct", 1e-4),
+    ]
+    assert no_gstar[0].g_star == 1.0 and no_gstar[2].g_star == 0.9
+    assert math.isnan(no_gstar[1].g_star)
 
 
 def test_tables_by_short_or_full_name_and_the_required_ones():

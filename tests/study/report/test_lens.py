@@ -10,6 +10,7 @@ import pytest
 
 from avalanche_kedro.study import report
 from avalanche_kedro.study.report import lens as section
+from avalanche_kedro.study.report.formatting import wrap
 from avalanche_kedro.study.report.page import build_report
 from tests.study import lens_builder as b
 from tests.study.report.tables_builder import Scenario, make_tables, provenance
@@ -118,16 +119,22 @@ def test_each_row_gives_the_entropy_drop_collapse_rho_null_and_verdict(text):
     # collapse layer 92/48 = 1.917, mean depth 111/48 = 2.312
     assert _line(text, "| base | SPIKE_ONE_SIDED_POS | 0.002 | g = 1 | 1.0 |") == (
         "| base | SPIKE_ONE_SIDED_POS | 0.002 | g = 1 | 1.0 | 2 (−2.5 nats) | 1.92 | 2.31 | "
-        "0.45 [0.3, 0.58] | 0.02 [-0.08, 0.11] | 0.002 | aligned beyond the token-shuffle null |"
+        "0.45 [0.3, 0.58] | 0.02 [-0.08, 0.11] | 0.002 | **aligned** | T11:1 |"
     )
     assert _line(text, "| instruct | SPIKE_TWO_SIDED_ABS | 0.004 | g* | 0.9 |").endswith(
         "| 0.9 | 1 (−2 nats) | 1.92 | 1.62 | 0.08 [-0.03, 0.19] | 0 [-0.1, 0.1] | 0.22 | "
-        "not distinguishable from the token-shuffle null |"
+        "not distinguishable | T11:23 |"
     )
-    assert _line(text, "| untrained | SPIKE_ONE_SIDED_POS | 0.001 | g = 1 | 1.0 |").endswith(
-        "| n/a | n/a | n/a | undefined: collapse layer constant |"
+    cited = b.make_t11().iloc[23]  # the row `T11:23` names
+    assert (cited["model_role"], cited["spike_def_id"], cited["g_condition"]) == (
+        "instruct",
+        "SPIKE_TWO_SIDED_ABS",
+        "gstar",
     )
-    assert text.count("aligned beyond the token-shuffle null |") == 12  # base, every row
+    assert "| n/a | n/a | n/a | undefined: collapse layer constant | T11:" in _line(
+        text, "| untrained | SPIKE_ONE_SIDED_POS | 0.001 | g = 1 | 1.0 |"
+    )
+    assert text.count("| **aligned** |") == 12  # base, every row
 
 
 def test_each_role_gets_a_summary_line(text):
@@ -149,13 +156,13 @@ def test_trained_roles_are_set_against_the_untrained_control_by_a_paired_ci(text
     # 0.36 - (-0.1) = 0.46 to 0.62 - 0.15 = 0.47, so the paired CI is about [0.46, 0.47]
     assert _line(text, "| base | SPIKE_ONE_SIDED_POS | 0.002 | g* | 0.5 [") == (
         "| base | SPIKE_ONE_SIDED_POS | 0.002 | g* | 0.5 [0.36, 0.62] | 0.03 [-0.1, 0.15] | "
-        "0.47 [0.4602, 0.4697] | differs from the control |"
+        "0.47 [0.46, 0.47] | differs from the control |"
     )
     # the marginal CIs [-0.03, 0.19] and [-0.1, 0.15] overlap, but replicate by replicate
     # instruct stays above the control: the differences run from -0.03 - (-0.1) = 0.07 to
     # 0.19 - 0.15 = 0.04, so the paired CI [0.04, 0.07] excludes 0 (what pairing buys)
     assert _line(text, "| instruct | SPIKE_ONE_SIDED_POS | 0.002 | g* | 0.08 [").endswith(
-        "| 0.05 [0.04075, 0.06925] | differs from the control |"
+        "| 0.05 [0.0407, 0.0693] | differs from the control |"
     )
     assert _line(text, "- `base` vs `untrained`:") == (
         "- `base` vs `untrained`: not comparable in 6, differs from the control in 6 of 12 rows."
@@ -182,7 +189,7 @@ def test_the_page_shows_the_section_only_with_the_lens_tables():
     assert section.TITLE not in without
     t10, t11 = b.make_t10(list(roles)), b.make_t11(list(roles))
     with_lens = build_report(meta, {**frames, "T10_LENS": t10, "T11": t11})
-    lens_text = "\n".join(section.lens_section(t10, t11, meta, None))
+    lens_text = "\n".join(wrap(section.lens_section(t10, t11, meta, None)))  # as on the page
     assert "No untrained control in this run" in lens_text
     # the section sits after the trajectory section and before the tail fits, nothing else moves
     assert with_lens.index(section.TITLE) < with_lens.index("## Tail fits")

@@ -6,20 +6,28 @@ import pandas as pd
 
 from avalanche_kedro.study.report import replication
 from avalanche_kedro.study.report.page import build_report
-from tests.study.report.tables_builder import SPIKE, Scenario, line_of, make_tables, provenance
+from tests.study.report.tables_builder import SPIKE, Scenario, cells_of, make_tables, provenance
 
 
 def test_two_roles_report_the_paired_differences_with_their_t07_row():
     frames = make_tables({"base": Scenario(), "instruct": Scenario(g_star=1.0)})
     text = build_report(provenance(("base", "instruct")), frames)
-    line = line_of(text, "`T07[")
-    assert f"`T07[instruct vs base, {SPIKE}, r=0.0001]`" in line
-    assert "(**differs**)" in line and "(**no detectable difference**)" in line
+    (row,) = cells_of(text, "## Replication (T07)", "instruct − base")
+    assert row == ["instruct − base", SPIKE, "0.0001", "1.0 vs 0.9", "0.03 [0.01, 0.05]"] + [
+        "differs",
+        "1 [-2, 4]",
+        "no detectable difference",
+        "T07:0",
+    ]
+    assert "delta_b_tot differs between roles in 1 of 1 rows" in " ".join(text.split())
     # instruct has g* = 1: generalization and ablations are empty, and the report says so
-    assert "g* = 1, so g* and g = 1 are the same measurement" in text
-    assert "g* = 1, so every ablation runs at gain 1" in text
-    summary = [ln for ln in text.splitlines() if ln.startswith("| instruct |")]
-    assert len(summary) == 1 and "| 1.0 |" in summary[0]
+    verdict = cells_of(text, "## Summary", "instruct")[0]
+    assert verdict[3] == "1.0" and verdict[9] == "empty (g* = 1)"
+    assert cells_of(text, "## Ablations (T06): MLP gain or attention?", "instruct")[0][5:8] == [
+        "none (g* = 1)",
+        "undetermined",
+        "",
+    ]
 
 
 def test_replication_findings_sorted_by_compared_role_with_both_differences():

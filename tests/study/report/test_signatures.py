@@ -10,43 +10,42 @@ from avalanche_kedro.study.report.grouping import groups
 from tests.study.report.tables_builder import (
     GRID,
     Scenario,
-    line_of,
     make_tables,
-    render,
     row,
+    said,
 )
 
 
 def test_s1_present_and_absent_sentences_cite_the_gstar_row():
-    present = line_of(render(), "S1 is ")
+    present = said(key="S1")
     assert "S1 is **present**" in present and row(0.9) in present
     assert row(1.0) in present  # the g = 1 value is quoted with its row
     shifted = Scenario(b_tot=dict(zip(GRID, [1.5, 1.4, 1.3, 1.25, 1.2], strict=True)), g_star=1.2)
-    absent = line_of(render(shifted), "S1 is ")
+    absent = said(shifted, "S1")
     assert "S1 is **absent**" in absent and "lies above 1 by 0.15" in absent
     assert row(1.2) in absent and "end of the gain grid" in absent
 
 
 def test_s2_present_and_absent_sentences_cite_the_chi_argmax_row():
-    present = line_of(render(), "S2 is ")
+    present = said(key="S2")
     assert "S2 is **present**" in present and "which is g* itself" in present
     assert row(0.9) in present
     far = Scenario(chi=dict(zip(GRID, [1.0, 2.0, 3.0, 4.0, 9.0], strict=True)))
-    absent = line_of(render(far), "S2 is ")
+    absent = said(far, "S2")
     assert "S2 is **absent**" in absent and "3 grid steps from g* = 0.9" in absent
     assert row(1.2) in absent and row(0.9) in absent
     assert "not an interior peak" in absent and "rises monotonically" in absent
 
 
 def test_s3_absent_says_why_and_cites_t05():
-    present = line_of(render(), "S3 is ")
+    present = said(key="S3")
     assert "S3 is **present**" in present and row(0.9, table="T05") in present
     failed = Scenario(crackling_pass=False, crackling_reason="only 5 distinct durations (< 8)")
-    absent = line_of(render(failed), "S3 is ")
+    absent = said(failed, "S3")
     assert "S3 is **absent**" in absent and "only 5 distinct durations (< 8)" in absent
     assert row(0.9, table="T05") in absent
     # no recorded reason: the gate is re-derived from the row
-    silent = line_of(render(replace(failed, crackling_reason="", n_duration_points=4)), "S3 is ")
+    silent = said(replace(failed, crackling_reason="", n_duration_points=4), "S3")
     assert "only 4 distinct durations" in silent
 
 

@@ -1,8 +1,9 @@
 """The run report: every signature and falsifier of the study, decided from the paper tables.
 
 :func:`build_report` turns ``run_provenance`` and the tables T01-T11 of one run into a
-markdown page. Each result is one plain sentence that cites the table row behind it
-(:mod:`.formatting`). The decision rules are pure functions of numbers in :mod:`.decisions`;
+markdown page: a one-page summary (:mod:`.summary`), then each section once, its rule in a
+paragraph and one table row per group citing the rows behind it (``T01:12``,
+:mod:`.formatting`; :mod:`.sections`); :func:`render_html` makes the HTML page (:mod:`.html`). The decision rules are pure functions of numbers in :mod:`.decisions`;
 each report section decides its findings in its own module (:mod:`.signatures`,
 :mod:`.falsifiers`, :mod:`.ablations`, :mod:`.replication`, :mod:`.control` for T08 and the
 specificity of the signatures against the untrained control, :mod:`.trajectory` for T09,
@@ -59,12 +60,14 @@ from .decisions import (
     null_falsifier,
 )
 from .falsifiers import generalization_finding, null_finding, rate_finding
-from .formatting import ci, cite, key_number, num, signed
+from .formatting import MAX_LINE, ci, cite, key_number, num, ref, signed
 from .grouping import G_MATCH_ATOL, GROUP_KEYS, REQUIRED_TABLES, TABLE_NAMES, Finding, Group, groups
+from .html import render_html
 from .lens import compare_with_control, decide_alignment, lens_section
 from .page import RULES, build_report, decide_all
 from .replication import replication_findings
 from .signatures import s1_finding, s2_finding, s3_finding
+from .summary import FIGURE_CAPTIONS, SUMMARY_MAX_LINES, summary_section
 
 __all__ = [
     "ABSENT",
@@ -73,11 +76,13 @@ __all__ = [
     "DOES_NOT_FIRE",
     "FIRES",
     "Finding",
+    "FIGURE_CAPTIONS",
     "GROUP_KEYS",
     "G_MATCH_ATOL",
     "GeneralizationDecision",
     "Group",
     "HeldOutDrift",
+    "MAX_LINE",
     "NO_CONTROL",
     "NO_CONTROL_TEXT",
     "NOT_SPECIFIC",
@@ -93,6 +98,7 @@ __all__ = [
     "S1Decision",
     "S2Decision",
     "SPECIFIC",
+    "SUMMARY_MAX_LINES",
     "SpecificityDecision",
     "TABLE_NAMES",
     "TRACKS_ATTENTION",
@@ -126,6 +132,8 @@ __all__ = [
     "null_finding",
     "num",
     "rate_finding",
+    "ref",
+    "render_html",
     "replication_findings",
     "s1_finding",
     "s2_finding",
@@ -133,4 +141,5 @@ __all__ = [
     "signed",
     "specificity_findings",
     "specificity_label",
+    "summary_section",
 ]

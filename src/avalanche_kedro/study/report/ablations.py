@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .decisions import TRACKS_ATTENTION, UNDETERMINED, decide_ablation, decide_null
-from .formatting import key_number, num, signed
+from .formatting import key_number, num, refs, signed
 from .grouping import G_MATCH_ATOL, Finding, Group, _get, _one
 
 
@@ -22,6 +22,7 @@ def ablation_finding(group: Group) -> Finding | None:
             UNDETERMINED,
             f"g* = 1, so every ablation runs at gain 1 and nothing can be attributed "
             f"({base_cite}).",
+            (num(_get(base, "b_tot"), 3), "none (g* = 1)", "undetermined", "", refs("T06", rows)),
         )
     parts = []
     for name in sorted(result.shifts, key=lambda k: (k != "MLP_GLOBAL", k != "ATTN_GLOBAL", k)):
@@ -54,4 +55,22 @@ def ablation_finding(group: Group) -> Finding | None:
         if result.strongest_band:
             text += f"; of the MLP bands, {result.strongest_band} moves it most"
         text += "."
-    return Finding("T06", result.tracks or UNDETERMINED, text)
+    order = sorted(result.shifts, key=lambda k: (k != "MLP_GLOBAL", k != "ATTN_GLOBAL", k))
+    cells = (
+        num(_get(base, "b_tot"), 3),
+        ", ".join(f"{_SHORT.get(k, k)} {signed(result.shifts[k])}" for k in order),
+        result.tracks or "undetermined (MLP_GLOBAL or ATTN_GLOBAL missing)",
+        _SHORT.get(result.strongest_band, result.strongest_band or ""),
+        refs("T06", rows),
+    )
+    return Finding("T06", result.tracks or UNDETERMINED, text, cells)
+
+
+#: intervention ids as table cells (the section's paragraph names them in full)
+_SHORT = {
+    "MLP_GLOBAL": "MLP",
+    "ATTN_GLOBAL": "ATTN",
+    "MLP_BAND_EARLY": "early",
+    "MLP_BAND_MID": "mid",
+    "MLP_BAND_LATE": "late",
+}

@@ -29,7 +29,7 @@ from .decisions import (
     decide_paired_difference,
     decide_specificity,
 )
-from .formatting import _finite, ci, key_number, num
+from .formatting import _finite, ci, key_number, num, ref, row_refs, table, value_ci
 from .grouping import Finding, Group, _get, _one
 
 NO_CONTROL_TEXT = "no untrained control in this run — signatures cannot be called specific"
@@ -74,17 +74,22 @@ def _specificity(
     key = f"{signature}_spec"
     if row is None:
         if decision != PRESENT:
-            return Finding(key, decision, "")
+            return Finding(key, decision, "", ("n/a", decision, "no T08 row"))
         return Finding(
-            key, UNDETERMINED, "Against the untrained control: undetermined (no T08 row)."
+            key,
+            UNDETERMINED,
+            "Against the untrained control: undetermined (no T08 row).",
+            ("n/a", UNDETERMINED, "no T08 row"),
         )
     control = row["control_role"]
     low, high = _get(row, f"diff_{stat}_ci_low"), _get(row, f"diff_{stat}_ci_high")
     result = decide_specificity(decision, low, high, control_decision, absence_suffices)
     diff = f"diff {name} = {num(_get(row, f'diff_{stat}'))}, CI {ci(low, high)}"
+    diff_cell = value_ci(_get(row, f"diff_{stat}"), low, high)
     if stat == "crackling_gamma" and not _finite(_get(row, f"diff_{stat}")):
         reason = str(row.get("opt_crackling_reason", "") or "").strip()
         diff = f"diff {name} not available ({reason or 'reason not recorded'})"
+        diff_cell = "n/a (see T08)"
     head = f"Against the untrained control `{control}`:"
     if result.decision == SPECIFIC:
         why = (
@@ -104,7 +109,13 @@ def _specificity(
         text = f"{head} absent, so nothing to separate ({cite_t08(row)})."
     else:
         text = f"{head} undetermined ({cite_t08(row)})."
-    return Finding(key, result.decision, text)
+    label = {
+        SPECIFIC: "**specific**" + ("" if result.separated else " (control lacks it)"),
+        NOT_SPECIFIC: "not specific ("
+        + ("control shows it" if result.control_shows_it else "not separated")
+        + ")",
+    }.get(result.decision, result.decision)
+    return Finding(key, result.decision, text, (diff_cell, label, ref("T08", row)))
 
 
 def specificity_findings(decided: Mapping[tuple, dict[str, Any]], t08: pd.DataFrame | None) -> None:
@@ -114,9 +125,14 @@ def specificity_findings(decided: Mapping[tuple, dict[str, Any]], t08: pd.DataFr
         for signature in SIGNATURE_STATS:
             key = f"{signature}_spec"
             if control is None:
-                findings[key] = Finding(key, NO_CONTROL, "")
+                findings[key] = Finding(key, NO_CONTROL, "", ("n/a", "n/a (no control)", "n/a"))
             elif role == control:
-                findings[key] = Finding(key, CONTROL, "This role is the untrained control of T08.")
+                findings[key] = Finding(
+                    key,
+                    CONTROL,
+                    "This role is the untrained control of T08.",
+                    ("—", "control", ""),
+                )
             else:
                 control_findings = decided.get((control, spike, rate))
                 control_decision = (
@@ -162,61 +178,64 @@ def _worst_drift_g1(groups_: list[Group], role: str) -> tuple[float, Group | Non
     return worst, where
 
 
-def _role_lines(groups_: list[Group], role: str, control: str) -> str:
+def _role_row(groups_: list[Group], role: str, control: str) -> list[str]:
+    """One row of the quality table: B perplexity at g = 1 of the role and of the control,
+    their ratio, and the largest held-out rate drift at g = 1 of both, with the rows."""
     mine, my_group = _ppl_g1(groups_, role)
-    theirs, their_group = _ppl_g1(groups_, control)
-    if mine is None or theirs is None:
-        ppl_text = "perplexity on dataset B at g = 1: n/a (no T02 g1 row)"
-    else:
-        ratio = _get(theirs, "ppl") / _get(mine, "ppl")
-        ppl_text = (
-            f"perplexity on dataset B at g = 1 is {num(_get(mine, 'ppl'))}, CI "
-            f"{ci(_get(mine, 'opt_ppl_ci_low'), _get(mine, 'opt_ppl_ci_high'))}, against "
-            f"{num(_get(theirs, 'ppl'))}, CI "
-            f"{ci(_get(theirs, 'opt_ppl_ci_low'), _get(theirs, 'opt_ppl_ci_high'))} for the "
-            f"control: ratio control/{role} = {num(ratio)} "
-            f"({my_group.cite('T02', g_condition='g1')}, "
-            f"{their_group.cite('T02', g_condition='g1')})"
+    theirs, _ = _ppl_g1(groups_, control)
+    cells = [f"{role} vs {control}"]
+    for row in (mine, theirs):
+        cells.append(
+            value_ci(_get(row, "ppl"), _get(row, "opt_ppl_ci_low"), _get(row, "opt_ppl_ci_high"))
+            if row is not None
+            else "n/a (no T02 g1 row)"
         )
-    drifts = []
+    cells.append(
+        num(_get(theirs, "ppl") / _get(mine, "ppl"), 3)
+        if mine is not None and theirs is not None
+        else "n/a"
+    )
+    cited = [row_refs("T02", mine, theirs)]
     for who in (role, control):
         value, group = _worst_drift_g1(groups_, who)
-        drifts.append(
-            f"{num(100 * value, 3)} % for `{who}` ({group.cite('T01', g=1.0)})"
-            if group is not None
-            else f"n/a for `{who}` (no held-out rates in T01)"
-        )
-    return (
-        f"`{role}` vs `{control}`: {ppl_text}. Largest held-out rate drift |achieved/r* − 1| "
-        f"over layers at g = 1: {drifts[0]}, against {drifts[1]}."
-    )
+        cells.append(f"{num(100 * value, 3)} %" if group is not None else "n/a")
+        if group is not None:
+            cited.append(ref("T01", _one(group.t01, g=1.0)))
+    return [*cells, " ".join(c for c in cited if c != "n/a") or "n/a"]
 
 
-def _difference_clause(row: pd.Series, suffix: str) -> str:
-    parts = []
-    for stat, name in (
-        ("b_tot", "b_tot"),
-        ("delta_b_tot", "delta_b_tot"),
-        ("chi", "chi"),
-        ("crackling_gamma", "crackling gamma"),
-    ):
-        diff = _get(row, f"diff_{stat}{suffix}")
-        low, high = (
-            _get(row, f"diff_{stat}_ci_low{suffix}"),
-            _get(row, f"diff_{stat}_ci_high{suffix}"),
-        )
-        if stat == "crackling_gamma" and not _finite(diff):
-            reason = str(row.get(f"opt_crackling_reason{suffix}", "") or "").strip()
-            parts.append(f"diff {name} not available ({reason or 'reason not recorded'})")
-            continue
-        verdict = decide_paired_difference(diff, low, high)
-        parts.append(f"diff {name} = {num(diff)}, CI {ci(low, high)} (**{verdict}**)")
-    return "; ".join(parts)
+def _diff_cell(row: pd.Series, stat: str, suffix: str) -> str:
+    """One paired difference with its CI, bold when the CI excludes 0 (*differs*)."""
+    diff = _get(row, f"diff_{stat}{suffix}")
+    if stat == "crackling_gamma" and not _finite(diff):
+        return "n/a¹"
+    low, high = _get(row, f"diff_{stat}_ci_low{suffix}"), _get(row, f"diff_{stat}_ci_high{suffix}")
+    text = value_ci(diff, low, high)
+    return f"**{text}**" if decide_paired_difference(diff, low, high) == "differs" else text
+
+
+DIFF_STATS = ("b_tot", "delta_b_tot", "chi", "crackling_gamma")
+
+
+def _unavailable_gamma(ordered: pd.DataFrame) -> list[str]:
+    """¹: the rows whose crackling gamma difference is not available, grouped by reason."""
+    by_reason: dict[str, list[str]] = {}
+    for _, row in ordered.iterrows():
+        for suffix, where in (("", "g*"), ("_g1", "g = 1")):
+            if not _finite(_get(row, f"diff_crackling_gamma{suffix}")):
+                reason = str(row.get(f"opt_crackling_reason{suffix}", "") or "").strip()
+                by_reason.setdefault(reason or "reason not recorded", []).append(
+                    f"{ref('T08', row)} at {where}"
+                )
+    return [
+        f"- ¹ crackling gamma difference not available ({reason}): {', '.join(rows)}."
+        for reason, rows in by_reason.items()
+    ]
 
 
 def control_section(groups_: list[Group], t08: pd.DataFrame | None) -> list[str]:
     """The "Trained vs untrained" section: per trained role the perplexity and drift numbers,
-    then one sentence per T08 row with the four paired differences at g* and at g = 1."""
+    then every T08 row's four paired differences at g* and at g = 1, as tables."""
     lines = ["## Trained vs untrained (T08)", ""]
     control = control_role(t08)
     if control is None:
@@ -225,23 +244,50 @@ def control_section(groups_: list[Group], t08: pd.DataFrame | None) -> list[str]
             f"There is {NO_CONTROL_TEXT}: set `replication.control_role` to one of the model "
             "roles (the base model's untrained initialisation) to compare with it.",
         ]
-    lines.append(
+    lines += [
         f"Control role `{control}` (model `{t08['control_model_id'].iloc[0]}`). T08 compares "
         "every other role with it on the same windows and the same bootstrap replicates, at "
-        "each role's own g* and with both at g = 1; differences are role − control and a "
-        "difference *differs* when its CI excludes 0."
-    )
-    lines.append("")
-    compared = list(dict.fromkeys(t08.sort_values("compared_role", kind="stable")["compared_role"]))
-    lines += [f"- {_role_lines(groups_, role, control)}" for role in compared]
-    lines.append("")
+        "each role's own g* and with both at g = 1. How far the control is from a language "
+        "model: perplexity on dataset B at g = 1 (T02) and the largest held-out rate drift "
+        "|achieved/r* − 1| over layers at g = 1 (T01, largest over spike definitions and rates).",
+        "",
+        *table(
+            [
+                "role vs control",
+                "ppl B (role)",
+                "ppl B (control)",
+                "ratio control/role",
+                "drift (role)",
+                "drift (control)",
+                "rows",
+            ],
+            [
+                _role_row(groups_, role, control)
+                for role in dict.fromkeys(
+                    t08.sort_values("compared_role", kind="stable")["compared_role"]
+                )
+            ],
+        ),
+        "",
+        "Paired differences role − control; **bold**: the 95 % CI excludes 0 (*differs*).",
+        "",
+    ]
     ordered = t08.sort_values(["compared_role", "spike_def_id", "target_rate"], kind="stable")
-    for _, row in ordered.iterrows():
-        lines.append(
-            f"- {row['compared_role']} − {control}, {row['spike_def_id']}, "
-            f"r = {key_number(row['target_rate'])} (g* {key_number(row['g_star_compared'])} vs "
-            f"{key_number(row['g_star_control'])}): "
-            f"at g*, {_difference_clause(row, '')}; at g = 1, {_difference_clause(row, '_g1')} "
-            f"({cite_t08(row)})."
-        )
-    return lines
+    for title, suffix in (("at each role's own g*", ""), ("both at g = 1", "_g1")):
+        rows = []
+        for _, row in ordered.iterrows():
+            cells = [
+                f"{row['compared_role']} − {control}",
+                row["spike_def_id"],
+                key_number(row["target_rate"]),
+            ]
+            if not suffix:
+                cells.append(
+                    f"{key_number(row['g_star_compared'])} vs {key_number(row['g_star_control'])}"
+                )
+            cells += [_diff_cell(row, stat, suffix) for stat in DIFF_STATS]
+            rows.append([*cells, ref("T08", row)])
+        header = ["role − control", "spike def", "r*", *(["g*"] if not suffix else [])]
+        header += [f"diff {stat}" for stat in DIFF_STATS]
+        lines += [f"{title[0].upper()}{title[1:]}:", "", *table([*header, "row"], rows), ""]
+    return [*lines, *_unavailable_gamma(ordered)]

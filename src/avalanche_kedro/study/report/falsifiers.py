@@ -24,8 +24,11 @@ from .decisions import (
     decide_rate_matching,
     held_out_drift,
 )
-from .formatting import _finite, ci, key_number, num
+from .formatting import _finite, ci, key_number, num, ref, row_refs, value_ci
 from .grouping import Finding, Group, _get, _one
+
+#: a falsifier's decision in a table cell
+SHORT = {FIRES: "**fires**", DOES_NOT_FIRE: "no", UNDETERMINED: UNDETERMINED}
 
 
 def rate_finding(group: Group) -> tuple[Finding, HeldOutDrift]:
@@ -59,6 +62,17 @@ def rate_finding(group: Group) -> tuple[Finding, HeldOutDrift]:
         ),
         rel_tol,
     )
+    worst_row = _one(t01, g=result.worst_g)
+    cells = [
+        SHORT[result.decision],
+        f"{num(result.worst_error, 3)} / {num(result.worst_tolerance, 3)} at g = "
+        f"{key_number(result.worst_g)}",
+        "n/a",
+        "n/a",
+        "n/a",
+        "not in T01",
+        ref("T01", worst_row),
+    ]
     if math.isfinite(drift.level):
         means = t01["opt_achieved_rate_analysis_mean"].astype(float)
         g_lo, g_hi = float(t01.loc[means.idxmin(), "g"]), float(t01.loc[means.idxmax(), "g"])
@@ -80,8 +94,18 @@ def rate_finding(group: Group) -> tuple[Finding, HeldOutDrift]:
                 f"analysis windows the rates are not matched across gains, so part of any trend "
                 f"of b or chi with g there can be a rate effect."
             )
-    return Finding("a", result.decision, text), drift
+        cells[2:7] = [
+            num(_get(star, "opt_achieved_rate_analysis_mean"), 3),
+            f"{num(100 * drift.level, 3)} %",
+            f"{num(100 * drift.spread, 3)} %",
+            "within tol" if drift.within_tolerance else "**drifts**",
+            row_refs("T01", worst_row, star, _one(t01, g=g_lo), _one(t01, g=g_hi)),
+        ]
+    return Finding("a", result.decision, text, tuple(cells)), drift
 
+
+#: the nulls in table cells: time permutation, circular shift, token shuffle
+NULL_SHORT = {"permutation": "perm", "shift": "shift", "token-shuffle": "tokens"}
 
 #: The three nulls of falsifier (b): (name in sentences, T01 column suffix).
 NULLS = (("permutation", ""), ("shift", "_shift"), ("token-shuffle", "_tokshuf"))
@@ -94,6 +118,17 @@ def _null_values(row: pd.Series | None, suffix: str) -> tuple[float, float, floa
         _get(row, f"opt_delta_b_tot{suffix}_ci_low"),
         _get(row, f"opt_delta_b_tot{suffix}_ci_high"),
     )
+
+
+def _null_cell(values: tuple[float, float, float]) -> str:
+    """``0.05 [0.03, 0.07]`` in bold when the CI lies above 0 (beyond the rates); ``not
+    recorded`` when the null has no value at this gain."""
+    delta, low, high = values
+    outcome = decide_null(delta, low, high)
+    if outcome == NULL_NOT_RECORDED:
+        return "not recorded"
+    text = value_ci(delta, low, high)
+    return f"**{text}**" if outcome == NULL_BEYOND_RATES else text
 
 
 def _null_clause(name: str, values: tuple[float, float, float]) -> str:
@@ -146,14 +181,23 @@ def null_finding(group: Group) -> Finding:
         for c in ("opt_marginals_preserved_perm", "opt_marginals_preserved_shift")
         if c in group.t01
     ]
+    broken = [c for c in flags if not group.t01[c].astype(bool).all()]
     if flags:
-        broken = [c for c in flags if not group.t01[c].astype(bool).all()]
         text += (
             " Both raster nulls preserved every (window, layer) event multiset exactly at every gain."
             if not broken
             else f" **Marginals were NOT preserved** ({', '.join(broken)} false): the null "
             f"comparison is invalid."
         )
+    marginals = "n/a" if not flags else ("yes" if not broken else "**NOT preserved**")
+    cells = [
+        SHORT[result.decision],
+        NULL_SHORT.get(result.deciding, "none"),
+        *(_null_cell(values[name]) for name, _ in NULLS),
+        "n/a",
+        marginals,
+        ref("T01", star),
+    ]
     deltas = group.t01
     if {"opt_delta_b_tot_ci_low", "opt_delta_b_tot_ci_high"} <= set(deltas.columns):
         outcomes = [
@@ -170,7 +214,8 @@ def null_finding(group: Group) -> Finding:
             f" Over the whole grid the permutation-null CI lies above 0 at {above} of "
             f"{len(outcomes)} gains ({group.cite('T01', g=None)}, every g)."
         )
-    return Finding("b", result.decision, text)
+        cells[5] = f"{above} of {len(outcomes)}"
+    return Finding("b", result.decision, text, tuple(cells))
 
 
 def generalization_finding(group: Group) -> Finding:
@@ -244,4 +289,25 @@ def generalization_finding(group: Group) -> Finding:
             f" {int(truncated)} of those prompts were longer than the model's context and were "
             "left-truncated (their oldest tokens dropped) before scoring."
         )
-    return Finding("c", result.decision, text)
+    decision = "empty (g* = 1)" if result.vacuous else SHORT[result.decision]
+    b_cell = f"{num(_get(bs, 'b_tot'), 3)} vs {num(_get(b1, 'b_tot'), 3)}"
+    if result.b_nearer_at_gstar is not None:
+        b_cell += f" ({'nearer' if result.b_nearer_at_gstar else 'not nearer'})"
+
+    def marked(row, value, low, high, worse):  # bold: the side that fires (c)
+        text = value_ci(_get(row, value), _get(row, low), _get(row, high))
+        return f"**{text}**" if worse else text
+
+    n_questions = _get(a1, "n_questions")
+    cells = (
+        decision,
+        b_cell,
+        marked(bs, "ppl", "opt_ppl_ci_low", "opt_ppl_ci_high", result.ppl_worse),
+        marked(b1, "ppl", "opt_ppl_ci_low", "opt_ppl_ci_high", False),
+        marked(as_, "accuracy", "accuracy_ci_low", "accuracy_ci_high", result.arc_worse),
+        marked(a1, "accuracy", "accuracy_ci_low", "accuracy_ci_high", False),
+        (f"{int(n_questions)}" if _finite(n_questions) else "n/a")
+        + (f" ({int(truncated)} cut)" if _finite(truncated) and truncated > 0 else ""),
+        f"{row_refs('T02', bs, b1)} {row_refs('T03', as_, a1)}",
+    )
+    return Finding("c", result.decision, text, cells)

@@ -41,7 +41,8 @@ def _normalize_tables(tables: Mapping[str, pd.DataFrame | None]) -> dict[str, pd
     for key, value in tables.items():
         short = str(key)[:3].upper()
         if short in TABLE_NAMES:
-            out[short] = value
+            # positions as the index: a row's label is the n of its `T01:n` citation
+            out[short] = value.reset_index(drop=True) if value is not None else None
     missing = [TABLE_NAMES[t] for t in REQUIRED_TABLES if out.get(t) is None]
     if missing:
         raise ValueError(f"the report needs the tables {missing}")
@@ -106,12 +107,14 @@ class Group:
 
 
 def _g_star(t01: pd.DataFrame, t02: pd.DataFrame) -> float:
+    """g* of one group: T01's ``opt_is_gstar`` row, else T02's ``gstar`` row, else NaN (no g*
+    row: every finding at g* is then undetermined and the summary says why)."""
     if "opt_is_gstar" in t01 and t01["opt_is_gstar"].astype(bool).sum() == 1:
         return float(t01.loc[t01["opt_is_gstar"].astype(bool), "g"].iloc[0])
     row = _one(t02, g_condition="gstar")
     if row is not None:
         return float(row["g"])
-    raise ValueError("cannot tell g* from T01 (opt_is_gstar) or T02 (g_condition = gstar)")
+    return float("nan")
 
 
 def groups(tables: Mapping[str, pd.DataFrame | None]) -> list[Group]:
@@ -146,3 +149,6 @@ class Finding:
     key: str
     decision: str
     sentence: str
+    #: the report's table cells for this finding (its section's evidence columns, citations
+    #: included); the sentence says the same in words, for notebooks
+    cells: tuple[str, ...] = ()

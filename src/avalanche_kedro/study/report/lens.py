@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..lens import KEYS, steepest_entropy_drop, untrained_roles
-from .formatting import _finite, ci, cite, key_number, num
+from .formatting import _finite, cite, key_number, num, value_ci
 
 ALPHA = 0.05
 ALIGNED = "aligned beyond the token-shuffle null"
@@ -49,8 +49,10 @@ def lens_tables(
     found: dict[str, pd.DataFrame | None] = {"T10": None, "T11": None}
     for key, value in tables.items():
         short = str(key)[:3].upper()
-        if short in found:
-            found[short] = value
+        if short in found:  # positions as the index: the n of a `T11:n` citation
+            found[short] = (
+                value.reset_index(drop=True) if isinstance(value, pd.DataFrame) else value
+            )
     return found["T10"], found["T11"]
 
 
@@ -89,20 +91,29 @@ def compare_with_control(row: Mapping[str, Any], control: Mapping[str, Any] | No
 def _rho_text(row: pd.Series) -> str:
     if decide_alignment(row)[0] == UNDEFINED:
         return "n/a"
-    return f"{num(row['spearman_rho'], 3)} {ci(row['rho_ci_low'], row['rho_ci_high'])}"
+    return value_ci(row["spearman_rho"], row["rho_ci_low"], row["rho_ci_high"])
 
 
 def _diff_text(row: pd.Series) -> str:
     low, high = row.get("diff_rho_ci_low_vs_control"), row.get("diff_rho_ci_high_vs_control")
     if not (_finite(low) and _finite(high)):
         return "n/a"
-    return f"{num(row['diff_rho_vs_control'], 3)} {ci(low, high)}"
+    return value_ci(row["diff_rho_vs_control"], low, high)
 
 
 def _null_text(row: pd.Series) -> str:
     if not _finite(row["null_rho_mean"]):
         return "n/a"
-    return f"{num(row['null_rho_mean'], 3)} {ci(row['null_rho_low'], row['null_rho_high'])}"
+    return value_ci(row["null_rho_mean"], row["null_rho_low"], row["null_rho_high"])
+
+
+#: a verdict in a table cell (the section's paragraph says each in full)
+VERDICT_CELL = {ALIGNED: "**aligned**", NOT_DISTINGUISHABLE: "not distinguishable"}
+
+
+def _verdict_cell(row: pd.Series) -> str:
+    decision, text = decide_alignment(row)
+    return VERDICT_CELL.get(decision, text)
 
 
 def _cite11(row: pd.Series) -> str:
@@ -228,23 +239,22 @@ def lens_section(
         "across the tokens of each window; its mean and 2.5–97.5 % interval). Verdict: "
         f"*{ALIGNED}* only when p < {ALPHA:g} and the CI of rho excludes the null's mean; "
         f"otherwise *{NOT_DISTINGUISHABLE}*; *undefined* with the reason when rho is not "
-        "defined. The entropy column gives the layer into which the mean lens entropy falls "
-        "most (T10). Figures F13 and F14 draw one spike definition and rate.",
+        "defined. *entropy drop into*: the layer into which the mean lens entropy falls most "
+        "(T10); *collapse*: mean collapse layer; *depth*: mean cascade depth (layers). Figures "
+        "F13 and F14 draw one spike definition and rate.",
         "",
-        "| role | spike def | r* | g condition | g | steepest entropy drop into layer | mean "
-        "collapse layer | mean cascade depth (layers) | rho [95 % CI] | null mean [2.5, 97.5 %] "
-        "| p | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| role | spike def | r* | at | g | entropy drop into | collapse | depth | rho [95 % CI] "
+        "| null [2.5, 97.5 %] | p | verdict | row |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for _, row in ordered.iterrows():
-        verdict = decide_alignment(row)[1]
         p = num(row["p_value_vs_null"], 2) if _finite(row["p_value_vs_null"]) else "n/a"
         lines.append(
             f"| {row['model_role']} | {row['spike_def_id']} | {key_number(row['target_rate'])} | "
             f"{G_LABELS[row['g_condition']]} | {key_number(row['g'])} | "
             f"{_drop_text(_layers_of(t10, row))} | {num(row['mean_collapse_layer'], 3)} | "
             f"{num(row['mean_cascade_depth'], 3)} | {_rho_text(row)} | {_null_text(row)} | {p} | "
-            f"{verdict} |"
+            f"{_verdict_cell(row)} | T11:{row.name} |"
         )
     lines.append("")
     lines += [

@@ -1,5 +1,6 @@
-"""The report page: header, the decision rules in words, the summary, one section per group and
-the descriptive lines (shape of the curves, tail fits); :func:`build_report` assembles them.
+"""The report page: the title, the one-page summary (:mod:`.summary`), the run's identity, then
+each detailed section once (:mod:`.sections`, :mod:`.control`, :mod:`.trajectory`, :mod:`.lens`)
+with links to its figures; :func:`build_report` assembles them.
 """
 
 from __future__ import annotations
@@ -7,61 +8,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from .ablations import ablation_finding
-from .control import (
-    NO_CONTROL_TEXT,
-    control_role,
-    control_section,
-    specificity_findings,
-    specificity_label,
-)
-from .decisions import FIRES, PRESENT, SPECIFIC, decide_s2
+from .control import control_role, control_section, specificity_findings
 from .falsifiers import generalization_finding, null_finding, rate_finding
-from .formatting import _finite, cite, key_number, num
-from .grouping import G_MATCH_ATOL, Finding, Group, _get, _normalize_tables, _one, groups
+from .formatting import cite, wrap
+from .grouping import _normalize_tables, groups
 from .lens import lens_section, lens_tables
-from .replication import replication_findings
+from .sections import (
+    RULES,
+    group_section,
+    replication_section,
+    shape_section,
+    signature_section,
+    tail_section,
+)
 from .signatures import s1_finding, s2_finding, s3_finding
+from .summary import figure_refs, summary_section
 from .trajectory import trajectory_section
 
-RULES = """\
-- **S1 branching near 1** — at g* (the T01 row with `opt_is_gstar`), *present* when the b_tot
-  bootstrap CI contains 1 (bounds included); otherwise *absent*, with the gap from 1 to the
-  nearer CI bound. The g = 1 row is quoted next to it.
-- **S2 chi peak near g*** — over the gain grid of T01, the gain of maximal chi (ties: the
-  smaller gain). *Present* when it is g* or a grid neighbour of g*, *absent* otherwise. A
-  maximum at the edge of the grid is flagged: it is not an interior peak.
-- **S3 crackling** — *present* when the T05 gate passed at g* (finite gamma, ≥ 8 distinct
-  durations, CI width ≤ 0.5); *absent* otherwise, with the gate's reason.
-- **Specific (T08)** — a present signature is *specific* to a trained role only when it
-  separates from the untrained control, on the paired T08 row (role − control, same windows and
-  bootstrap replicates, each at its own g*): S1 when the CI of diff_b_tot excludes 0; S2 when
-  the CI of diff_chi excludes 0; S3 when the control's own S3 verdict is *absent* or the CI of
-  diff_crackling_gamma excludes 0. Otherwise it is *present but not specific* (the control
-  shows it too, or it is not separated); an absent signature stays *absent*; the control role
-  itself is marked *control*. Without a control role in the run nothing can be called specific.
-- **(a) rate matching** — *fires* when an in-sample largest |achieved − r*| (T01
-  `achieved_rate_max_abs_err`) exceeds the largest per-layer tolerance
-  (`opt_rate_match_tol_abs_max`). A saved run cannot show this: the events pipeline stops on any
-  cell outside its tolerance. The held-out (analysis-slice) rate is reported, not gated; it is
-  flagged when its distance from the target or its spread across gains exceeds `rel_tol`.
-- **(b) null** — judged at g* against the strictest of three nulls: the within-layer time
-  permutation, the within-layer circular shift and the input token shuffle. It *fires* when the
-  delta_b_tot CI of ANY recorded null contains 0 (explained by the rates) or lies below 0, and
-  *does not fire* only when every recorded null's CI lies above 0. The sentence names the
-  deciding null (the recorded one with the smallest CI lower bound) and lists all three; a null
-  not recorded at that gain counts for nothing, and with none recorded (b) is *undetermined*.
-- **(c) generalization** — *fires* when at g* the perplexity CI on dataset B lies entirely
-  above the g = 1 CI, or the ARC accuracy CI lies entirely below the g = 1 CI. Whether b_tot on
-  B is nearer to 1 at g* is reported. With g* = 1 the test is empty.
-- **Ablations (T06)** — shift of b_tot from MLP_GLOBAL at g = 1 to each intervention at g*;
-  the effect *tracks the MLP gain* when |shift(MLP_GLOBAL)| ≥ |shift(ATTN_GLOBAL)|, else
-  *attention*; the MLP band with the largest |shift| is named.
-- **Replication (T07, T08)** — a paired difference between roles *differs* when its CI excludes
-  0."""
+__all__ = ["RULES", "build_report", "decide_all"]
 
 
 def _embedded_roles(provenance: Mapping[str, Any]) -> list[str]:
@@ -139,8 +106,15 @@ def _example_citation(t01: pd.DataFrame) -> str:
     )
 
 
-def _header(provenance: Mapping[str, Any], tables: Mapping[str, pd.DataFrame | None]) -> list[str]:
-    lines = ["# Run report: activation-event cascades", ""]
+def _title(provenance: Mapping[str, Any]) -> list[str]:
+    return [f"# Run report: activation-event cascades (run `{provenance.get('run_id', 'n/a')}`)"]
+
+
+def _run_section(
+    provenance: Mapping[str, Any], tables: Mapping[str, pd.DataFrame | None]
+) -> list[str]:
+    """The run's identity: hashes, models, gain grid, rates, windows, how rows are cited."""
+    lines = ["## Run", ""]
     lines.append(
         f"- Run `{provenance.get('run_id', 'n/a')}`, config hash "
         f"`{provenance.get('config_hash', 'n/a')}`, code version "
@@ -181,151 +155,36 @@ def _header(provenance: Mapping[str, Any], tables: Mapping[str, pd.DataFrame | N
             f"{windows.get('n_eval_b')} of dataset B."
         )
     lines.append(
-        f"- A citation such as {_example_citation(t01)} names one row "
-        "of that table in this run: model role, spike definition, target rate and gain "
-        "(`g1`/`gstar` in T02 and T03, plus the intervention in T06)."
+        f"- Citations: `T01:12` is row 12 of T01 counted from 0 (`T01.iloc[12]`, the saved order "
+        f"of T01_SUMMARY.parquet and its CSV); in prose a row is also named by its key, e.g. "
+        f"{_example_citation(t01)} (role, spike definition, target rate, gain)."
     )
     lines += _embedded_note(provenance)
     return lines
 
 
-def _summary(
-    groups_: list[Group], findings: dict[tuple, dict[str, Finding]], control: str | None
-) -> list[str]:
-    lines = [
-        "## Summary",
-        "",
-        "| role | spike def | rate | g* | S1 | S2 | S3 | specific vs control | (a) in-sample | "
-        "held-out rate | (b) null | (c) generalization | T06 tracks |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for group in groups_:
-        f = findings[(group.role, group.spike, group.rate)]
-        held = {True: "within tol", False: "drifts", None: "n/a"}[f["drift"].within_tolerance]
-        lines.append(
-            f"| {group.role} | {group.spike} | {key_number(group.rate)} | "
-            f"{key_number(group.g_star)} | {f['S1'].decision} | {f['S2'].decision} | "
-            f"{f['S3'].decision} | {specificity_label(f)} | {f['a'].decision} | {held} | "
-            f"{f['b'].decision} | "
-            f"{f['c'].decision} | {f['T06'].decision if f.get('T06') else 'n/a'} |"
-        )
-    n = len(groups_)
-
-    def count(key, value):
-        return sum(findings[(g.role, g.spike, g.rate)][key].decision == value for g in groups_)
-
-    lines += [
-        "",
-        f"Over {n} (role, spike definition, target rate) groups: S1 present in "
-        f"{count('S1', PRESENT)}, S2 present in {count('S2', PRESENT)}, S3 present in "
-        f"{count('S3', PRESENT)}; falsifier (a) fires in {count('a', FIRES)}, (b) fires in "
-        f"{count('b', FIRES)}, (c) fires in {count('c', FIRES)}. Each row's evidence is in "
-        "the sections below.",
-    ]
-    trained = [g for g in groups_ if g.role != control]
-    if control is None:
-        lines += ["", f"Specificity: {NO_CONTROL_TEXT}."]
-    else:
-        lines += [
-            "",
-            f"Against the untrained control `{control}` (T08), over {len(trained)} groups of "
-            f"the other roles: S1 specific in {count('S1_spec', SPECIFIC)}, S2 specific in "
-            f"{count('S2_spec', SPECIFIC)}, S3 specific in {count('S3_spec', SPECIFIC)}.",
-        ]
-    edge_gstar = sum(g.g_star in (g.t01["g"].min(), g.t01["g"].max()) for g in groups_)
-    s2 = [decide_s2(g.t01["g"].to_list(), g.t01["chi"].to_list(), g.g_star) for g in groups_]
-    edge_chi = sum(d.at_edge for d in s2)
-    monotone = sum(d.monotone is not None for d in s2)
-    drifting = [
-        (findings[(g.role, g.spike, g.rate)]["drift"], g)
-        for g in groups_
-        if findings[(g.role, g.spike, g.rate)]["drift"].within_tolerance is False
-    ]
-    notes = []
-    if edge_gstar:
-        notes.append(
-            f"g* is an end of the gain grid in {edge_gstar} of {n} groups: there the grid does "
-            "not bracket the gain with b_tot nearest 1."
-        )
-    if edge_chi:
-        notes.append(
-            f"chi is largest at an end of the grid in {edge_chi} of {n} groups (monotone in g "
-            f"over the whole grid in {monotone}): no interior susceptibility peak there."
-        )
-    if drifting:
-        worst, worst_group = max(drifting, key=lambda item: item[0].level)
-        spread, spread_group = max(drifting, key=lambda item: item[0].spread)
-        notes.append(
-            f"**Held-out rates are not matched** in {len(drifting)} of {n} groups: on the "
-            f"analysis slice the mean rate is off the target by up to "
-            f"{num(100 * worst.level, 3)} % ({worst_group.label}) and moves by up to "
-            f"{num(100 * spread.spread, 3)} % of the target across gains ({spread_group.label}), "
-            "so trends of b_tot and chi with g on that slice can partly be rate effects "
-            "(section (a) cites the T01 rows)."
-        )
-    if notes:
-        lines += ["", *[f"- {note}" for note in notes]]
-    return lines
+#: the figures each detailed section points to
+SECTION_FIGURES = {
+    "S1": ["F03_BRANCHING_VS_GAIN", "F05_GSTAR_SELECTION", "F08_SPIKE_DEF_ROBUSTNESS"],
+    "S2": ["F09_SUSCEPTIBILITY"],
+    "a": ["F02_RATE_MATCHING"],
+    "b": ["F04_DELTA_B_VS_GAIN", "F10_NULL_COMPARISON"],
+    "c": ["F06_GENERALIZATION_B", "F07_ARC_ACCURACY"],
+    "T06": ["F11_ABLATIONS"],
+    "T09": ["F12_TRAINING_TRAJECTORY"],
+    "lens": ["F13_LENS_DEPTH", "F14_COLLAPSE_VS_CASCADE"],
+}
 
 
-def _per_group_section(
-    title: str, intro: str, groups_: list[Group], findings, key: str
-) -> list[str]:
-    """One line per group; a signature's line ends with its specificity sentence (T08)."""
-    lines = [f"## {title}", "", intro, ""] if intro else [f"## {title}", ""]
-    for group in groups_:
-        decided = findings[(group.role, group.spike, group.rate)]
-        finding = decided.get(key)
-        if finding is not None:
-            extra = decided.get(f"{key}_spec")
-            tail = f" {extra.sentence}" if extra is not None and extra.sentence else ""
-            lines.append(f"- **{group.label}.** {finding.sentence}{tail}")
-    return lines
+def _with_figures(section: list[str], key: str, figures: Mapping[str, str] | None) -> list[str]:
+    """A section followed by links to its figures (those this run drew)."""
+    links = figure_refs(SECTION_FIGURES.get(key, []), figures)
+    return [*section, "", f"Figures: {links}."] if links and section else section
 
 
-def _shape_lines(groups_: list[Group], t01: pd.DataFrame) -> list[str]:
-    """How much b_tot moves with g versus with the target rate (SPEC §13's shape)."""
-    lines = []
-    for (role, spike), part in t01.groupby(["model_role", "spike_def_id"], sort=True):
-        over_g = part.groupby("target_rate")["b_tot"].agg(lambda s: s.max() - s.min())
-        at_one = part[np.isclose(part["g"].astype(float), 1.0, rtol=0, atol=G_MATCH_ATOL)]
-        if at_one.empty or over_g.empty:
-            continue
-        over_r = at_one["b_tot"].max() - at_one["b_tot"].min()
-        lines.append(
-            f"- {role}, {spike}: b_tot spans at most {num(over_g.max())} across the gain grid at "
-            f"a fixed rate, and {num(over_r)} across target rates at g = 1 "
-            f"(`T01[{role}, {spike}, every r, every g]`)."
-        )
-    return lines
-
-
-def _tail_lines(groups_: list[Group]) -> list[str]:
-    lines = [
-        "## Tail fits (T04, descriptive only)",
-        "",
-        "Heavy tails are not evidence of criticality; these fits describe the size distribution "
-        "at g* and decide nothing. LLR > 0 favours the power law.",
-        "",
-        "| row | available | n_tail | alpha | LLR vs lognormal (p) | LLR vs exponential (p) |",
-        "|---|---|---|---|---|---|",
-    ]
-    any_row = False
-    for group in groups_:
-        row = _one(group.t04, g=group.g_star)
-        if row is None:
-            continue
-        any_row = True
-        available = bool(row.get("opt_available", True))
-        lines.append(
-            f"| {group.cite('T04', g=group.g_star)} | {'yes' if available else 'no'} | "
-            f"{int(_get(row, 'n_tail')) if _finite(_get(row, 'n_tail')) else 'n/a'} | "
-            f"{num(_get(row, 'alpha_powerlaw'))} | {num(_get(row, 'llr_powerlaw_vs_lognormal'))} "
-            f"({num(_get(row, 'opt_p_powerlaw_vs_lognormal'), 2)}) | "
-            f"{num(_get(row, 'llr_powerlaw_vs_exponential'))} "
-            f"({num(_get(row, 'opt_p_powerlaw_vs_exponential'), 2)}) |"
-        )
-    return lines if any_row else []
+def _figure_definitions(figures: Mapping[str, str] | None) -> list[str]:
+    """The targets of the reference-style figure links, relative to the report's folder."""
+    return [f"[{figure_id}]: {path}" for figure_id, path in (figures or {}).items()]
 
 
 def decide_all(tables: Mapping[str, pd.DataFrame | None]) -> dict[tuple, dict[str, Any]]:
@@ -349,104 +208,119 @@ def decide_all(tables: Mapping[str, pd.DataFrame | None]) -> dict[tuple, dict[st
     return out
 
 
-def build_report(provenance: Mapping[str, Any], tables: Mapping[str, pd.DataFrame | None]) -> str:
+def build_report(
+    provenance: Mapping[str, Any],
+    tables: Mapping[str, pd.DataFrame | None],
+    figures: Mapping[str, str] | None = None,
+) -> str:
     """The markdown report of one run from its provenance record and tables T01-T11.
 
-    ``tables`` maps ``T01`` ... ``T09`` (or the full names ``T01_SUMMARY`` ...) to DataFrames;
+    ``tables`` maps ``T01`` ... ``T11`` (or the full names ``T01_SUMMARY`` ...) to DataFrames;
     T04, T07, T08 and T09 may be None or missing (T07 is absent with a single model role, T08
     when no role is the untrained control, T09 when the roles are not a training series); T10
-    and T11 (the logit lens) add their section when given.
+    and T11 (the logit lens) add their section when given. ``figures`` maps each figure id of
+    this run to its path relative to the report's folder (the summary and the sections link
+    them); None when the figures' location is not known (the summary says so). No line is
+    longer than :data:`.formatting.MAX_LINE` characters.
     """
     t10, t11 = lens_tables(tables)
     tables = _normalize_tables(tables)
     findings = decide_all(tables)
     groups_ = [f["group"] for f in findings.values()]
-    lines = _header(provenance, tables)
-    lines += ["", *_summary(groups_, findings, control_role(tables.get("T08")))]
-    lines += ["", "## Decision rules", "", RULES]
-    lines += [""] + _per_group_section(
-        "S1: branching near 1 at g*",
-        "g* is the grid gain with b_tot nearest 1 on the dataset A analysis slice (SPEC §8).",
-        groups_,
-        findings,
-        "S1",
-    )
-    shape = _shape_lines(groups_, tables["T01"])
-    if shape:
-        lines += ["", "How b_tot moves with the gain versus with the target rate:", "", *shape]
-    lines += [""] + _per_group_section(
-        "S2: susceptibility peak near g*",
-        "chi = var(Y)/mean(Y) of the per-window event count, over the gain grid.",
-        groups_,
-        findings,
-        "S2",
-    )
-    lines += [""] + _per_group_section(
-        "S3: crackling relation",
-        "mean size vs token span over 3 ≤ D ≤ 64, window-bootstrap CI (SPEC §6).",
-        groups_,
-        findings,
-        "S3",
-    )
-    lines += [""] + _per_group_section(
-        "Falsifier (a): rate matching",
-        "Thresholds are fitted on the calibration slice at every gain; metrics are measured on "
-        "the held-out analysis slice. The events pipeline stops the run when any in-sample "
-        "(gain, layer, spike def, rate) cell misses its tolerance, so in a saved run (a) cannot "
-        "fire in sample; the held-out rates are reported, not gated.",
-        groups_,
-        findings,
-        "a",
-    )
-    lines += [""] + _per_group_section(
-        "Falsifier (b): marginal-preserving nulls",
-        "delta_b_tot = b_tot(real) − b_tot(null) with paired window-bootstrap CIs; the "
-        "within-layer time permutation is the primary null.",
-        groups_,
-        findings,
-        "b",
-    )
-    lines += [""] + _per_group_section(
-        "Falsifier (c): generalization to dataset B and ARC",
-        "g* is frozen on dataset A and applied unchanged to dataset B (with A's thresholds) and "
-        "to ARC multiple choice.",
-        groups_,
-        findings,
-        "c",
-    )
-    lines += [""] + _per_group_section(
-        "Ablations (T06): MLP gain or attention?",
-        "Each intervention is rate-matched separately; b_tot has no CI in T06, delta_b_tot "
-        "against the permutation null does.",
-        groups_,
-        findings,
-        "T06",
-    )
-    lines += ["", "## Replication (T07)", ""]
-    t07 = tables.get("T07")
-    roles = sorted({g.role for g in groups_})
-    if t07 is None or t07.empty:
-        lines.append(
-            f"Replication was not run: this run has {len(roles)} model role"
-            f"{'s' if len(roles) != 1 else ''} ({', '.join(roles)}); T07 needs at least two."
-        )
-    else:
-        reps = replication_findings(t07)
-        differs = sum(f.decision == "differs" for f in reps)
-        lines.append(
-            f"Paired differences at each role's own g*, same windows and bootstrap indices. "
-            f"delta_b_tot differs between roles in {differs} of {len(reps)} rows."
-        )
-        lines.append("")
-        lines += [f"- {f.sentence}" for f in reps]
-    lines += ["", *control_section(groups_, tables.get("T08"))]
-    trajectory = trajectory_section(tables.get("T09"))
-    if trajectory:
-        lines += ["", *trajectory]
-    lens = lens_section(t10, t11, provenance, control_role(tables.get("T08")))
-    if lens:
-        lines += ["", *lens]
-    tail = _tail_lines(groups_)
-    if tail:
-        lines += ["", *tail]
-    return "\n".join(lines).rstrip() + "\n"
+    control = control_role(tables.get("T08"))
+    roles = list(provenance.get("roles") or dict.fromkeys(g.role for g in groups_))
+    lines = _title(provenance)
+    lines += ["", *summary_section(provenance, tables, groups_, findings, control, figures)]
+    lines += ["", *_run_section(provenance, tables)]
+    sections = [
+        (
+            "S1",
+            signature_section(
+                "S1", "S1: branching near 1 at g*", S1_COLUMNS, groups_, findings, control
+            ),
+        ),
+        ("S1", shape_section(tables["T01"])),
+        (
+            "S2",
+            signature_section(
+                "S2", "S2: susceptibility peak near g*", S2_COLUMNS, groups_, findings, control
+            ),
+        ),
+        (
+            "S3",
+            signature_section(
+                "S3", "S3: crackling relation", S3_COLUMNS, groups_, findings, control
+            ),
+        ),
+        (
+            "a",
+            group_section(
+                "a", "Falsifier (a): rate matching", A_COLUMNS, groups_, findings, with_g=False
+            ),
+        ),
+        (
+            "b",
+            group_section(
+                "b", "Falsifier (b): marginal-preserving nulls", B_COLUMNS, groups_, findings
+            ),
+        ),
+        (
+            "c",
+            group_section(
+                "c",
+                "Falsifier (c): generalization to dataset B and ARC",
+                C_COLUMNS,
+                groups_,
+                findings,
+            ),
+        ),
+        (
+            "T06",
+            group_section(
+                "T06", "Ablations (T06): MLP gain or attention?", T06_COLUMNS, groups_, findings
+            ),
+        ),
+        ("T07", replication_section(tables.get("T07"), roles)),
+        ("T08", control_section(groups_, tables.get("T08"))),
+        ("T09", trajectory_section(tables.get("T09"))),
+        ("lens", lens_section(t10, t11, provenance, control)),
+        ("T04", tail_section(groups_)),
+    ]
+    for key, section in sections:
+        if section:
+            lines += ["", *_with_figures(section, key, figures)]
+    definitions = _figure_definitions(figures)
+    if definitions:
+        lines += ["", *definitions]
+    return "\n".join(wrap(lines)).rstrip() + "\n"
+
+
+S1_COLUMNS = ["b_tot at g* [CI]", "S1", "b_tot at g = 1 [CI]", "diff b_tot [CI]"]
+S2_COLUMNS = ["chi at g* [CI]", "chi max at g (steps)", "S2", "shape", "diff chi [CI]"]
+S3_COLUMNS = [
+    "gamma [CI]",
+    "r²",
+    "durations / avalanches",
+    "S3",
+    "gate failed because",
+    "diff gamma [CI]",
+]
+A_COLUMNS = [
+    "(a) in sample",
+    "worst err / tol",
+    "held-out mean at g*",
+    "off target",
+    "spread over g",
+    "held out",
+]
+B_COLUMNS = ["(b)", "deciding", "perm", "shift", "tokens", "perm > 0 at", "marginals"]
+C_COLUMNS = [
+    "(c)",
+    "b_tot B: g* vs 1",
+    "ppl B at g*",
+    "ppl B at g = 1",
+    "ARC at g*",
+    "ARC at g = 1",
+    "questions",
+]
+T06_COLUMNS = ["b_tot (MLP, g = 1)", "shift of b_tot at g*", "tracks", "top band"]

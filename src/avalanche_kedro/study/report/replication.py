@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .decisions import decide_paired_difference
-from .formatting import ci, key_number, num
+from .formatting import ci, key_number, num, value_ci
 from .grouping import Finding
 
 
@@ -14,6 +14,7 @@ def replication_findings(t07: pd.DataFrame) -> list[Finding]:
     for row in t07.sort_values(
         ["compared_role", "spike_def_id", "target_rate"], kind="stable"
     ).itertuples():
+        position = row.Index
         where = (
             f"`T07[{row.compared_role} vs {row.reference_role}, {row.spike_def_id}, "
             f"r={key_number(row.target_rate)}]`"
@@ -30,5 +31,18 @@ def replication_findings(t07: pd.DataFrame) -> list[Finding]:
             f"(**{d_b}**); diff chi = {num(row.diff_chi)}, "
             f"CI {ci(row.diff_chi_ci_low, row.diff_chi_ci_high)} (**{d_chi}**) ({where})."
         )
-        out.append(Finding("T07", d_b, text))
+        cells = (
+            f"{row.compared_role} − {row.reference_role}",
+            row.spike_def_id,
+            key_number(row.target_rate),
+            f"{key_number(row.g_star_compared)} vs {key_number(row.g_star_reference)}",
+            value_ci(
+                row.diff_delta_b_tot, row.diff_delta_b_tot_ci_low, row.diff_delta_b_tot_ci_high
+            ),
+            d_b,
+            value_ci(row.diff_chi, row.diff_chi_ci_low, row.diff_chi_ci_high),
+            d_chi,
+            f"T07:{position}",
+        )
+        out.append(Finding("T07", d_b, text, cells))
     return out

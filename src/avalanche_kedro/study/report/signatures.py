@@ -11,8 +11,18 @@ from .decisions import (
     decide_s2,
     decide_s3,
 )
-from .formatting import _finite, ci, key_number, num
+from .formatting import _finite, ci, key_number, num, ref, row_refs, value_ci
 from .grouping import G_MATCH_ATOL, Finding, Group, _get, _one
+
+
+def g_star_cell(group: Group) -> str:
+    """g* for a table cell; ``(edge)`` when it is an end of the gain grid (not bracketed),
+    ``none`` when the tables have no g* row."""
+    if not _finite(group.g_star):
+        return "none"
+    grid = group.t01["g"].astype(float).to_numpy()
+    edge = grid.size and group.g_star in (grid.min(), grid.max())
+    return f"{key_number(group.g_star)}{' (edge)' if edge else ''}"
 
 
 def s1_finding(group: Group) -> Finding:
@@ -50,22 +60,37 @@ def s1_finding(group: Group) -> Finding:
         text += (
             f" At g = 1 b_tot = {num(b1)}, CI {ci(l1, h1)} {inside} 1 ({group.cite('T01', g=1.0)})."
         )
-    return Finding("S1", result.decision, text)
+    verdict = result.decision
+    if result.decision == ABSENT:  # the gap from 1 to the nearer CI bound
+        verdict = f"absent ({num(result.distance, 2)} {'below' if high < 1.0 else 'above'} 1)"
+    at_one = (
+        value_ci(*(_get(one, c) for c in ("b_tot", "opt_b_tot_ci_low", "opt_b_tot_ci_high")))
+        if one is not None
+        else "n/a"
+    )
+    cells = (
+        value_ci(b, low, high),
+        verdict,
+        at_one,
+        row_refs("T01", star, one),
+    )
+    return Finding("S1", result.decision, text, cells)
 
 
 def s2_finding(group: Group) -> Finding:
     gains = group.t01["g"].astype(float).to_list()
     chi = group.t01["chi"].astype(float).to_list()
     result = decide_s2(gains, chi, group.g_star)
+    star = _one(group.t01, g=group.g_star)
     if result.decision == UNDETERMINED:
         return Finding(
             "S2",
             UNDETERMINED,
             f"S2 is **undetermined**: no finite chi on the grid or g* not on it "
             f"({group.cite('T01', g=group.g_star)}).",
+            ("n/a", "n/a", "undetermined", "", ref("T01", star)),
         )
     peak = _one(group.t01, g=result.g_argmax)
-    star = _one(group.t01, g=group.g_star)
     peak_text = (
         f"chi is largest at g = {key_number(result.g_argmax)} "
         f"(chi = {num(_get(peak, 'chi'))}, CI "
@@ -92,14 +117,29 @@ def s2_finding(group: Group) -> Finding:
         )
         if result.decision == PRESENT:
             text += " Read this S2 as weak."
-    return Finding("S2", result.decision, text)
+    shape = "edge" if result.at_edge else "interior"
+    if result.monotone:
+        shape += f", {result.monotone}"  # chi falls / rises monotonically over the grid
+    cells = (
+        value_ci(_get(star, "chi"), _get(star, "opt_chi_ci_low"), _get(star, "opt_chi_ci_high")),
+        f"{key_number(result.g_argmax)} ({result.steps} step{'s' if result.steps != 1 else ''})",
+        result.decision + (" (weak)" if result.at_edge and result.decision == PRESENT else ""),
+        shape,
+        row_refs("T01", star, peak),
+    )
+    return Finding("S2", result.decision, text, cells)
 
 
 def s3_finding(group: Group) -> Finding:
     row = _one(group.t05, g=group.g_star)
     where = group.cite("T05", g=group.g_star)
     if row is None:
-        return Finding("S3", UNDETERMINED, f"S3 is **undetermined**: no T05 row ({where}).")
+        return Finding(
+            "S3",
+            UNDETERMINED,
+            f"S3 is **undetermined**: no T05 row ({where}).",
+            ("n/a", "n/a", "n/a", "undetermined", "no T05 row at g*", "n/a"),
+        )
     decision = decide_s3(bool(row["pass"]))
     gamma, low, high = (
         _get(row, c) for c in ("crackling_gamma", "crackling_ci_low", "crackling_ci_high")
@@ -109,6 +149,14 @@ def s3_finding(group: Group) -> Finding:
         f"gamma = {num(gamma)}, CI {ci(low, high)}, r² = {num(_get(row, 'r2'))}, "
         f"{points} distinct durations, {num(_get(row, 'n_avalanches_used'))} avalanches"
     )
+    cells = [
+        value_ci(gamma, low, high),
+        num(_get(row, "r2"), 3),
+        f"{points} / {num(_get(row, 'n_avalanches_used'))}",
+        decision,
+        "",
+        ref("T05", row),
+    ]
     if decision == PRESENT:
         text = f"S3 is **present** (gate passed) at g* = {key_number(group.g_star)}: {detail} ({where})."
     else:
@@ -119,4 +167,5 @@ def s3_finding(group: Group) -> Finding:
             f"S3 is **absent** (not available) at g* = {key_number(group.g_star)}: the crackling "
             f"gate failed ({reason or 'reason not recorded'}); {detail} ({where})."
         )
-    return Finding("S3", decision, text)
+        cells[4] = reason or "reason not recorded"
+    return Finding("S3", decision, text, tuple(cells))
