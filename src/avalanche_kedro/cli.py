@@ -19,19 +19,16 @@ from __future__ import annotations
 
 import logging
 import sys
-import warnings
 from typing import Any
 
 import click
 from kedro.framework.cli.project import run as kedro_run
 
 from .core.errors import AvalancheError
+from .settings import ignore_known_kedro_warnings
 
-# Kedro 1.7's config loader calls OmegaConf's deprecated register_new_resolver at every start:
-# a warning for Kedro's maintainers, not for someone running the study.
-warnings.filterwarnings(
-    "ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning
-)
+# Kedro may load this module before the settings; the filter must be in place either way.
+ignore_known_kedro_warnings()
 
 EXIT_BAD_INPUT = 1
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}  # 128 + signal number, as shells report it

@@ -1,8 +1,28 @@
 """Project settings (see https://docs.kedro.org/en/stable/configure/configuration_basics/)."""
 
+import warnings
+
 from avalanche_kedro.framework.context import AvalancheContext
 from avalanche_kedro.framework.hooks import ActiveConfigHooks, InputCheckHooks, ProvenanceHooks
 from avalanche_kedro.framework.interrupts import InterruptHooks
+
+# Kedro 1.7's config loader calls OmegaConf's deprecated ``register_new_resolver`` whenever it
+# is built (``kedro run``, ``%load_ext kedro.ipython``, ``KedroSession.create``): a warning for
+# Kedro's maintainers, not for someone running the study.
+_KEDRO_OMEGACONF_WARNING = r"register_new_resolver\(\) is deprecated"
+
+
+def ignore_known_kedro_warnings() -> None:
+    """Hide Kedro's own OmegaConf deprecation warning, that message and category only.
+
+    Kedro imports this module before it builds the config loader on every entry point (CLI,
+    IPython extension, notebooks, ``bootstrap_project``), so the filter is installed here; every
+    other warning still shows.
+    """
+    warnings.filterwarnings("ignore", message=_KEDRO_OMEGACONF_WARNING, category=UserWarning)
+
+
+ignore_known_kedro_warnings()
 
 # Kedro calls hooks last-in-first-out: ActiveConfigHooks must see the context first, because
 # the other hooks read parameters and pipelines (which makes Kedro register the pipelines).

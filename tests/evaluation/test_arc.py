@@ -421,6 +421,56 @@ def test_the_intervention_is_applied(small_model, questions, scored):
     np.testing.assert_array_equal(again["scores"].iloc[0], scored["single"]["scores"].iloc[0])
 
 
+# --- progress ------------------------------------------------------------------------------------
+
+
+def test_the_progress_bar_counts_questions_to_its_total(small_model, questions, scored, capsys):
+    table = score_arc(small_model, questions, 1.0, progress=True)
+    err = capsys.readouterr().err
+    # tqdm's last refresh (on close): "ARC g=1.0: 100%|...| 5/5 [..., ...question/s]"
+    last = err.strip().split("\r")[-1]
+    assert last.startswith("ARC g=1.0: 100%") and f"{len(questions)}/{len(questions)}" in last
+    assert "question/s" in last
+    # the bar changes nothing that is measured
+    pd.testing.assert_frame_equal(table, scored["single"])
+
+
+def test_one_bar_spans_several_gains(small_model, questions, capsys):
+    bar = arc.question_progress(2 * len(questions), "ARC scoring", enabled=True)
+    score_arc(small_model, questions, 1.0, progress=bar)
+    assert bar.n == len(questions)  # one step per question scored
+    score_arc(small_model, questions, 0.7, progress=bar)
+    assert bar.n == bar.total == 10 and not bar.disable
+    bar.close()
+    last = capsys.readouterr().err.strip().split("\r")[-1]
+    assert last.startswith("ARC scoring: 100%") and "10/10" in last and "g=0.7" in last
+
+
+def test_progress_off_prints_nothing(small_model, questions, capsys):
+    bar = arc.question_progress(len(questions), "ARC scoring", enabled=False)
+    score_arc(small_model, questions, 1.0, progress=bar)
+    score_arc(small_model, questions, 1.0)  # the default: no bar
+    bar.close()
+    assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_the_node_has_one_bar_over_every_gain(small_checkpoint, progress, capsys):
+    from avalanche_kedro.pipelines.calibration.nodes import score_arc_questions
+
+    records = [hf_record(f"Q{i}", f"Pick {i}?", ["A", "B"], ["yes", "no"], "A") for i in range(3)]
+    gstar_A = pd.DataFrame({"g_star": [0.9, 1.0, 0.9]})  # distinct gains: 0.9 and 1.0
+    runtime = {"device": "cpu", "dtype": "float32", "progress": progress}
+    capsys.readouterr()
+    scores, manifest = score_arc_questions(small_checkpoint, records, gstar_A, runtime, {})
+    assert manifest["gains"] == [0.9, 1.0] and len(scores) == 2 * 3
+    bars = [line for line in capsys.readouterr().err.split("\r") if "ARC" in line]
+    if progress:  # gains x questions = 6 steps, in one bar
+        assert bars and bars[-1].startswith("ARC scoring: 100%") and "6/6" in bars[-1]
+    else:
+        assert bars == []
+
+
 # --- prompts longer than the model's context ---------------------------------------------------
 
 
@@ -498,6 +548,7 @@ def test_arc_accuracy_hand_example():
             "margin": [1.0, -2.0, 0.5, 0.5],
             "scoring_path": [PATH_SINGLE, PATH_SINGLE, PATH_PER_OPTION, PATH_SINGLE],
             "prompt_tokens_dropped": [0, 12, 0, 3],
+            "n_options": [4, 4, 3, 5],
         }
     )
     result = arc_accuracy(table, replicates=300)
@@ -508,6 +559,7 @@ def test_arc_accuracy_hand_example():
         "accuracy": 0.75,
         "accuracy_ci_low": low,
         "accuracy_ci_high": high,
+        "chance_accuracy": (1 / 4 + 1 / 4 + 1 / 3 + 1 / 5) / 4,  # 0.2583…
         "mean_logprob_correct_minus_incorrect": 0.0,
         "n_single_pass": 3,
         "n_per_option": 1,

@@ -8,7 +8,12 @@ import nbformat
 import pytest
 
 from tests.conftest import PROJECT_ROOT
-from tests.integration.notebooks import cells_by_tag, execute_in_project
+from tests.integration.notebooks import (
+    cells_by_tag,
+    execute_in_project,
+    project_loads,
+    warnings_shown,
+)
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "bring_your_own_activations.ipynb"
 TAGS = ("setup", "inputs", "hugging-face", "transformer-lens", "nnsight", "analysis")
@@ -31,6 +36,9 @@ def test_every_capture_path_reproduces_the_runs_raster(e2e_project):
     notebook = execute_in_project(NOTEBOOK, e2e_project)
 
     cells = cells_by_tag(notebook)
+    assert project_loads(notebook) == 1
+    # no Kedro OmegaConf deprecation warning (settings.py filters it), no TqdmWarning
+    assert warnings_shown(notebook) == []
     assert "(a) project hooks == the run's raster: True" in _text(cells["hugging-face"])
     assert "thresholds fitted here == the run's: True" in _text(cells["hugging-face"])
     assert "(b) TransformerLens == project hooks on the same eager model: True" in _text(

@@ -226,6 +226,7 @@ def test_arc_summary(outputs):
         assert 0.0 <= row.accuracy_ci_low <= row.accuracy <= row.accuracy_ci_high <= 1.0
         assert row.mean_logprob_correct_minus_incorrect == pytest.approx(part["margin"].mean())
         assert row.n_single_pass + row.n_per_option == N_QUESTIONS
+        assert row.chance_accuracy == pytest.approx((1.0 / part["n_options"]).mean())
         expected_g = (
             1.0 if row.g_condition == "g1" else gstars(outputs)[(row.spike_def_id, row.target_rate)]
         )

@@ -18,18 +18,24 @@ after the prompt (prompt tokenized with the tokenizer's special tokens, continua
 When every option's continuation is a single token, one forward pass of the prompt scores all
 options from the last position's log-softmax; otherwise each option is scored by its own pass
 over prompt + continuation. The prediction is the highest score, the first label on ties.
+
+Progress is counted in questions (:func:`question_progress`): one question is one forward pass
+on the single-token path or one per option, so questions, not tokens, are what a user can
+relate to the ARC file; the count is known before any prompt is tokenized.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from ..analysis.bootstrap import bootstrap_indices, percentile_interval
 from ..core.errors import AvalancheError
@@ -206,6 +212,20 @@ def fit_prompt_to_context(
     return fitted, len(prompt_ids) - len(fitted)
 
 
+def question_progress(total_questions: int, description: str, enabled: bool = True) -> tqdm:
+    """A progress bar in ARC questions (with questions/s), on stderr like the token bars of the
+    forward passes (:func:`~avalanche_kedro.measure.forward.token_progress`); ``enabled`` is
+    ``runtime.progress``. One bar may span several gains of one node."""
+    return tqdm(
+        total=int(total_questions),
+        unit="question",
+        desc=description,
+        disable=not enabled,
+        file=sys.stderr,
+        mininterval=1.0,
+    )
+
+
 def _option_scores(
     loaded: LoadedModel,
     prompt_ids: list[int],
@@ -238,6 +258,7 @@ def score_arc(
     g: float,
     intervention_id: str = MLP_GLOBAL,
     single_pass: bool = True,
+    progress: bool | tqdm = False,
 ) -> pd.DataFrame:
     """One row per question: option scores, prediction, correctness and margin at gain ``g``.
 
@@ -245,7 +266,23 @@ def score_arc(
     single tokens (the slow path, used to check that both paths agree). A prompt that would not
     fit the model's context with its longest continuation is left-truncated
     (:func:`fit_prompt_to_context`); ``prompt_tokens_dropped`` says by how much.
+    ``progress`` is a flag (one bar for these questions) or a bar shared by several calls
+    (advanced by one per question scored).
     """
+    owns_bar = not isinstance(progress, tqdm)
+    if owns_bar:
+        bar = question_progress(len(questions), f"ARC g={g}", enabled=bool(progress))
+    else:
+        bar = progress
+        bar.set_postfix_str(f"g={g}", refresh=False)
+    try:
+        return _score_questions(loaded, questions, g, intervention_id, single_pass, bar)
+    finally:
+        if owns_bar:
+            bar.close()
+
+
+def _score_questions(loaded, questions, g, intervention_id, single_pass, bar) -> pd.DataFrame:
     tokenizer = loaded.tokenizer
     context = context_length(loaded.model)
     rows = []
@@ -287,6 +324,7 @@ def score_arc(
                     "margin": float(scores_array[correct_index] - others.mean()),
                 }
             )
+            bar.update(1)
     return pd.DataFrame(rows)
 
 
@@ -296,6 +334,8 @@ def arc_accuracy(scores: pd.DataFrame, replicates: int) -> dict[str, float | int
     The questions are resampled with ``seed_of("boot", "ARC_MCQ")``: the same indices at every
     gain, so accuracies at g = 1 and g* are compared on the same resampled question sets.
     ``n_prompts_truncated`` counts the questions whose prompt was cut to the model's context.
+    ``chance_accuracy`` = mean over questions of 1 / n_options: the expected accuracy of a
+    uniform guess, the level below which the model has no power on these questions.
     """
     correct = scores["correct"].to_numpy(dtype=np.float64)
     indices = bootstrap_indices(len(correct), replicates, ARC_DATASET_ROLE)
@@ -305,6 +345,7 @@ def arc_accuracy(scores: pd.DataFrame, replicates: int) -> dict[str, float | int
         "accuracy": float(correct.mean()),
         "accuracy_ci_low": low,
         "accuracy_ci_high": high,
+        "chance_accuracy": float((1.0 / scores["n_options"].to_numpy(dtype=np.float64)).mean()),
         "mean_logprob_correct_minus_incorrect": float(scores["margin"].mean()),
         "n_single_pass": int((scores["scoring_path"] == PATH_SINGLE).sum()),
         "n_per_option": int((scores["scoring_path"] == PATH_PER_OPTION).sum()),

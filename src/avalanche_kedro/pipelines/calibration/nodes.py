@@ -17,7 +17,13 @@ import torch
 from ...core.errors import ConfigurationError
 from ...core.paths import project_path
 from ...evaluation import comparison
-from ...evaluation.arc import arc_accuracy, normalize_arc_records, prompt_set_sha256, score_arc
+from ...evaluation.arc import (
+    arc_accuracy,
+    normalize_arc_records,
+    prompt_set_sha256,
+    question_progress,
+    score_arc,
+)
 from ...evaluation.gstar import gstar_table
 from ...evaluation.perplexity import perplexity_summary, window_nll
 from ...framework.datasets import source_detail
@@ -354,15 +360,24 @@ def score_arc_questions(
     runtime: RuntimeParams,
     arc: ArcParams,
 ) -> tuple[pd.DataFrame, dict]:
-    """Option scores of every ARC question at g = 1 and each g* (one run per distinct gain)."""
+    """Option scores of every ARC question at g = 1 and each g* (one run per distinct gain).
+
+    One progress bar (``runtime.progress``) spans every gain, in questions: gains x questions.
+    """
     questions = normalize_arc_records(
         _arc_rows(arc_questions), "arc_questions", source_detail(arc_questions)
     )
     arc = ArcParams.coerce(arc)
     if arc.max_questions is not None:
         questions = questions[: arc.max_questions]
-    loaded = load_model(model_manifest, RuntimeParams.coerce(runtime).model_dump())
-    parts = [score_arc(loaded, questions, g) for g in distinct_gains(gstar_A)]
+    runtime = RuntimeParams.coerce(runtime)
+    loaded = load_model(model_manifest, runtime.model_dump())
+    gains = distinct_gains(gstar_A)
+    bar = question_progress(len(gains) * len(questions), "ARC scoring", runtime.progress)
+    try:
+        parts = [score_arc(loaded, questions, g, progress=bar) for g in gains]
+    finally:
+        bar.close()
     scores = pd.concat(parts, ignore_index=True)
     manifest = {
         "model_role": model_manifest["model_role"],
@@ -370,7 +385,7 @@ def score_arc_questions(
         "n_questions": len(questions),
         "question_ids": [q.id for q in questions],
         "prompt_sha256": prompt_set_sha256(questions),
-        "gains": distinct_gains(gstar_A),
+        "gains": gains,
         "scoring_paths": scores.groupby("scoring_path").size().to_dict(),
     }
     return scores, manifest
