@@ -36,9 +36,15 @@ def test_every_pipeline_is_registered_with_one_copy_per_role(use_params):
     assert list(pipelines) == [*PIPELINE_ORDER, "__default__"]
     for name in ("capture", "events", "cascades", "controls", "calibration"):
         assert _namespaces(pipelines[name]) == {"base", "instruct", "untrained"}, name
-    # training, replication and reporting read every role but belong to none
+    # training, replication and reporting read every role but belong to none; replication
+    # and reporting are namespaces of their own (collapsible groups in Kedro-Viz)
     assert [n.name for n in pipelines["training"].nodes] == ["train_embedded_models"]
-    assert _namespaces(pipelines["replication"]) == set()
+    assert _namespaces(pipelines["replication"]) == {"replication"}
+    assert {n.namespace for n in pipelines["reporting"].nodes} == {
+        "reporting.tables",
+        "reporting.figures",
+        "reporting.report",
+    }
     # the untrained control is compared with the trained roles (T08)
     assert "trained_vs_untrained_A" in pipelines["replication"].all_outputs()
     default = {n.name for n in pipelines["__default__"].nodes}

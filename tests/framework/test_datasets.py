@@ -8,6 +8,7 @@ output, nothing written when a figure has no provenance or one format fails to r
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from kedro.io.core import DatasetError, Version
@@ -16,6 +17,7 @@ from PIL import Image
 
 from avalanche_kedro.framework.datasets import FigureDataset, render_figure
 from avalanche_kedro.study import figures
+from tests.conftest import PROJECT_ROOT
 from tests.study.figures.tables_builder import (  # noqa: F401 (no_pyplot_figures: a fixture)
     CONFIG_HASH,
     RUN_ID,
@@ -174,3 +176,82 @@ def test_missing_rasters_name_the_pipeline_to_run(tmp_path):
     assert not dataset.exists()
     with pytest.raises(DatasetError, match="kedro run --pipelines events"):
         dataset.load()
+
+
+# ---- data layers of every catalog entry (Kedro-Viz bands) ---------------------------------------
+
+#: the Kedro data-engineering layers (docs/design.md, "Lineage view"), in the order Kedro-Viz
+#: draws the bands for this project: the models come before the windows measured with them
+BAND_ORDER = ["raw", "models", "intermediate", "primary", "feature", "model_output", "reporting"]
+LAYERS = {*BAND_ORDER, "model_input"}
+ENVIRONMENTS = sorted(p.name for p in (PROJECT_ROOT / "conf").iterdir() if p.is_dir())
+
+
+def _env_loader(env: str):
+    from kedro.config import OmegaConfigLoader
+
+    from avalanche_kedro.settings import CONFIG_LOADER_ARGS
+
+    return OmegaConfigLoader(str(PROJECT_ROOT / "conf"), env=env, **CONFIG_LOADER_ARGS)
+
+
+def _layer(metadata) -> str | None:
+    return ((metadata or {}).get("kedro-viz") or {}).get("layer")
+
+
+def _concrete(pattern: str) -> str:
+    """A dataset name a factory pattern matches: ``{role}.windows`` -> ``x.windows``."""
+    return re.sub(r"\{[^}]*\}", "x", pattern)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_catalog_entry_carries_a_data_layer(env):
+    from kedro.io import DataCatalog
+
+    config = _env_loader(env)["catalog"]
+    assert config, env
+    catalog = DataCatalog.from_config(config)
+    names = [_concrete(name) if "{" in name else name for name in config]
+    missing = {}
+    for name in names:
+        dataset = catalog.get(name)  # built by Kedro from the resolved entry (or its pattern)
+        layer = _layer(getattr(dataset, "metadata", None))
+        if layer not in LAYERS:
+            missing[name] = layer
+    assert not missing, f"{env}: entries without a Kedro data layer: {missing}"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_layers_follow_the_lineage_so_kedro_viz_draws_the_bands(env, monkeypatch):
+    """Kedro-Viz drops every band when one layer is upstream of another and also downstream
+    of it; here no node reads a later band than it writes, so the bands are ordered."""
+    from graphlib import TopologicalSorter
+
+    from kedro.io import DataCatalog
+
+    from avalanche_kedro.framework import active_config
+    from avalanche_kedro.pipeline_registry import register_pipelines
+
+    loader = _env_loader(env)
+    monkeypatch.setitem(active_config._ACTIVE, "config_loader", loader)
+    default = register_pipelines()["__default__"]
+    catalog = DataCatalog.from_config(loader["catalog"])
+
+    def layer(name: str) -> str | None:
+        if name == "parameters" or name.startswith("params:") or name not in catalog:
+            return None  # parameters, and outputs that live in memory only
+        return _layer(catalog.get(name).metadata)
+
+    upstream: dict[str, set[str]] = {}  # the nearest layers above each dataset
+    parents: dict[str, set[str]] = {}  # layer -> the layers directly above it
+    for node in default.nodes:  # topologically sorted
+        above = set()
+        for name in node.inputs:
+            above |= {layer(name)} if layer(name) else upstream.get(name, set())
+        for name in node.outputs:
+            own = layer(name)
+            upstream[name] = {own} if own else above
+            if own:
+                parents.setdefault(own, set()).update(above - {own})
+    order = list(TopologicalSorter(parents).static_order())  # raises CycleError on a cycle
+    assert [band for band in BAND_ORDER if band in order] == order

@@ -3,7 +3,10 @@
 The site of the end-to-end project is served from ``build/`` on a local port and opened with
 Playwright in the system Chromium (Debian's ``chromium`` package; Playwright's own browser
 download is not used). The test takes a screenshot, opens the pipeline selector and reads the
-pipelines the page lists. Chromium missing fails the test with how to install it; set
+pipelines the page lists. The lineage view (docs/design.md, "Lineage view"): every dataset
+carries its data layer and the bands are drawn, replication and reporting collapse into
+namespaces, each table is one dataset; the default view is saved as
+``$AVALANCHE_TEST_ARTIFACTS/kedro-viz-default.png`` (default ``<repo>/test-artifacts``). Chromium missing fails the test with how to install it; set
 ``AVALANCHE_SKIP_BROWSER=1`` to skip the browser part on a machine without one, or
 ``AVALANCHE_CHROMIUM=/path/to/chromium`` to use another Chromium build.
 """
@@ -22,7 +25,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 
-from tests.conftest import run_kedro
+from tests.conftest import PROJECT_ROOT, run_kedro
 
 pytestmark = pytest.mark.slow
 
@@ -37,6 +40,19 @@ PIPELINES = [
     "replication",
     "reporting",
 ]
+
+#: the bands Kedro-Viz draws, in order (the catalog's layers; tests/framework/test_datasets.py)
+BANDS = ["raw", "models", "intermediate", "primary", "feature", "model_output", "reporting"]
+#: namespaces at the top of the default view: one per model role, and the cross-role ones
+TOP_NAMESPACES = {"base", "instruct", "untrained", "replication", "reporting"}
+#: Top-level elements of the default view (namespaces collapsed, parameters hidden, as Kedro-Viz
+#: opens): 161 before the namespaces and the one-entry tables, 112 with them. What stays there is what
+#: Kedro-Viz always draws at the root: the pipeline's free inputs and final outputs and every
+#: dataset that crosses from one top-level namespace to another - mostly the per-role results
+#: the replication and reporting namespaces read (about 26 per role). Roles stay top-level
+#: namespaces (`kedro run --namespaces base`, one Airflow task per role), so that part grows
+#: with the roles (3 here).
+MAX_TOP_LEVEL = 115
 
 #: how the browser runs here and in CI: no sandbox (root in a container), no GPU, no traffic
 #: to Google's services (the network is closed; the site itself is on localhost)
@@ -86,6 +102,46 @@ def _chromium() -> str:
     pytest.fail(f"Chromium not found. {INSTALL_HINT}", pytrace=False)
 
 
+def _artifacts() -> Path:
+    """Where test artifacts go: ``$AVALANCHE_TEST_ARTIFACTS`` or ``<repo>/test-artifacts``
+    (git-ignored; CI keeps no other artifact folder)."""
+    folder = Path(os.environ.get("AVALANCHE_TEST_ARTIFACTS") or PROJECT_ROOT / "test-artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+#: the zoom Kedro-Viz shows, the scale of the flowchart's zoom group, the fit scale of the
+#: graph (what the flowchart would need to show all of it), the band labels and node labels
+_VIEW = """() => {
+  const label = document.querySelector('.pipeline-minimap-toolbar__scale');
+  const wrapper = document.querySelector('.pipeline-flowchart__graph #zoom-wrapper')
+    || document.querySelectorAll('#zoom-wrapper')[1];
+  const match = /scale\\(([0-9.e-]+)\\)/.exec(wrapper ? wrapper.getAttribute('transform') : '');
+  const box = document.querySelector('#nodes').getBBox();
+  const view = document.querySelector('.pipeline-flowchart').getBoundingClientRect();
+  return {
+    zoomText: label ? label.textContent.trim() : null,
+    scale: match ? parseFloat(match[1]) : null,
+    fit: Math.min(view.width / box.width, view.height / box.height),
+    graph: [box.width, box.height],
+    view: [view.width, view.height],
+    bands: Array.from(document.querySelectorAll('.pipeline-layer-name')).map(
+      (e) => e.textContent.trim()),
+    nodes: Array.from(document.querySelectorAll('#nodes .pipeline-node')).map(
+      (e) => e.textContent.trim()),
+  };
+}"""
+
+
+def _top_level(main: dict) -> list[dict]:
+    """The elements Kedro-Viz draws when it opens: the root's children, parameters hidden."""
+    by_id = {node["id"]: node for node in main["nodes"]}
+    root = main["modular_pipelines"]["__root__"]["children"]
+    nodes = [by_id[child["id"]] for child in root if child["type"] != "parameters"]
+    # params:* inputs also appear as data nodes; the UI hides them with the parameters
+    return [n for n in nodes if n["name"] != "parameters" and not n["name"].startswith("params:")]
+
+
 @pytest.fixture(scope="module")
 def viz_build(e2e_project) -> Path:
     """``kedro viz build`` in the end-to-end project: the static site in ``build/``."""
@@ -127,7 +183,28 @@ def test_viz_build_api_lists_every_pipeline(viz_build):
     assert {"T01_SUMMARY", "base.event_rasters_A", "instruct.event_rasters_A"} <= node_names
 
 
-def test_viz_site_renders_every_pipeline_in_chromium(site, tmp_path, record_property):
+def test_viz_lineage_has_layers_namespaces_and_one_dataset_per_table(viz_build):
+    main = json.loads((viz_build / "api" / "main").read_text())
+    data = [node for node in main["nodes"] if node["type"] == "data"]
+    # every dataset in a band, and the bands in lineage order (Kedro-Viz drops them on a cycle)
+    assert main["layers"] == BANDS
+    assert {
+        node["name"]: node.get("layer") for node in data if node.get("layer") not in BANDS
+    } == {}
+    # each table once: the Parquet entry writes the CSV copy too
+    assert not [node["name"] for node in data if node["name"].endswith("_csv")]
+    assert {"T01_SUMMARY", "base.lens_prompts"} <= {node["name"] for node in data}
+    # collapsed namespaces: replication and reporting nodes are not at the top level
+    tree = main["modular_pipelines"]
+    assert {"reporting.tables", "reporting.figures", "reporting.report"} <= set(tree)
+    top = _top_level(main)
+    assert {n["name"] for n in top if n["type"] == "modularPipeline"} == TOP_NAMESPACES
+    assert [n["name"] for n in top if n["type"] == "task"] == ["train_embedded_models"]
+    assert len(top) <= MAX_TOP_LEVEL, len(top)
+    print(f"top-level elements of the default view: {len(top)}")
+
+
+def test_viz_site_renders_every_pipeline_in_chromium(site, viz_build, tmp_path, record_property):
     executable = _chromium()
     try:
         from playwright.sync_api import sync_playwright
@@ -147,6 +224,8 @@ def test_viz_site_renders_every_pipeline_in_chromium(site, tmp_path, record_prop
             route.abort()
 
     screenshot = tmp_path / "kedro-viz.png"
+    default_view = _artifacts() / "kedro-viz-default.png"
+    top = _top_level(json.loads((viz_build / "api" / "main").read_text()))
     with sync_playwright() as playwright:
         # Playwright gives the browser a new, empty profile (its own --user-data-dir).
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
@@ -165,6 +244,11 @@ def test_viz_site_renders_every_pipeline_in_chromium(site, tmp_path, record_prop
             hint = page.locator(".feature-hints__close")  # the first-visit feature tour
             if hint.count() and hint.first.is_visible():
                 hint.first.click()
+            # the default view as it opens (namespaces collapsed), once the layout has settled
+            page.locator(".pipeline-layer-name").first.wait_for(state="attached")
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(default_view))
+            view = page.evaluate(_VIEW)
 
             selector.locator(".dropdown__label").click()
             page.wait_for_selector(
@@ -194,7 +278,20 @@ def test_viz_site_renders_every_pipeline_in_chromium(site, tmp_path, record_prop
             browser.close()
 
     record_property("screenshot", str(screenshot))
+    record_property("default_view", str(default_view))
     print(f"screenshot: {screenshot}")
+    print(f"default view: {default_view} (zoom {view['zoomText']}, fit {view['fit']:.3f})")
+    # the default view draws exactly the top-level elements: the namespaces are collapsed
+    assert len(view["nodes"]) == len(top), (len(view["nodes"]), len(top))
+    assert TOP_NAMESPACES <= set(view["nodes"]), view["nodes"]
+    assert not any(name.startswith(("build_T", "draw_F", "compare_")) for name in view["nodes"])
+    assert view["bands"] == BANDS  # the 01_raw ... 08_reporting bands, in lineage order
+    # Kedro-Viz opens at max(10 %, the zoom that fits the whole top level). The width of the
+    # top level decides that fit: the per-role datasets crossing into replication/reporting and
+    # the final outputs sit side by side in a few rows (docs/design.md, "Lineage view"). Flat,
+    # the 161 elements were 15,150 layout units wide; collapsed, 10,660.
+    assert view["zoomText"] == f"{round(view['scale'] * 100)}%"
+    assert view["graph"][0] <= 11_500, view["graph"]
     assert [name for name in listed if name != "__default__"] == PIPELINES, listed
     assert [name for name in painted if name != "__default__"] == PIPELINES, painted
     assert not page_errors, page_errors

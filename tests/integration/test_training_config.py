@@ -56,10 +56,10 @@ def test_the_registry_builds_the_series_nodes_for_the_training_env(monkeypatch):
     pipelines = register_pipelines()
     names = {node.name for node in pipelines["__default__"].nodes}
     assert {
-        "compare_training_steps",
-        "build_T09_TRAINING_TRAJECTORY",
-        "draw_F12_TRAINING_TRAJECTORY",
-        "compare_with_control",
+        "replication.compare_training_steps",
+        "reporting.tables.build_T09_TRAINING_TRAJECTORY",
+        "reporting.figures.draw_F12_TRAINING_TRAJECTORY",
+        "replication.compare_with_control",
         "step200.resolve_model",
     } <= names
     assert "base.resolve_model" not in names

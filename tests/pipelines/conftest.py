@@ -280,15 +280,18 @@ def control_run(two_role_run):
     catalog, root, params = two_role_run
     roles = params["model_roles"]
     compare = replication.create_pipeline(roles, control_role=CONTROL_ROLE).only_nodes(
-        "compare_with_control"
+        "replication.compare_with_control"
     )
     report = reporting.create_pipeline(roles, control_role=CONTROL_ROLE)
     pipeline = (
         compare
-        + report.only_nodes("build_T08_TRAINED_VS_UNTRAINED")
+        + report.only_nodes("reporting.tables.build_T08_TRAINED_VS_UNTRAINED")
         + Pipeline(
-            report.only_nodes("build_run_report"),
-            outputs={"run_report": "run_report_with_control"},
+            report.only_nodes("reporting.report.build_run_report"),
+            outputs={
+                "run_report": "run_report_with_control",
+                "run_report_html": "run_report_html_with_control",
+            },
         )
     )
     SequentialRunner().run(pipeline, catalog)

@@ -272,10 +272,10 @@ def test_prompt_view_per_prompt_and_layer(lens_outputs, role):
 def test_empty_prompt_list_skips_the_view_and_says_so(lens_outputs, caplog):
     outputs, params = lens_outputs
     with caplog.at_level(logging.WARNING):
-        table, csv = decode_lens_prompts(
+        table = decode_lens_prompts(
             {"model_id": "never loaded"}, params["runtime"], {**params["lens"], "prompts": []}
         )
-    assert table.empty and list(table.columns) == PROMPT_COLUMNS and csv is table
+    assert table.empty and list(table.columns) == PROMPT_COLUMNS
     assert "lens.prompts is empty" in caplog.text
 
 
@@ -319,13 +319,17 @@ def lens_report(control_run):
     catalog, _, _ = control_run  # T08 with `instruct` as the control is already built
     report = reporting.create_pipeline(list(ROLES), control_role=CONTROL_ROLE, lens=True)
     names = [
-        "build_T10_LENS",
-        "build_T11_COLLAPSE_VS_CASCADE",
-        "draw_F13_LENS_DEPTH",
-        "draw_F14_COLLAPSE_VS_CASCADE",
+        "reporting.tables.build_T10_LENS",
+        "reporting.tables.build_T11_COLLAPSE_VS_CASCADE",
+        "reporting.figures.draw_F13_LENS_DEPTH",
+        "reporting.figures.draw_F14_COLLAPSE_VS_CASCADE",
     ]
     pipeline = report.only_nodes(*names) + Pipeline(
-        report.only_nodes("build_run_report"), outputs={"run_report": "run_report_with_lens"}
+        report.only_nodes("reporting.report.build_run_report"),
+        outputs={
+            "run_report": "run_report_with_lens",
+            "run_report_html": "run_report_html_with_lens",
+        },
     )
     SequentialRunner().run(pipeline, catalog)
     return catalog

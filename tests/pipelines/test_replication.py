@@ -100,14 +100,14 @@ def test_replication_differences_are_paired_by_window(loaded):
 
 def test_the_control_node_exists_only_when_the_control_is_one_of_two_or_more_roles():
     with_control = replication.create_pipeline(["base", "untrained"], control_role="untrained")
-    assert "compare_with_control" in {n.name for n in with_control.nodes}
+    assert "replication.compare_with_control" in {n.name for n in with_control.nodes}
     assert "trained_vs_untrained_A" in with_control.outputs()
     assert {"base.avalanches_A", "untrained.avalanches_A", "params:cascades"} <= (
         with_control.inputs()
     )
     for roles, control in ((["base", "instruct"], "untrained"), (["base", "instruct"], None)):
         names = {n.name for n in replication.create_pipeline(roles, control_role=control).nodes}
-        assert names == {"check_roles_comparable", "compare_roles"}
+        assert names == {"replication.check_roles_comparable", "replication.compare_roles"}
     assert not replication.create_pipeline(["untrained"], control_role="untrained").nodes
     # without an explicit role the active configuration's replication.control_role is read
     assert control_role_of(["base", "instruct", "untrained"]) == "untrained"

@@ -75,16 +75,31 @@ def test_nothing_is_saved_when_a_figure_function_raises(tmp_path):
 def test_figures_pipeline_needs_no_replication(roles):
     pipeline = create_figures_pipeline(roles)
     series_only = {"F12_TRAINING_TRAJECTORY"}
-    assert sorted(pipeline.outputs()) == sorted(set(figures.FIGURES) - series_only - LENS_FIGURES)
+    drawn = set(figures.FIGURES) - series_only - LENS_FIGURES
+    assert sorted(pipeline.outputs()) == sorted(drawn | {figures.CONTACT_SHEET})
     assert "T07_REPLICATION_SUMMARY" not in pipeline.inputs()
     assert "replication_A" not in pipeline.inputs()
     assert f"{roles[0]}.event_rasters_A" in pipeline.inputs()
     assert {f"{r}.tau_table" for r in roles} <= pipeline.inputs()
     series = create_figures_pipeline(roles, trajectory=True)
-    assert sorted(series.outputs()) == sorted(set(figures.FIGURES) - LENS_FIGURES)
+    assert sorted(series.outputs()) == sorted(
+        set(figures.FIGURES) - LENS_FIGURES | {figures.CONTACT_SHEET}
+    )
     assert "T09_TRAINING_TRAJECTORY" in series.inputs()
     everything = create_figures_pipeline(roles, trajectory=True, lens=True)
-    assert sorted(everything.outputs()) == sorted(figures.FIGURES)
+    assert sorted(everything.outputs()) == sorted([*figures.FIGURES, figures.CONTACT_SHEET])
+
+
+@pytest.mark.parametrize(("trajectory", "lens"), [(False, False), (True, False), (True, True)])
+def test_the_contact_sheet_shows_exactly_the_figures_the_pipeline_draws(trajectory, lens):
+    pipeline = create_figures_pipeline(["base", "instruct"], trajectory=trajectory, lens=lens)
+    (sheet,) = [n for n in pipeline.nodes if n.outputs == [figures.CONTACT_SHEET]]
+    drawn = sorted(pipeline.outputs() - {figures.CONTACT_SHEET})
+    assert sorted(sheet.inputs) == sorted(["run_provenance", *(f"{f}_thumbnail" for f in drawn)])
+    # each figure node hands over its own thumbnail; thumbnails go nowhere else
+    for figure_id in drawn:
+        (producer,) = [n for n in pipeline.nodes if figure_id in n.outputs]
+        assert producer.outputs == [figure_id, f"{figure_id}_thumbnail"]
 
 
 @pytest.mark.usefixtures("no_pyplot_figures")
@@ -95,20 +110,22 @@ def test_catalog_has_a_versioned_figure_dataset_per_figure():
         str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base", env="base"
     )
     catalog = loader["catalog"]
-    for figure_id in figures.FIGURES:
+    for figure_id in [*figures.FIGURES, figures.CONTACT_SHEET]:
         entry = catalog[figure_id]
         assert entry["type"] == "avalanche_kedro.framework.datasets.FigureDataset"
         assert entry["versioned"] is True
         assert entry["filepath"] == f"data/08_reporting/figures/{figure_id}"
         assert list(entry["formats"]) == ["png", "pdf"]
     assert not any(name.startswith("_") for name in catalog)
+    # the thumbnails on their way to the contact sheet are persisted (a Dask run needs it)
+    assert catalog["{figure}_thumbnail"]["type"] == "pickle.PickleDataset"
 
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("no_pyplot_figures")
 def test_figures_pipeline_runs_on_saved_outputs(tmp_path):
-    """The whole figures pipeline on synthetic tables and rasters: 11 PNG + 11 PDF (F12 needs
-    a training series: tests/pipelines/test_trajectory.py)."""
+    """The whole figures pipeline on synthetic tables and rasters: 11 PNG + 11 PDF and the
+    contact sheet of them (F12 needs a training series: tests/pipelines/test_trajectory.py)."""
     roles = ["base"]
     t01 = figure_tables.make_t01(roles)
     inputs = {
@@ -123,7 +140,7 @@ def test_figures_pipeline_runs_on_saved_outputs(tmp_path):
     datasets = {name: MemoryDataset(value, copy_mode="assign") for name, value in inputs.items()}
     pipeline = create_figures_pipeline(roles)
     drawn = sorted(pipeline.outputs())
-    assert len(drawn) == 11
+    assert len(drawn) == 12  # F01-F11 and their contact sheet
     for figure_id in drawn:
         datasets[figure_id] = FigureDataset(
             filepath=str(tmp_path / figure_id), save_args={"dpi": 30}, version=Version(None, "v")
@@ -140,35 +157,56 @@ def test_figures_pipeline_runs_on_saved_outputs(tmp_path):
 
 def test_node_reads_six_tables_for_one_role_seven_for_two_and_eight_with_a_control():
     frames = make_tables({"base": Scenario()})
-    single = report_nodes.build_run_report(
+    single, single_html = report_nodes.build_run_report(
         report_provenance(),
+        "2026-01-01T00.00.00.000Z",
         *[frames[t] for t in report.TABLE_NAMES if t not in ("T07", "T08", "T09")],
+        figures=["F03_BRANCHING_VS_GAIN"],
     )
+    link = (
+        "../../figures/F03_BRANCHING_VS_GAIN/2026-01-01T00.00.00.000Z/F03_BRANCHING_VS_GAIN/"
+        "F03_BRANCHING_VS_GAIN.png"
+    )
+    assert f"[F03_BRANCHING_VS_GAIN]: {link}" in single.splitlines()
+    assert f'<img src="{link}"' in single_html
     assert "Replication was not run" in single
     assert "no untrained control in this run — signatures cannot be called specific" in single
     both = make_tables({"base": Scenario(), "instruct": Scenario()})
-    text = report_nodes.build_run_report(
+    text, _ = report_nodes.build_run_report(
         report_provenance(("base", "instruct")),
+        None,  # no save version: the figures are not linked, and the report says so
         *[both[t] for t in report.TABLE_NAMES if t not in ("T08", "T09")],
     )
-    assert "`T07[instruct vs base" in text
+    assert "| instruct − base |" in text and "Figures not linked" in text
     assert "no untrained control in this run" in text
     roles = ("base", "instruct", "untrained")
     three = make_tables({r: Scenario() for r in roles}, control="untrained")
-    text = report_nodes.build_run_report(
-        report_provenance(roles), *[three[t] for t in report.TABLE_NAMES if t != "T09"]
+    text, _ = report_nodes.build_run_report(
+        report_provenance(roles), "v", *[three[t] for t in report.TABLE_NAMES if t != "T09"]
     )
-    assert "`T08[instruct vs untrained" in text and "`T08[base vs untrained" in text
+    assert "| instruct − untrained |" in text and "| base − untrained |" in text
     assert "no untrained control in this run" not in text
     with pytest.raises(ValueError, match="expected"):
-        report_nodes.build_run_report(report_provenance(), frames["T01"])
+        report_nodes.build_run_report(report_provenance(), "v", frames["T01"])
 
 
 def test_pipeline_inputs_follow_the_roles_and_the_reporting_pipeline_includes_it():
     single = create_report_pipeline(["base"])
-    assert single.outputs() == {"run_report"}
+    assert single.outputs() == {"run_report", "run_report_html"}
     assert "T07_REPLICATION_SUMMARY" not in single.inputs()
-    assert {"run_provenance", "T01_SUMMARY", "T06_ABLATIONS"} <= single.inputs()
+    assert {"run_provenance", "run_save_version", "T01_SUMMARY", "T06_ABLATIONS"} <= (
+        single.inputs()
+    )
+    # the report links exactly the figures the same configuration draws
+    (node,) = single.nodes
+    drawn = create_figures_pipeline(["base"]).outputs()
+    assert set(node.func.keywords["figures"]) == {
+        name for name in drawn if not name.endswith("_thumbnail")
+    }
+    assert all(name.startswith(("F", "CONTACT_SHEET")) for name in node.func.keywords["figures"])
+    lens = create_report_pipeline(["base", "untrained"], "untrained", lens=True).nodes[0]
+    assert {"F13_LENS_DEPTH", "F14_COLLAPSE_VS_CASCADE"} <= set(lens.func.keywords["figures"])
+    assert "F12_TRAINING_TRAJECTORY" not in lens.func.keywords["figures"]
     assert "T07_REPLICATION_SUMMARY" in create_report_pipeline(["base", "instruct"]).inputs()
     assert "T08_TRAINED_VS_UNTRAINED" not in create_report_pipeline(["base", "instruct"]).inputs()
     assert "run_report" in reporting.create_pipeline(["base"]).all_outputs()
@@ -177,9 +215,8 @@ def test_pipeline_inputs_follow_the_roles_and_the_reporting_pipeline_includes_it
     assert "T08_TRAINED_VS_UNTRAINED" in create_report_pipeline(roles, "untrained").inputs()
     with_control = reporting.create_pipeline(roles, control_role="untrained")
     assert "trained_vs_untrained_A" in with_control.inputs()
-    assert {"T08_TRAINED_VS_UNTRAINED", "T08_TRAINED_VS_UNTRAINED_csv"} <= (
-        with_control.all_outputs()
-    )
+    assert "T08_TRAINED_VS_UNTRAINED" in with_control.all_outputs()  # Parquet + CSV in one
+    assert not any(name.endswith("_csv") for name in with_control.all_outputs())
     for control in ("untrained", None):
         outputs = reporting.create_pipeline(
             ["base", "instruct"], control_role=control
@@ -195,10 +232,33 @@ def test_catalog_entry_is_a_versioned_markdown_text_dataset():
     loader = OmegaConfigLoader(
         conf_source=str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base"
     )
-    entry = loader["catalog"]["run_report"]
-    assert entry["type"] == "text.TextDataset"
-    assert entry["filepath"] == "data/08_reporting/report.md"  # data_root defaults to data
-    assert entry["versioned"] is True
+    for name, file in (("run_report", "report.md"), ("run_report_html", "report.html")):
+        entry = loader["catalog"][name]
+        assert entry["type"] == "text.TextDataset"
+        assert entry["filepath"] == f"data/08_reporting/{file}"  # data_root defaults to data
+        assert entry["versioned"] is True
+        assert entry["metadata"] == {"kedro-viz": {"layer": "reporting"}}
+    # the report's links assume the report and the figures under the same 08_reporting folder
+    figures = loader["catalog"]["F03_BRANCHING_VS_GAIN"]["filepath"]
+    report_folder = Path(loader["catalog"]["run_report"]["filepath"])
+    assert (report_folder / "V" / report_nodes.FIGURES_FROM_REPORT).resolve() == (
+        Path(figures).parent.resolve()
+    )
+
+
+def test_run_save_version_is_the_catalogs_save_version():
+    from kedro.config import OmegaConfigLoader
+    from kedro.io import DatasetError
+
+    loader = OmegaConfigLoader(
+        conf_source=str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base"
+    )
+    config = {"run_save_version": loader["catalog"]["run_save_version"]}
+    catalog = DataCatalog.from_config(config, save_version="2026-01-01T00.00.00.000Z")
+    assert catalog.load("run_save_version") == "2026-01-01T00.00.00.000Z"
+    assert catalog.exists("run_save_version")
+    with pytest.raises(DatasetError, match="read-only"):
+        catalog.save("run_save_version", "other")
 
 
 def _latest(pattern: str) -> Path | None:
@@ -226,9 +286,18 @@ def test_report_from_the_latest_saved_tables_renders():
             frames[key] = None
     text = report.build_report(prov, frames)
     n_groups = len(frames["T01"][report.GROUP_KEYS].drop_duplicates())
-    for prefix in ("S1 is ", "S2 is ", "S3 is ", "In sample, (a)", ".** (c) "):
-        assert sum(prefix in line for line in text.splitlines()) == n_groups, prefix
-    assert "## Replication (T07)" in text and "`T01[" in text
+    lines = text.splitlines()
+    for title in ("## S1:", "## S2:", "## S3:", "## Falsifier (a)", "## Falsifier (c)"):
+        section = text.split(f"\n{title}")[1].split("\n## ")[0].splitlines()
+        rows = [
+            line
+            for line in section
+            if line.startswith("| ")
+            and line.split("|")[-2].strip().startswith(("T01:", "T05:", "T02:"))
+        ]
+        assert len(rows) == n_groups, title  # one table row per group, citing its rows
+    assert "## Replication (T07)" in text and "T01:" in text
+    assert max(len(line) for line in lines) <= report.MAX_LINE
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +322,11 @@ def test_every_table_is_saved_validated_and_stamped(loaded, key):
     provenance = catalog.load("run_provenance")
     assert set(table["run_id"]) == {provenance["run_id"]}
     assert set(table["config_hash"]) == {provenance["config_hash"]}
-    csv = catalog.load(f"{name}_csv")
+    # the CSV copy written by the same TableDataset entry, in the same version folder name
+    dataset = catalog.get(name)
+    csv_path = Path(str(dataset.csv_load_path()))
+    assert csv_path.parent.name == Path(str(dataset._get_load_path())).parent.name
+    csv = pd.read_csv(csv_path)
     assert list(csv.columns) == list(table.columns) and len(csv) == len(table)
     numeric = table.select_dtypes("number").columns
     pd.testing.assert_frame_equal(
@@ -294,24 +367,20 @@ def test_report_marks_specificity_against_the_control_and_says_when_there_is_non
     assert "Against the untrained control" not in without
     text = catalog.load("run_report_with_control")
     t08 = catalog.load("T08_TRAINED_VS_UNTRAINED")
-    summary = [line for line in text.splitlines() if line.startswith("| instruct |")]
-    assert summary and all("| control |" in line for line in summary)
-    for row in t08.itertuples():
-        cited = f"`T08[base vs instruct, {row.spike_def_id}, r={float(row.target_rate)!r}]`"
-        signature_lines = [
-            line
-            for line in text.splitlines()
-            if line.startswith(f"- **base, {row.spike_def_id}, r = {float(row.target_rate)!r}.**")
-            and any(f"S{i} is " in line for i in (1, 2, 3))
-        ]
-        assert len(signature_lines) == 3
-        assert all(
-            "Against the untrained control `instruct`:" in line and cited in line
-            for line in signature_lines
+    lines = text.splitlines()
+    assert [line for line in lines if line.startswith("| instruct (control) |")]  # verdict table
+    for position, row in enumerate(t08.itertuples()):
+        cited = f"T08:{position}"
+        assert row.compared_role == "base" and row.control_role == "instruct"
+        key = f"| base | {row.spike_def_id} | {float(row.target_rate)!r} |"
+        # the verdict table and the S1-S3 tables cite the T08 row in the group's line
+        assert sum(line.startswith(key) and cited in line for line in lines) == 4
+        # and so do the two tables of paired differences (at g* and at g = 1)
+        diff_key = f"| base − instruct | {row.spike_def_id} | {float(row.target_rate)!r} |"
+        assert (
+            sum(line.startswith(diff_key) and line.endswith(f"| {cited} |") for line in lines) == 2
         )
-        assert sum(cited in line for line in text.splitlines()) == 4  # S1-S3 + T08 section
-    assert "`base` vs `instruct`: perplexity on dataset B at g = 1 is" in text
-    assert "Largest held-out rate drift |achieved/r* − 1| over layers at g = 1" in text
+    assert "Control role `instruct`" in text and "| base vs instruct |" in text
 
 
 def test_t01_carries_the_token_shuffle_null_at_g1_and_at_its_own_gstar_only(loaded):
@@ -340,10 +409,10 @@ def test_t01_carries_the_token_shuffle_null_at_g1_and_at_its_own_gstar_only(load
 
 LENS_ROLES = ["base", "instruct", "untrained"]
 LENS_NODES = {
-    "build_T10_LENS",
-    "build_T11_COLLAPSE_VS_CASCADE",
-    "draw_F13_LENS_DEPTH",
-    "draw_F14_COLLAPSE_VS_CASCADE",
+    "reporting.tables.build_T10_LENS",
+    "reporting.tables.build_T11_COLLAPSE_VS_CASCADE",
+    "reporting.figures.draw_F13_LENS_DEPTH",
+    "reporting.figures.draw_F14_COLLAPSE_VS_CASCADE",
 }
 
 
@@ -373,25 +442,28 @@ def test_with_the_lens_every_role_feeds_t10_t11_f13_f14_and_the_report(roles):
     added = {n.name for n in pipeline.nodes} - {n.name for n in _whole(False, roles).nodes}
     assert added == LENS_NODES
     nodes = {n.name: n for n in pipeline.nodes}
-    t10 = nodes["build_T10_LENS"]
+    t10 = nodes["reporting.tables.build_T10_LENS"]
     assert t10.inputs == [
         "run_provenance",
         *[f"{r}.{name}" for r in roles for name in ("model_manifest", "lens_layers")],
     ]
-    assert t10.outputs == ["T10_LENS", "T10_LENS_csv"]
-    t11 = nodes["build_T11_COLLAPSE_VS_CASCADE"]
+    assert t10.outputs == ["T10_LENS"]
+    t11 = nodes["reporting.tables.build_T11_COLLAPSE_VS_CASCADE"]
     assert t11.inputs[1:] == [
         f"{r}.{name}" for r in roles for name in ("model_manifest", "lens_alignment")
     ]
-    assert t11.outputs == ["T11_COLLAPSE_VS_CASCADE", "T11_COLLAPSE_VS_CASCADE_csv"]
-    assert nodes["draw_F13_LENS_DEPTH"].inputs == ["run_provenance", "T10_LENS"]
-    assert nodes["draw_F14_COLLAPSE_VS_CASCADE"].inputs == [
+    assert t11.outputs == ["T11_COLLAPSE_VS_CASCADE"]
+    assert nodes["reporting.figures.draw_F13_LENS_DEPTH"].inputs == ["run_provenance", "T10_LENS"]
+    assert nodes["reporting.figures.draw_F14_COLLAPSE_VS_CASCADE"].inputs == [
         "run_provenance",
         "T11_COLLAPSE_VS_CASCADE",
         *[f"{r}.lens_collapse_crosstab" for r in roles],
     ]
-    assert nodes["draw_F14_COLLAPSE_VS_CASCADE"].outputs == ["F14_COLLAPSE_VS_CASCADE"]
-    report_inputs = nodes["build_run_report"].inputs
+    assert nodes["reporting.figures.draw_F14_COLLAPSE_VS_CASCADE"].outputs == [
+        "F14_COLLAPSE_VS_CASCADE",
+        "F14_COLLAPSE_VS_CASCADE_thumbnail",  # for the contact sheet
+    ]
+    report_inputs = nodes["reporting.report.build_run_report"].inputs
     assert report_inputs[-2:] == ["T10_LENS", "T11_COLLAPSE_VS_CASCADE"]
     assert create_report_pipeline(roles, lens=True).inputs() >= {
         "T10_LENS",
@@ -410,11 +482,13 @@ def test_catalog_declares_the_lens_tables_with_their_schemas():
     catalog = loader["catalog"]
     for name, schema in (("T10_LENS", "T10_SCHEMA"), ("T11_COLLAPSE_VS_CASCADE", "T11_SCHEMA")):
         entry = catalog[name]
-        assert entry["type"] == "pandas.ParquetDataset" and entry["versioned"] is True
+        assert entry["type"] == "avalanche_kedro.framework.datasets.TableDataset"
+        assert entry["versioned"] is True
         assert entry["filepath"] == f"data/08_reporting/tables/{name}.parquet"
         assert entry["validator"] == f"avalanche_kedro.study.lens.{schema}"
         assert isinstance(getattr(lens, schema), type(SCHEMAS["T01"]))
-    assert "{table}_csv" in catalog  # T10_LENS_csv and T11_COLLAPSE_VS_CASCADE_csv
+    # one entry per table: the TableDataset writes the CSV copy beside the Parquet file
+    assert not any(name.endswith("_csv") for name in catalog)
 
 
 def _lens_catalog(tmp_path) -> DataCatalog:
@@ -433,7 +507,6 @@ def _lens_catalog(tmp_path) -> DataCatalog:
     }
     for name in list(config):
         config[name]["versioned"] = False
-        config[f"{name}_csv"] = {"type": "pandas.CSVDataset", "filepath": str(tmp_path / name)}
     catalog = DataCatalog.from_config(config, save_version="v")
     inputs = {
         "run_provenance": lens_builder.provenance(),
@@ -452,26 +525,38 @@ def _lens_catalog(tmp_path) -> DataCatalog:
             filepath=str(tmp_path / figure_id), save_args={"dpi": 30}, version=Version(None, "v")
         )
     catalog["run_report"] = MemoryDataset()
+    catalog["run_report_html"] = MemoryDataset()
+    catalog["run_save_version"] = MemoryDataset("v")
     return catalog
 
 
 @pytest.mark.usefixtures("no_pyplot_figures")
 def test_lens_nodes_build_validated_tables_figures_and_the_report_section(tmp_path):
     catalog = _lens_catalog(tmp_path)
-    pipeline = _whole(lens=True).only_nodes(*LENS_NODES, "build_run_report")
+    pipeline = _whole(lens=True).only_nodes(*LENS_NODES, "reporting.report.build_run_report")
     SequentialRunner().run(pipeline, catalog)
     t10 = catalog.load("T10_LENS")  # validated again on load
     assert list(dict.fromkeys(t10["model_role"])) == LENS_ROLES
     assert len(t10) == 3 * 2 * 2 * 3 * 4
     t11 = pd.read_parquet(tmp_path / "T11_COLLAPSE_VS_CASCADE.parquet")
     assert (~t11["defined"]).sum() == 6
-    assert len(pd.read_csv(tmp_path / "T11_COLLAPSE_VS_CASCADE")) == len(t11)
+    assert len(pd.read_csv(tmp_path / "T11_COLLAPSE_VS_CASCADE.csv")) == len(t11)
     for figure_id in LENS_FIGURES:
         png = tmp_path / figure_id / "v" / figure_id / f"{figure_id}.png"
         assert Image.open(png).text["figure_id"] == figure_id
     text = catalog.load("run_report")
     assert "## Where the prediction forms vs where cascades run (T10, T11)" in text
     assert "### Against the untrained control `untrained`" in text
+    # the lens figures drawn under tmp_path/<figure>/v/ are the ones the report links
+    for figure_id in LENS_FIGURES:
+        link = next(
+            line.split(": ", 1)[1]
+            for line in text.splitlines()
+            if line.startswith(f"[{figure_id}]: ")
+        )
+        assert link == f"../../figures/{figure_id}/v/{figure_id}/{figure_id}.png"
+        assert (tmp_path / link.removeprefix("../../figures/")).is_file()
+    assert '<img src="../../figures/F13_LENS_DEPTH/v/' in catalog.load("run_report_html")
 
 
 def test_an_invalid_lens_table_is_refused_by_the_catalog(tmp_path):

@@ -6,6 +6,7 @@ checks that stop a run before anything loads."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
@@ -131,7 +132,7 @@ def test_t09_has_every_step_and_pairs_each_with_step_zero_and_its_predecessor(se
     # perplexity falls as the model trains (4 steps are enough on this tiny text)
     at_g1 = t09[t09["g_condition"] == "g1"].drop_duplicates("step").set_index("step")
     assert at_g1.loc[4, "ppl_B"] < at_g1.loc[0, "ppl_B"]
-    csv = catalog.load("T09_TRAINING_TRAJECTORY_csv")
+    csv = pd.read_csv(str(catalog.get("T09_TRAINING_TRAJECTORY").csv_load_path()))
     assert list(csv.columns) == list(t09.columns)
 
 
@@ -139,7 +140,7 @@ def test_the_report_says_when_each_statistic_separates_from_step_zero(series_run
     catalog, _ = series_run
     report = catalog.load("run_report")
     assert "## Training trajectory (T09)" in report
-    section = report.split("## Training trajectory (T09)")[1]
+    section = report.split("## Training trajectory (T09)")[1].split("\n## ")[0]
     assert "`step0` (step 0), `step1` (step 1), `step4` (step 4)" in section
     assert section.count("| SPIKE_ONE_SIDED_POS |") == 2  # one table row per target rate
     assert "S1: b_tot first separates from step 0 (g = 1) at" in section
@@ -179,7 +180,7 @@ def test_an_unordered_or_incomplete_series_stops_before_any_pipeline_is_built(tm
     plain = replication.create_pipeline(
         ROLES, control_role="step0", trajectory={"enabled": False}, models=no_step
     )
-    assert "compare_training_steps" not in {n.name for n in plain.nodes}
+    assert "replication.compare_training_steps" not in {n.name for n in plain.nodes}
 
 
 def test_check_roles_stops_a_series_with_shared_weights_or_unordered_steps():

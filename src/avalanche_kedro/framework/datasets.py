@@ -9,6 +9,8 @@
 * :class:`FigureDataset` - ``kedro_datasets.matplotlib.MatplotlibDataset`` writing each figure
   as PNG and PDF with its provenance (run id, models, condition, config hash) in the files'
   metadata (:mod:`avalanche_kedro.study.figures`).
+* :class:`TableDataset` - a versioned Parquet table that also writes its CSV copy, one catalog
+  entry per table (:mod:`.table_dataset`).
 """
 
 from __future__ import annotations
@@ -54,6 +56,18 @@ from ..measure.rasters import (
     remove_scratch,
 )
 from ..measure.text_files import TEXT_BUILDERS, check_text_file
+from .table_dataset import TableDataset
+
+__all__ = [
+    "EventRasterDataset",
+    "FigureDataset",
+    "HubDataset",
+    "PythonTextCorpus",
+    "TableDataset",
+    "figure_file_metadata",
+    "render_figure",
+    "source_detail",
+]
 
 
 class _Records:

@@ -155,11 +155,9 @@ class ProvenanceHooks:
     def after_dataset_saved(self, dataset_name: str, data: Any, node) -> None:
         from ..study.provenance import artifact_records
 
-        path = _saved_path(self.catalog, dataset_name)
-        if path is None:
-            return
-        for record in artifact_records(path):
-            self.artifacts.append({"dataset": dataset_name, **record})
+        for path in _saved_paths(self.catalog, dataset_name):
+            for record in artifact_records(path):
+                self.artifacts.append({"dataset": dataset_name, **record})
 
     def record_remote_node(self, record: dict[str, Any]) -> None:
         """A node that ran in another process (a Dask worker): its time, tokens and artifacts.
@@ -304,6 +302,16 @@ def _load_latest(catalog, name: str) -> dict | None:
         return catalog.load(name)
     except Exception:  # a missing or unreadable optional input leaves a gap, not a crash
         return None
+
+
+def _saved_paths(catalog, name: str) -> list[Path]:
+    """Every file or folder the dataset just saved: its path, and the CSV copy of a
+    :class:`~avalanche_kedro.framework.datasets.TableDataset` (one entry, two files)."""
+    path = _saved_path(catalog, name)
+    if path is None:
+        return []
+    companion = getattr(catalog.get(name), "csv_save_path", None)
+    return [path] + ([Path(str(companion()))] if callable(companion) else [])
 
 
 def _saved_path(catalog, name: str) -> Path | None:

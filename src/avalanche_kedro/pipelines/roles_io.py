@@ -1,6 +1,7 @@
 """Cross-role nodes: inputs of every model role passed positionally and regrouped by role.
 
-The replication and reporting pipelines are not namespaced: one node reads, say,
+The replication and reporting nodes sit in their own namespaces (``replication``,
+``reporting.tables`` ...) without prefixing their datasets: one node reads, say,
 ``base.gstar_A`` and ``instruct.gstar_A``. :func:`role_inputs` lists such inputs in a fixed
 order and :func:`regroup` turns the node's positional arguments back into
 ``{name: {role: value}}``.

@@ -413,9 +413,12 @@ def test_kedro_airflow_creates_one_dag_per_pipeline_grouped_by_namespace(tmp_pat
         dag_ids.add(text.split('dag_id="')[1].split('"')[0])
     assert len(dag_ids) == len(dags)  # one distinct DAG id per pipeline
     default = dags["avalanche_kedro_dag.py"]
-    # the per-role work is one task per namespace; cross-role nodes are their own tasks
+    # the per-role work is one task per namespace, and so are the cross-role namespaces
+    # replication and reporting (whose nodes run in one session each)
     assert 'run_group(namespaces=["base"])' in default
     assert 'run_group(namespaces=["instruct"])' in default
-    assert 'tasks["base"] >> tasks["compare-roles"]' in default
+    assert 'run_group(namespaces=["reporting"])' in default
+    assert 'tasks["base"] >> tasks["replication"]' in default
+    assert 'tasks["replication"] >> tasks["reporting"]' in default
     for pipeline in PIPELINE_ORDER:
         assert f'PIPELINE_NAME = "{pipeline}"' in dags[f"avalanche_kedro_{pipeline}_dag.py"]

@@ -375,10 +375,9 @@ class _NodeRecorder:
     @hook_impl
     def after_dataset_saved(self, dataset_name, data, node) -> None:
         from ...study.provenance import artifact_records
-        from ..hooks import _saved_path
+        from ..hooks import _saved_paths
 
-        path = _saved_path(self.catalog, dataset_name)
-        if path is not None:
+        for path in _saved_paths(self.catalog, dataset_name):
             for record in artifact_records(path):
                 self.artifacts.append({"dataset": dataset_name, **record})
 

@@ -294,13 +294,13 @@ def align_lens_with_cascades(
 
 def decode_lens_prompts(
     model_manifest: dict, runtime: RuntimeParams, lens: LensParams
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The prompt view at g = 1 (Parquet and CSV); an empty prompt list writes empty tables."""
+) -> pd.DataFrame:
+    """The prompt view at g = 1 (its catalog entry writes Parquet and CSV); an empty prompt
+    list writes an empty table."""
     settings = check_lens_parameters(lens)
     if not settings["prompts"]:
         logger.warning("lens.prompts is empty: the prompt view is skipped (empty tables).")
-        empty = pd.DataFrame(columns=PROMPT_COLUMNS)
-        return empty, empty
+        return pd.DataFrame(columns=PROMPT_COLUMNS)
     loaded = load_model(model_manifest, RuntimeParams.coerce(runtime).model_dump())
     table = prompt_predictions(
         loaded,
@@ -315,4 +315,4 @@ def decode_lens_prompts(
             int((truncated > 0).sum()),
             int(truncated.sum()),
         )
-    return table, table
+    return table

@@ -39,7 +39,7 @@ def template() -> Pipeline:
             node(
                 decode_lens_prompts,
                 inputs=["model_manifest", "params:runtime", "params:lens"],
-                outputs=["lens_prompts", "lens_prompts_csv"],
+                outputs="lens_prompts",  # Parquet + CSV (one TableDataset entry)
                 name="decode_lens_prompts",
                 tags=["model"],
             ),

@@ -1,4 +1,4 @@
-"""Nodes of the replication pipeline (cross-role, not namespaced)."""
+"""Nodes of the replication pipeline (cross-role; namespace ``replication``, datasets unprefixed)."""
 
 from __future__ import annotations
 

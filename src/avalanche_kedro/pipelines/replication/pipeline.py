@@ -24,6 +24,9 @@ from .nodes import (
 #: Default of ``control_role``: read the parameter from the active configuration.
 FROM_CONFIG = object()
 
+#: Kedro namespace of the replication nodes (``kedro run --namespaces replication`` runs them).
+NAMESPACE = "replication"
+
 
 def control_role_of(roles: Sequence[str] | None, control_role=FROM_CONFIG) -> str | None:
     """The control role of T08 when it is one of two or more roles, else None.
@@ -128,4 +131,8 @@ def create_pipeline(
                 name="compare_training_steps",
             )
         )
-    return Pipeline(nodes, tags=["replication"])
+    # one collapsible group in Kedro-Viz (node names replication.<name>); the datasets keep
+    # their unprefixed names (replication_A, trained_vs_untrained_A, ...)
+    return Pipeline(
+        nodes, tags=["replication"], namespace=NAMESPACE, prefix_datasets_with_namespace=False
+    )

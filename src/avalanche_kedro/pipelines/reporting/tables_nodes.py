@@ -1,10 +1,11 @@
-"""Nodes that describe the run and build the paper tables T01-T11 (cross-role)."""
+"""Nodes that describe the run and build the paper tables T01-T11 (cross-role).
+
+Each table node returns the table; its catalog entry (a TableDataset) writes the Parquet file
+and the CSV copy."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import pandas as pd
 
 from ...core.paths import project_path
 from ...study import control, lens, tables, trajectory
@@ -83,11 +84,6 @@ def describe_run(parameters: dict, *values, roles: Sequence[str]) -> dict:
     }
 
 
-def _both(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The Parquet table and its CSV rendering."""
-    return table, tables.to_csv_frame(table)
-
-
 def build_t01(
     run_provenance,
     calibration: CalibrationParams,
@@ -96,78 +92,70 @@ def build_t01(
     roles,
 ):
     data = regroup(values, roles, T01_INPUTS)
-    return _both(
-        tables.build_t01(
-            run_provenance,
-            CalibrationParams.coerce(calibration).model_dump(),
-            RateMatchingParams.coerce(rate_matching).model_dump(),
-            data["model_manifest"],
-            data["controls_summary_A"],
-            data["cascade_summary_A"],
-            data["crackling_fits_A"],
-            data["tau_table"],
-            data["gstar_A"],
-            data["controls_summary_gstar_A"],
-        )
+    return tables.build_t01(
+        run_provenance,
+        CalibrationParams.coerce(calibration).model_dump(),
+        RateMatchingParams.coerce(rate_matching).model_dump(),
+        data["model_manifest"],
+        data["controls_summary_A"],
+        data["cascade_summary_A"],
+        data["crackling_fits_A"],
+        data["tau_table"],
+        data["gstar_A"],
+        data["controls_summary_gstar_A"],
     )
 
 
 def build_t02(run_provenance, *values, roles):
     data = regroup(values, roles, T02_INPUTS)
-    return _both(tables.build_t02(run_provenance, data["model_manifest"], data["generalization_B"]))
+    return tables.build_t02(run_provenance, data["model_manifest"], data["generalization_B"])
 
 
 def build_t03(run_provenance, *values, roles):
     data = regroup(values, roles, T03_INPUTS)
-    return _both(
-        tables.build_t03(
-            run_provenance, data["model_manifest"], data["arc_summary"], data["arc_manifest"]
-        )
+    return tables.build_t03(
+        run_provenance, data["model_manifest"], data["arc_summary"], data["arc_manifest"]
     )
 
 
 def build_t04(run_provenance, *values, roles):
     data = regroup(values, roles, T04_INPUTS)
-    return _both(
-        tables.build_t04(
-            run_provenance, data["model_manifest"], data["conditions_A"], data["tail_fits_A"]
-        )
+    return tables.build_t04(
+        run_provenance, data["model_manifest"], data["conditions_A"], data["tail_fits_A"]
     )
 
 
 def build_t05(run_provenance, *values, roles):
     data = regroup(values, roles, T05_INPUTS)
-    return _both(
-        tables.build_t05(
-            run_provenance, data["model_manifest"], data["conditions_A"], data["crackling_fits_A"]
-        )
+    return tables.build_t05(
+        run_provenance, data["model_manifest"], data["conditions_A"], data["crackling_fits_A"]
     )
 
 
 def build_t06(run_provenance, *values, roles):
     data = regroup(values, roles, T06_INPUTS)
-    return _both(tables.build_t06(run_provenance, data["model_manifest"], data["ablations_A"]))
+    return tables.build_t06(run_provenance, data["model_manifest"], data["ablations_A"])
 
 
 def build_t07(run_provenance, replication_A):
-    return _both(tables.build_t07(run_provenance, replication_A))
+    return tables.build_t07(run_provenance, replication_A)
 
 
 def build_t08(run_provenance, trained_vs_untrained_A):
-    return _both(control.build_t08(run_provenance, trained_vs_untrained_A))
+    return control.build_t08(run_provenance, trained_vs_untrained_A)
 
 
 def build_t09(run_provenance, t01, t02, t03, training_trajectory_A):
-    return _both(trajectory.build_t09(run_provenance, t01, t02, t03, training_trajectory_A))
+    return trajectory.build_t09(run_provenance, t01, t02, t03, training_trajectory_A)
 
 
 def build_t10(run_provenance, *values, roles):
     data = regroup(values, roles, T10_INPUTS)
-    return _both(lens.build_t10(run_provenance, data["model_manifest"], data["lens_layers"]))
+    return lens.build_t10(run_provenance, data["model_manifest"], data["lens_layers"])
 
 
 def build_t11(run_provenance, *values, roles, control_role=None):
     data = regroup(values, roles, T11_INPUTS)
-    return _both(
-        lens.build_t11(run_provenance, data["model_manifest"], data["lens_alignment"], control_role)
+    return lens.build_t11(
+        run_provenance, data["model_manifest"], data["lens_alignment"], control_role
     )

@@ -9,6 +9,10 @@ from kedro.pipeline import Pipeline, node
 from ..roles_io import role_inputs
 from . import tables_nodes as n
 
+#: Kedro namespace of the table nodes (a collapsible group in Kedro-Viz; dataset names stay
+#: unprefixed, so the tables are still ``T01_SUMMARY`` and so on).
+NAMESPACE = "reporting.tables"
+
 
 def _node(function, inputs, outputs, name, roles):
     return node(
@@ -27,7 +31,8 @@ def create_tables_pipeline(
 ) -> Pipeline:
     """T01-T06 always, T07 with two or more roles, T08 when ``control_role`` is given, T09
     when the roles are a training series (``trajectory``), T10 and T11 from every role's
-    lens tables when the logit lens runs (``lens``)."""
+    lens tables when the logit lens runs (``lens``). One output per table: its catalog entry
+    writes the Parquet file and the CSV copy. Node names are ``reporting.tables.<name>``."""
     nodes = [
         _node(
             n.describe_run,
@@ -44,42 +49,42 @@ def create_tables_pipeline(
                 "params:rate_matching",
                 *role_inputs(roles, n.T01_INPUTS),
             ],
-            ["T01_SUMMARY", "T01_SUMMARY_csv"],
+            "T01_SUMMARY",
             "build_T01_SUMMARY",
             roles,
         ),
         _node(
             n.build_t02,
             ["run_provenance", *role_inputs(roles, n.T02_INPUTS)],
-            ["T02_GENERALIZATION", "T02_GENERALIZATION_csv"],
+            "T02_GENERALIZATION",
             "build_T02_GENERALIZATION",
             roles,
         ),
         _node(
             n.build_t03,
             ["run_provenance", *role_inputs(roles, n.T03_INPUTS)],
-            ["T03_ARC", "T03_ARC_csv"],
+            "T03_ARC",
             "build_T03_ARC",
             roles,
         ),
         _node(
             n.build_t04,
             ["run_provenance", *role_inputs(roles, n.T04_INPUTS)],
-            ["T04_TAIL_FITS", "T04_TAIL_FITS_csv"],
+            "T04_TAIL_FITS",
             "build_T04_TAIL_FITS",
             roles,
         ),
         _node(
             n.build_t05,
             ["run_provenance", *role_inputs(roles, n.T05_INPUTS)],
-            ["T05_CRACKLING_DIAGNOSTICS", "T05_CRACKLING_DIAGNOSTICS_csv"],
+            "T05_CRACKLING_DIAGNOSTICS",
             "build_T05_CRACKLING_DIAGNOSTICS",
             roles,
         ),
         _node(
             n.build_t06,
             ["run_provenance", *role_inputs(roles, n.T06_INPUTS)],
-            ["T06_ABLATIONS", "T06_ABLATIONS_csv"],
+            "T06_ABLATIONS",
             "build_T06_ABLATIONS",
             roles,
         ),
@@ -89,7 +94,7 @@ def create_tables_pipeline(
             node(
                 n.build_t07,
                 inputs=["run_provenance", "replication_A"],
-                outputs=["T07_REPLICATION_SUMMARY", "T07_REPLICATION_SUMMARY_csv"],
+                outputs="T07_REPLICATION_SUMMARY",
                 name="build_T07_REPLICATION_SUMMARY",
             )
         )
@@ -98,7 +103,7 @@ def create_tables_pipeline(
             node(
                 n.build_t08,
                 inputs=["run_provenance", "trained_vs_untrained_A"],
-                outputs=["T08_TRAINED_VS_UNTRAINED", "T08_TRAINED_VS_UNTRAINED_csv"],
+                outputs="T08_TRAINED_VS_UNTRAINED",
                 name="build_T08_TRAINED_VS_UNTRAINED",
             )
         )
@@ -113,7 +118,7 @@ def create_tables_pipeline(
                     "T03_ARC",
                     "training_trajectory_A",
                 ],
-                outputs=["T09_TRAINING_TRAJECTORY", "T09_TRAINING_TRAJECTORY_csv"],
+                outputs="T09_TRAINING_TRAJECTORY",
                 name="build_T09_TRAINING_TRAJECTORY",
             )
         )
@@ -122,7 +127,7 @@ def create_tables_pipeline(
             _node(
                 function,
                 ["run_provenance", *role_inputs(roles, inputs)],
-                [table, f"{table}_csv"],
+                table,
                 f"build_{table}",
                 roles,
             )
@@ -136,4 +141,6 @@ def create_tables_pipeline(
                 ),
             )
         ]
-    return Pipeline(nodes, tags=["reporting"])
+    return Pipeline(
+        nodes, tags=["reporting"], namespace=NAMESPACE, prefix_datasets_with_namespace=False
+    )

@@ -1,0 +1,136 @@
+"""One catalog entry per table: a versioned Parquet file and its CSV copy.
+
+:class:`TableDataset` is ``kedro_datasets.pandas.ParquetDataset`` (load, versioning, Kedro-Viz
+preview) that also writes the same table as CSV beside it, in the same version folder name.
+A paper table is therefore one dataset, and one node in the Kedro-Viz lineage view, instead
+of a Parquet dataset and a ``*_csv`` twin. Re-exported by :mod:`avalanche_kedro.framework.datasets`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import PurePosixPath
+from typing import Any
+
+import pandas as pd
+from kedro.io.core import DatasetError, Version, get_filepath_str
+from kedro_datasets.pandas import ParquetDataset
+
+from ..study.tables import to_csv_frame
+
+#: ``pandas.DataFrame.to_csv`` arguments of the CSV copy (those of ``pandas.CSVDataset``)
+CSV_SAVE_ARGS: dict[str, Any] = {"index": False}
+
+
+def csv_path_for(filepath: str | os.PathLike) -> str:
+    """The default CSV path of a Parquet path: the same path with the suffix ``.csv``
+    (``tables/T01_SUMMARY.parquet`` -> ``tables/T01_SUMMARY.csv``)."""
+    path = PurePosixPath(str(filepath))
+    return str(path.with_suffix(".csv"))
+
+
+class TableDataset(ParquetDataset):
+    """A pandas table saved as Parquet and as CSV; loaded from the Parquet file.
+
+    ``filepath`` is the Parquet file; ``csv_filepath`` the CSV copy (default: ``filepath``
+    with the suffix ``.csv``). With ``versioned: true`` one save writes
+    ``<filepath>/<V>/<name>.parquet`` and ``<csv_filepath>/<V>/<name>.csv`` with the same save
+    version ``V`` (the run's), exactly where a ``pandas.ParquetDataset`` plus a
+    ``pandas.CSVDataset`` entry wrote them. The CSV is
+    ``to_csv_frame(table).to_csv(**csv_save_args)`` (default ``index=False``): list and array
+    cells as ``[x, y]`` text with every float in full precision, every other cell as pandas
+    writes it, so the bytes are those ``pandas.CSVDataset`` wrote for the same frame.
+
+    The CSV text is rendered before anything is written, and a failed CSV write removes the
+    Parquet file of the same save, so a save leaves both files or neither. A catalog
+    ``validator:`` (pandera schema) is applied by Kedro's ``DataCatalog`` to the table on save
+    and on load, before this class sees it, as for any dataset.
+    """
+
+    def __init__(
+        self,
+        *,
+        filepath: str,
+        csv_filepath: str | None = None,
+        csv_save_args: dict[str, Any] | None = None,
+        load_args: dict[str, Any] | None = None,
+        save_args: dict[str, Any] | None = None,
+        version: Version | None = None,
+        credentials: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            filepath=filepath,
+            load_args=load_args,
+            save_args=save_args,
+            version=version,
+            credentials=credentials,
+            fs_args=fs_args,
+            metadata=metadata,
+        )
+        csv = csv_path_for(self._filepath) if csv_filepath is None else csv_filepath
+        # the same protocol rules as the Parquet path (a bare path is a local file)
+        self._csv_filepath = PurePosixPath(str(csv).split("://", 1)[-1])
+        if self._csv_filepath == self._filepath:
+            raise DatasetError(
+                f"TableDataset '{filepath}': csv_filepath must differ from filepath.\n"
+                "  How to fix: leave csv_filepath out (the .csv beside the .parquet) or give "
+                "another path."
+            )
+        self._csv_save_args = {**CSV_SAVE_ARGS, **(csv_save_args or {})}
+
+    def csv_save_path(self) -> PurePosixPath:
+        """Where the CSV copy of the current save goes (versioned: the run's save version)."""
+        if self._version is None:
+            return self._csv_filepath
+        return self._csv_filepath / self.resolve_save_version() / self._csv_filepath.name
+
+    def csv_load_path(self) -> PurePosixPath:
+        """The CSV copy of the version ``load`` reads (versioned: the latest, or the pinned
+        load version)."""
+        if self._version is None:
+            return self._csv_filepath
+        return self._csv_filepath / self.resolve_load_version() / self._csv_filepath.name
+
+    def save(self, data: pd.DataFrame) -> None:
+        if not isinstance(data, pd.DataFrame):
+            raise DatasetError(f"TableDataset saves a pandas DataFrame, got {type(data)}.")
+        csv_target = get_filepath_str(self.csv_save_path(), self._protocol)
+        if self._version is not None and self._fs.exists(csv_target):
+            # versions are never overwritten (the Parquet side checks its own path)
+            raise DatasetError(f"Save path '{csv_target}' for {self!s} must not exist.")
+        text = to_csv_frame(data).to_csv(**self._csv_save_args)
+        super().save(data)
+        parquet = get_filepath_str(self._saved_parquet_path(), self._protocol)
+        try:
+            # text mode, as pandas.CSVDataset writes: the same bytes for the same frame
+            with self._fs.open(csv_target, mode="w") as handle:
+                handle.write(text)
+        except BaseException:
+            self._remove_partial_save(parquet, csv_target)
+            raise
+        self._invalidate_cache()
+        self._fs.invalidate_cache(get_filepath_str(self._csv_filepath, self._protocol))
+
+    def _saved_parquet_path(self) -> PurePosixPath:
+        """The Parquet path of the current save (``_get_save_path`` refuses existing paths)."""
+        if self._version is None:
+            return self._filepath
+        return self._get_versioned_path(self.resolve_save_version())
+
+    def _remove_partial_save(self, *paths: str) -> None:
+        """Remove the files of a failed save and, when versioned, their emptied version folders."""
+        for path in paths:
+            if self._fs.exists(path):
+                self._fs.rm(path)
+            folder = path.rsplit("/", 1)[0]
+            if self._version is not None and self._fs.isdir(folder) and not self._fs.ls(folder):
+                self._fs.rmdir(folder)
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            **super()._describe(),
+            "csv_filepath": str(self._csv_filepath),
+            "csv_save_args": self._csv_save_args,
+        }
