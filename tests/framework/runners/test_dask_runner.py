@@ -67,6 +67,10 @@ def make_cluster(resources: list[dict[str, float]], allowed_failures: int = 3):
         )
 
 
+#: files that name their own run's save version (the report's links to its figures)
+REPORT_FILES = ("report.md", "report.html")
+
+
 def computed_files(project: Path):
     """(path without its version folder, version, sha256) of every computed file."""
     for folder in COMPARED:
@@ -78,7 +82,12 @@ def computed_files(project: Path):
             relative = path.relative_to(project / "data")
             version = next((p for p in relative.parts if p.endswith("Z")), "")
             key = "/".join(p for p in relative.parts if not p.endswith("Z"))
-            yield key, version, hashlib.sha256(path.read_bytes()).hexdigest()
+            content = path.read_bytes()
+            if path.name in REPORT_FILES:
+                # the report links the figures of its own run by their version folder: two runs
+                # differ there by construction and must agree everywhere else
+                content = content.replace(version.encode(), b"<save version>")
+            yield key, version, hashlib.sha256(content).hexdigest()
 
 
 def digests(project: Path) -> dict[str, str]:
