@@ -346,6 +346,43 @@ def test_clear_loaded_models_forgets_the_cache(small_checkpoint, small_model, mo
     assert all(torch.equal(theirs[name], ours[name]) for name in theirs)
 
 
+@pytest.mark.parametrize("progress", [False, True])
+def test_transformers_loading_bar_follows_runtime_progress(
+    small_checkpoint, monkeypatch, capfd, progress
+):
+    """A real load of the small checkpoint: transformers' "Loading weights" bar prints only
+    with ``runtime.progress`` on, and the global bar setting is restored afterwards."""
+    from transformers.utils import logging as transformers_logging
+
+    monkeypatch.setattr(checkpoints, "_LOADED", {})  # force a real load, keep the session cache
+    monkeypatch.setattr(checkpoints, "_LOADS", list(checkpoints._LOADS))
+    before = transformers_logging.is_progress_bar_enabled()
+    capfd.readouterr()
+    load_model(small_checkpoint, {**RUNTIME, "progress": progress})
+    printed = capfd.readouterr().err
+    assert transformers_logging.is_progress_bar_enabled() == before
+    if progress:
+        assert "Loading weights" in printed
+    else:
+        assert "Loading weights" not in printed and "%|" not in printed
+
+
+def test_transformers_progress_bars_restores_the_setting():
+    from transformers.utils import logging as transformers_logging
+
+    from avalanche_kedro.measure.checkpoints import transformers_progress_bars
+
+    transformers_logging.enable_progress_bar()
+    with transformers_progress_bars(False):
+        assert not transformers_logging.is_progress_bar_enabled()
+    assert transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    with transformers_progress_bars(True):
+        assert transformers_logging.is_progress_bar_enabled()
+    assert not transformers_logging.is_progress_bar_enabled()
+    transformers_logging.enable_progress_bar()  # transformers' default
+
+
 # --------------------------------------------------------------------------------------------
 # Hub ids pinned to revisions: tiny GPTNeoX stand-ins in a genuine offline Hub cache
 

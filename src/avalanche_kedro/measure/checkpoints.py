@@ -12,7 +12,8 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -320,6 +321,27 @@ _LOADED: dict[tuple, LoadedModel] = {}
 _LOADS: list[str] = []  # every real load in this process, "<checkpoint> on <device>"
 
 
+@contextmanager
+def transformers_progress_bars(enabled: bool) -> Iterator[None]:
+    """transformers' own progress bars ("Loading weights", "Writing model shards") on or off
+    inside the block, restored afterwards: they follow ``runtime.progress`` like the project's
+    bars instead of printing on every model load."""
+    from transformers.utils import logging as transformers_logging
+
+    was_enabled = transformers_logging.is_progress_bar_enabled()
+    if enabled:
+        transformers_logging.enable_progress_bar()
+    else:
+        transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            transformers_logging.enable_progress_bar()
+        else:
+            transformers_logging.disable_progress_bar()
+
+
 def load_model(manifest: Mapping[str, Any], runtime: Mapping[str, Any]) -> LoadedModel:
     """Load (once per process) the model a manifest describes, on the configured device.
 
@@ -353,7 +375,8 @@ def load_model(manifest: Mapping[str, Any], runtime: Mapping[str, Any]) -> Loade
         # One device for every module: a model that does not fit fails instead of offloading.
         kwargs["device_map"] = {"": device.index or 0}
     try:
-        model = AutoModelForCausalLM.from_pretrained(location, **kwargs)
+        with transformers_progress_bars(bool(runtime.get("progress", False))):
+            model = AutoModelForCausalLM.from_pretrained(location, **kwargs)
         if device.type != "cuda":
             model = model.to(device)
     except torch.OutOfMemoryError as exc:

@@ -27,8 +27,7 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ import numpy as np
 
 from ..core.errors import CheckpointError, ConfigurationError, CorpusError
 from .build_lock import build_lock, make_staging, remove_stale_staging
-from .checkpoints import directory_sha256
+from .checkpoints import directory_sha256, transformers_progress_bars
 from .embedded import (
     EMBEDDED_DEFAULTS,
     EMBEDDED_SPECIAL_TOKEN,
@@ -267,7 +266,7 @@ def _build(directory, recipe, records, digest, base_directory, progress, notes) 
 
     def save(step: int, trained) -> None:
         target = step_directory(staging, step)
-        with _quiet_transformers():
+        with transformers_progress_bars(False):  # no shard bars inside the training bar
             trained.save_pretrained(target)
             tokenizer.save_pretrained(target)
         hashes[str(step)] = directory_sha256(target)
@@ -304,20 +303,6 @@ def _build(directory, recipe, records, digest, base_directory, progress, notes) 
         log.tokens_per_second,
     )
     return record
-
-
-@contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """No "Writing model shards" bars of transformers inside the training bar."""
-    from transformers.utils import logging as transformers_logging
-
-    enabled = transformers_logging.is_progress_bar_enabled()
-    transformers_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            transformers_logging.enable_progress_bar()
 
 
 def _training_windows(records: Sequence[str], tokenizer, seq_len: int) -> np.ndarray:
