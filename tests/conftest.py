@@ -210,3 +210,22 @@ def e2e_project(tmp_path_factory, trained_models) -> Path:
         project, "run", "--pipelines", "replication,reporting", "--params", "runtime.device=cpu"
     )
     return project
+
+
+@pytest.fixture
+def use_params(monkeypatch):
+    """Make the registry read the project's conf with these runtime parameters."""
+
+    def use(runtime_params=None):
+        from kedro.config import OmegaConfigLoader
+
+        from avalanche_kedro.framework import active_config
+        from avalanche_kedro.settings import CONFIG_LOADER_ARGS
+
+        loader = OmegaConfigLoader(
+            str(PROJECT_ROOT / "conf"), runtime_params=runtime_params, **CONFIG_LOADER_ARGS
+        )
+        monkeypatch.setitem(active_config._ACTIVE, "config_loader", loader)
+        return loader
+
+    return use

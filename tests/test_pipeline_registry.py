@@ -3,27 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from kedro.config import OmegaConfigLoader
 
 from avalanche_kedro.core.errors import ConfigurationError
-from avalanche_kedro.framework import active_config
 from avalanche_kedro.pipeline_registry import PIPELINE_ORDER, register_pipelines
-from avalanche_kedro.settings import CONFIG_LOADER_ARGS
-from tests.conftest import PROJECT_ROOT
-
-
-@pytest.fixture
-def use_params(monkeypatch):
-    """Make the registry read the project's conf with these runtime parameters."""
-
-    def use(runtime_params=None):
-        loader = OmegaConfigLoader(
-            str(PROJECT_ROOT / "conf"), runtime_params=runtime_params, **CONFIG_LOADER_ARGS
-        )
-        monkeypatch.setitem(active_config._ACTIVE, "config_loader", loader)
-        return loader
-
-    return use
 
 
 def _namespaces(pipeline) -> set[str]:
@@ -39,8 +21,19 @@ def test_every_pipeline_is_registered_with_one_copy_per_role(use_params):
     # training, replication and reporting read every role but belong to none; replication
     # and reporting are namespaces of their own (collapsible groups in Kedro-Viz)
     assert [n.name for n in pipelines["training"].nodes] == ["train_embedded_models"]
-    assert _namespaces(pipelines["replication"]) == {"replication"}
-    assert {n.namespace for n in pipelines["reporting"].nodes} == {
+    # ... each run after the roles' hand-over nodes (pipelines/handover.py), which sit in the
+    # role namespaces: one dataset <role>.results per role into the cross-role steps
+    roles = ["base", "instruct", "untrained"]
+    hand_over = {f"{role}.hand_over_results" for role in roles}
+    for name in ("replication", "reporting"):
+        by_namespace = {n.name for n in pipelines[name].nodes if n.namespace in roles}
+        assert by_namespace == hand_over, name
+    cross = {
+        name: [n for n in pipelines[name].nodes if n.name not in hand_over]
+        for name in ("replication", "reporting")
+    }
+    assert {n.namespace for n in cross["replication"]} == {"replication"}
+    assert {n.namespace for n in cross["reporting"]} == {
         "reporting.tables",
         "reporting.figures",
         "reporting.report",

@@ -19,6 +19,7 @@ from .pipelines import (
     reporting,
     training,
 )
+from .pipelines.handover import hand_over
 from .pipelines.roles import check_roles
 from .study.params import EventsParams, LensParams, ReplicationParams, TrajectoryParams
 
@@ -40,6 +41,10 @@ PIPELINE_ORDER = (
     "replication",
     "reporting",
 )
+
+#: Pipelines with one namespaced copy per model role, and the pipelines across roles.
+PER_ROLE = ("capture", "events", "cascades", "controls", "calibration", "lens")
+CROSS_ROLE = ("replication", "reporting")
 
 # The replication and reporting nodes read every role's namespaced datasets (`base.gstar_A`)
 # on purpose; Kedro would warn about dotted names outside their namespace on every run.
@@ -91,5 +96,13 @@ def register_pipelines() -> dict[str, Pipeline]:
         "reporting": {**cross_role, "lens": lens_enabled},
     }
     pipelines = {name: factories[name](roles, **extra.get(name, {})) for name in PIPELINE_ORDER}
+    # each role hands its results to replication and reporting as one dataset <role>.results
+    # (pipelines/handover.py): one arrow per role into the cross-role steps in Kedro-Viz; the
+    # hand-over nodes run with either cross-role pipeline, so each still runs alone
+    per_role = sum((pipelines[name] for name in PER_ROLE), Pipeline([]))
+    handover, rewire = hand_over(roles, per_role, pipelines["replication"] + pipelines["reporting"])
+    for name in CROSS_ROLE:
+        if pipelines[name].nodes:
+            pipelines[name] = handover + rewire(pipelines[name])
     pipelines["__default__"] = sum((pipelines[name] for name in PIPELINE_ORDER), Pipeline([]))
     return pipelines

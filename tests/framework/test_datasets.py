@@ -7,6 +7,7 @@ output, nothing written when a figure has no provenance or one format fails to r
 
 from __future__ import annotations
 
+import io
 import json
 import re
 
@@ -85,8 +86,25 @@ def test_dataset_refuses_a_figure_without_provenance(tmp_path):
     with pytest.raises(DatasetError, match="provenance"):
         dataset.save(figure)
     assert saved_files(tmp_path) == []
-    with pytest.raises(DatasetError, match="not supported"):
+    with pytest.raises(DatasetError):  # nothing was written, so there is nothing to load
         dataset.load()
+
+
+@pytest.mark.usefixtures("no_pyplot_figures")
+def test_loading_a_figure_gives_its_saved_png(tmp_path):
+    """The contact sheet is laid out from what was written: load = the PNG file's bytes."""
+    dataset = FigureDataset(
+        filepath=str(tmp_path / "F05"), save_args={"dpi": 30}, version=Version(None, "v1")
+    )
+    dataset.save(draw("F05_GSTAR_SELECTION"))
+    png = dataset.load()
+    assert png == (tmp_path / "F05" / "v1" / "F05" / "F05.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and Image.open(io.BytesIO(png)).text["figure_id"]
+    pdf_only = FigureDataset(
+        filepath=str(tmp_path / "F05"), formats=["pdf"], version=Version("v1", None)
+    )
+    with pytest.raises(DatasetError, match="Add png to its 'formats'"):
+        pdf_only.load()
 
 
 class _FailsInPdf(Artist):

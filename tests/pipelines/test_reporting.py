@@ -76,30 +76,33 @@ def test_figures_pipeline_needs_no_replication(roles):
     pipeline = create_figures_pipeline(roles)
     series_only = {"F12_TRAINING_TRAJECTORY"}
     drawn = set(figures.FIGURES) - series_only - LENS_FIGURES
-    assert sorted(pipeline.outputs()) == sorted(drawn | {figures.CONTACT_SHEET})
+    # the contact sheet reads every figure back, so it is the one final output
+    assert pipeline.outputs() == {figures.CONTACT_SHEET}
+    assert sorted(pipeline.all_outputs()) == sorted(drawn | {figures.CONTACT_SHEET})
     assert "T07_REPLICATION_SUMMARY" not in pipeline.inputs()
     assert "replication_A" not in pipeline.inputs()
     assert f"{roles[0]}.event_rasters_A" in pipeline.inputs()
     assert {f"{r}.tau_table" for r in roles} <= pipeline.inputs()
     series = create_figures_pipeline(roles, trajectory=True)
-    assert sorted(series.outputs()) == sorted(
+    assert sorted(series.all_outputs()) == sorted(
         set(figures.FIGURES) - LENS_FIGURES | {figures.CONTACT_SHEET}
     )
     assert "T09_TRAINING_TRAJECTORY" in series.inputs()
     everything = create_figures_pipeline(roles, trajectory=True, lens=True)
-    assert sorted(everything.outputs()) == sorted([*figures.FIGURES, figures.CONTACT_SHEET])
+    assert sorted(everything.all_outputs()) == sorted([*figures.FIGURES, figures.CONTACT_SHEET])
 
 
 @pytest.mark.parametrize(("trajectory", "lens"), [(False, False), (True, False), (True, True)])
 def test_the_contact_sheet_shows_exactly_the_figures_the_pipeline_draws(trajectory, lens):
     pipeline = create_figures_pipeline(["base", "instruct"], trajectory=trajectory, lens=lens)
     (sheet,) = [n for n in pipeline.nodes if n.outputs == [figures.CONTACT_SHEET]]
-    drawn = sorted(pipeline.outputs() - {figures.CONTACT_SHEET})
-    assert sorted(sheet.inputs) == sorted(["run_provenance", *(f"{f}_thumbnail" for f in drawn)])
-    # each figure node hands over its own thumbnail; thumbnails go nowhere else
+    drawn = sorted(pipeline.all_outputs() - {figures.CONTACT_SHEET})
+    # the sheet reads every figure back (FigureDataset loads the PNG) and nothing else reads them
+    assert sorted(sheet.inputs) == sorted(["run_provenance", *drawn])
     for figure_id in drawn:
         (producer,) = [n for n in pipeline.nodes if figure_id in n.outputs]
-        assert producer.outputs == [figure_id, f"{figure_id}_thumbnail"]
+        assert producer.outputs == [figure_id]
+        assert [n.name for n in pipeline.nodes if figure_id in n.inputs] == [sheet.name]
 
 
 @pytest.mark.usefixtures("no_pyplot_figures")
@@ -117,8 +120,7 @@ def test_catalog_has_a_versioned_figure_dataset_per_figure():
         assert entry["filepath"] == f"data/08_reporting/figures/{figure_id}"
         assert list(entry["formats"]) == ["png", "pdf"]
     assert not any(name.startswith("_") for name in catalog)
-    # the thumbnails on their way to the contact sheet are persisted (a Dask run needs it)
-    assert catalog["{figure}_thumbnail"]["type"] == "pickle.PickleDataset"
+    assert not [name for name in catalog if "thumbnail" in name]  # the sheet reads the PNGs
 
 
 @pytest.mark.slow
@@ -139,7 +141,7 @@ def test_figures_pipeline_runs_on_saved_outputs(tmp_path):
     }
     datasets = {name: MemoryDataset(value, copy_mode="assign") for name, value in inputs.items()}
     pipeline = create_figures_pipeline(roles)
-    drawn = sorted(pipeline.outputs())
+    drawn = sorted(pipeline.all_outputs())
     assert len(drawn) == 12  # F01-F11 and their contact sheet
     for figure_id in drawn:
         datasets[figure_id] = FigureDataset(
@@ -199,10 +201,7 @@ def test_pipeline_inputs_follow_the_roles_and_the_reporting_pipeline_includes_it
     )
     # the report links exactly the figures the same configuration draws
     (node,) = single.nodes
-    drawn = create_figures_pipeline(["base"]).outputs()
-    assert set(node.func.keywords["figures"]) == {
-        name for name in drawn if not name.endswith("_thumbnail")
-    }
+    assert set(node.func.keywords["figures"]) == create_figures_pipeline(["base"]).all_outputs()
     assert all(name.startswith(("F", "CONTACT_SHEET")) for name in node.func.keywords["figures"])
     lens = create_report_pipeline(["base", "untrained"], "untrained", lens=True).nodes[0]
     assert {"F13_LENS_DEPTH", "F14_COLLAPSE_VS_CASCADE"} <= set(lens.func.keywords["figures"])
@@ -460,8 +459,7 @@ def test_with_the_lens_every_role_feeds_t10_t11_f13_f14_and_the_report(roles):
         *[f"{r}.lens_collapse_crosstab" for r in roles],
     ]
     assert nodes["reporting.figures.draw_F14_COLLAPSE_VS_CASCADE"].outputs == [
-        "F14_COLLAPSE_VS_CASCADE",
-        "F14_COLLAPSE_VS_CASCADE_thumbnail",  # for the contact sheet
+        "F14_COLLAPSE_VS_CASCADE"
     ]
     report_inputs = nodes["reporting.report.build_run_report"].inputs
     assert report_inputs[-2:] == ["T10_LENS", "T11_COLLAPSE_VS_CASCADE"]

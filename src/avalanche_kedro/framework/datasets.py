@@ -372,7 +372,9 @@ class FigureDataset(MatplotlibDataset):
     so a figure that cannot be drawn or has no provenance leaves nothing on disk; a failed
     write removes the new version folder. The metadata comes from the figure itself
     (:func:`avalanche_kedro.study.figures.figure_metadata`), so it is specific to each run.
-    Figures are closed after saving; loading is not supported (as for MatplotlibDataset).
+    Figures are closed after saving. Loading returns the PNG bytes of the figure (of the load
+    version; the latest by default): a Figure cannot be read back, its picture can, and the
+    contact sheet is laid out from the saved pictures (so it shows exactly what was written).
     """
 
     DEFAULT_SAVE_ARGS: dict[str, Any] = {"dpi": 150}
@@ -455,6 +457,20 @@ class FigureDataset(MatplotlibDataset):
             plt.close(figure)  # only these figures (no-op for figures pyplot does not manage)
         self._invalidate_cache()
 
+    def _png_path(self) -> str:
+        load_path = self._get_load_path()
+        return get_filepath_str(load_path / f"{load_path.name}.png", self._protocol)
+
+    def load(self) -> bytes:
+        """The PNG bytes of ``<filepath>/<version>/<name>/<name>.png`` (with its metadata)."""
+        if "png" not in self._formats:
+            raise DatasetError(
+                f"FigureDataset '{self._filepath}' writes {list(self._formats)} only; loading "
+                "reads the PNG. Add png to its 'formats' in the catalog."
+            )
+        with self._fs.open(self._png_path(), mode="rb") as handle:
+            return handle.read()
+
     def _describe(self) -> dict[str, Any]:
         return {**super()._describe(), "formats": list(self._formats)}
 
@@ -464,7 +480,5 @@ class FigureDataset(MatplotlibDataset):
 
         from kedro_datasets._typing import ImagePreview
 
-        load_path = self._get_load_path()
-        png = get_filepath_str(load_path / f"{load_path.name}.png", self._protocol)
-        with self._fs.open(png, mode="rb") as handle:
+        with self._fs.open(self._png_path(), mode="rb") as handle:
             return ImagePreview(base64.b64encode(handle.read()).decode("utf-8"))

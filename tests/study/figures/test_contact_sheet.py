@@ -8,6 +8,7 @@ import io
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
+from PIL import Image
 
 from avalanche_kedro.framework.datasets import render_figure
 from avalanche_kedro.study import figures
@@ -69,4 +70,21 @@ def test_a_tile_shows_the_thumbnail_it_was_given():
     png = contact_sheet.thumbnail(figures.f01_raster(make_t01(), make_rasters(), provenance()))
     sheet = contact_sheet.make_contact_sheet({"F01_RASTER": png}, provenance())
     shown = np.asarray(sheet.axes[0].images[0].get_array())
-    np.testing.assert_array_equal(shown, mpimg.imread(io.BytesIO(png), format="png"))
+    # a 40-dpi thumbnail of a 7.2-in figure is already THUMBNAIL_WIDTH_PX wide: shown as is
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.width == contact_sheet.THUMBNAIL_WIDTH_PX == 288
+        np.testing.assert_array_equal(shown, np.asarray(image.convert("RGBA")))
+
+
+def test_a_saved_figure_is_shrunk_to_a_thumbnail_before_it_is_laid_out():
+    """In the pipeline the tiles are the saved 150-dpi PNGs (FigureDataset.load)."""
+    figure = figures.f01_raster(make_t01(), make_rasters(), provenance())
+    png = render_figure(figure, "png", {"dpi": 150})
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.width == 1080
+        aspect = image.height / image.width
+    sheet = contact_sheet.make_contact_sheet({"F01_RASTER": png}, provenance())
+    shown = np.asarray(sheet.axes[0].images[0].get_array())
+    assert shown.shape[1] == contact_sheet.THUMBNAIL_WIDTH_PX
+    assert shown.shape[0] == round(contact_sheet.THUMBNAIL_WIDTH_PX * aspect)
+    assert shown.dtype == np.uint8 and shown[..., :3].min() < 100  # drawn, not blank

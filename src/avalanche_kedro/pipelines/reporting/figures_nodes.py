@@ -3,15 +3,14 @@
 Each node returns one :class:`matplotlib.figure.Figure` carrying its provenance
 (:mod:`avalanche_kedro.study.figures`); the catalog's ``FigureDataset`` writes it as PNG and PDF with
 that provenance in the file metadata. Nothing here runs a model: the inputs are the paper
-tables, the per-role tau tables and the base role's dataset A rasters. In the pipeline every
-figure node also returns the figure's thumbnail (:func:`with_thumbnail`), from which
-:func:`draw_contact_sheet` lays out the contact sheet: no figure is drawn twice.
+tables, the per-role tau tables and the base role's dataset A rasters.
+:func:`draw_contact_sheet` lays out the contact sheet from the saved PNGs the figure datasets
+load back: no figure is drawn twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from functools import update_wrapper
+from collections.abc import Sequence
 
 from matplotlib.figure import Figure
 
@@ -91,26 +90,7 @@ def draw_f14(
     )
 
 
-def thumbnail_name(figure_id: str) -> str:
-    """Dataset name of a figure's thumbnail (PNG bytes, catalog pattern ``{figure}_thumbnail``)."""
-    return f"{figure_id}_thumbnail"
-
-
-def with_thumbnail(draw: Callable[..., Figure]) -> Callable[..., tuple[Figure, bytes]]:
-    """``draw`` returning ``(figure, thumbnail PNG bytes)``: the figure goes to its
-    FigureDataset, the thumbnail to the contact sheet."""
-
-    def drawn(*args, **kwargs):
-        figure = draw(*args, **kwargs)
-        return figure, figures.thumbnail(figure)
-
-    return update_wrapper(drawn, draw)
-
-
-def draw_contact_sheet(
-    run_provenance: dict, *thumbnails: bytes, figure_ids: Sequence[str]
-) -> Figure:
-    """The contact sheet of ``figure_ids`` (in that order) from their thumbnails."""
-    return figures.make_contact_sheet(
-        dict(zip(figure_ids, thumbnails, strict=True)), run_provenance
-    )
+def draw_contact_sheet(run_provenance: dict, *pngs: bytes, figure_ids: Sequence[str]) -> Figure:
+    """The contact sheet of ``figure_ids`` (in that order) from their saved PNGs (the bytes a
+    FigureDataset loads)."""
+    return figures.make_contact_sheet(dict(zip(figure_ids, pngs, strict=True)), run_provenance)

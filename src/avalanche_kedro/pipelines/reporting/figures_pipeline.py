@@ -36,7 +36,7 @@ def create_figures_pipeline(
     control_role: str | None = None,
 ) -> Pipeline:
     """One node per figure; F02 reads every role's tau table, F01 one role's rasters; one
-    CONTACT_SHEET node lays out the thumbnails of exactly the figures drawn here.
+    CONTACT_SHEET node lays out exactly the figures drawn here, read back as PNGs.
 
     Nothing reads T07, so a single model role (no replication) draws every figure; F12 (from
     T09) is drawn only when the roles are a training series (``trajectory``); F13 (from T10)
@@ -81,22 +81,17 @@ def create_figures_pipeline(
                 ],
             ),
         ]
-    # every figure node also hands its thumbnail to the contact sheet (persisted by the
-    # catalog pattern "{figure}_thumbnail", so a Dask run can pass it between workers)
     nodes = [
-        node(
-            n.with_thumbnail(function),
-            inputs=inputs,
-            outputs=[figure, n.thumbnail_name(figure)],
-            name=f"draw_{figure}",
-        )
+        node(function, inputs=inputs, outputs=figure, name=f"draw_{figure}")
         for figure, function, inputs in drawn
     ]
+    # the sheet reads the saved figures back (a FigureDataset loads its PNG), so it shows what
+    # was written; the figures are then internal to the reporting namespace in Kedro-Viz
     figure_ids = [figure for figure, _, _ in drawn]
     nodes.append(
         node(
             _bound(n.draw_contact_sheet, figure_ids=figure_ids),
-            inputs=["run_provenance", *(n.thumbnail_name(f) for f in figure_ids)],
+            inputs=["run_provenance", *figure_ids],
             outputs=CONTACT_SHEET,
             name=f"draw_{CONTACT_SHEET}",
         )

@@ -12,14 +12,13 @@ from .figures_pipeline import create_figures_pipeline
 
 
 def drawn_figures(figures: Pipeline) -> list[str]:
-    """The figure datasets (F01-F14 and the contact sheet, each a FigureDataset) among the
-    outputs of a figures pipeline, in name order; intermediate outputs (``<figure>_thumbnail``)
-    are not figures."""
+    """The figure datasets (F01-F14 and the contact sheet, each a FigureDataset) a figures
+    pipeline writes, in name order (the contact sheet reads the others back, so only it is a
+    final output of the pipeline)."""
     return sorted(
         name
-        for name in figures.outputs()
-        if (name[:1] == "F" and name[1:3].isdigit() and not name.endswith("_thumbnail"))
-        or name == "CONTACT_SHEET"
+        for name in figures.all_outputs()
+        if (name[:1] == "F" and name[1:3].isdigit()) or name == "CONTACT_SHEET"
     )
 
 

@@ -1,9 +1,10 @@
 """The contact sheet: every figure of a run as a thumbnail with its id under it, on one page.
 
-A figure is rendered once more, small (:func:`thumbnail`: PNG bytes at :data:`THUMBNAIL_DPI`),
-when it is drawn; :func:`make_contact_sheet` lays the thumbnails out in a grid 7.2 in wide, so a
-reviewer sees every figure of the run (and any "not available" panel) at a glance. The
-thumbnails are images: the sheet shows what was drawn, not a second drawing from the tables.
+:func:`make_contact_sheet` lays the figures out in a grid 7.2 in wide, so a reviewer sees every
+figure of the run (and any "not available" panel) at a glance. In the pipeline the tiles are the
+saved PNGs (FigureDataset loads a figure as its PNG bytes), shrunk to :data:`THUMBNAIL_WIDTH_PX`:
+the sheet shows what was written, not a second drawing from the tables. A Figure given directly
+is rendered small first (:func:`thumbnail`: PNG bytes at :data:`THUMBNAIL_DPI`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from collections.abc import Mapping
 from copy import deepcopy
 from typing import Any
 
-import matplotlib.image as mpimg
 import numpy as np
 from matplotlib.figure import Figure
+from PIL import Image
 
 from .metadata import CONTACT_SHEET, _attach
 from .style import DOUBLE_COLUMN_IN, _grid, _styled, figure_size
@@ -25,6 +26,9 @@ from .style import DOUBLE_COLUMN_IN, _grid, _styled, figure_size
 #: more than a tile of the sheet at 150 dpi (≈ 216 px), so tiles are downsampled, never
 #: enlarged.
 THUMBNAIL_DPI = 40
+#: Width (pixels) a saved figure is shrunk to before it is laid out: the width of a 7.2-in
+#: figure's thumbnail, so a tile of a 150-dpi PNG looks the same as one of a thumbnail.
+THUMBNAIL_WIDTH_PX = round(DOUBLE_COLUMN_IN * THUMBNAIL_DPI)
 #: Tiles per row of the sheet.
 MAX_COLUMNS = 5
 #: Height (inches) under each tile for its id, and above the grid for the title.
@@ -47,11 +51,18 @@ def thumbnail(figure: Figure, dpi: float = THUMBNAIL_DPI) -> bytes:
 
 
 def _image(tile: Figure | bytes | np.ndarray) -> np.ndarray:
-    """An RGB(A) array of a tile given as a Figure, PNG bytes or an image array."""
+    """An RGB(A) array of a tile given as a Figure, PNG bytes or an image array; PNGs wider
+    than :data:`THUMBNAIL_WIDTH_PX` are shrunk to it first (Lanczos), which keeps the sheet's
+    memory small (a 150-dpi figure decodes to ~1080 px) and its tiles sharp."""
     if isinstance(tile, Figure):
         tile = thumbnail(tile)
     if isinstance(tile, bytes | bytearray):
-        return mpimg.imread(io.BytesIO(tile), format="png")
+        with Image.open(io.BytesIO(tile)) as image:
+            image = image.convert("RGBA")
+            if image.width > THUMBNAIL_WIDTH_PX:
+                height = max(1, round(image.height * THUMBNAIL_WIDTH_PX / image.width))
+                image = image.resize((THUMBNAIL_WIDTH_PX, height), Image.Resampling.LANCZOS)
+            return np.asarray(image)
     return np.asarray(tile)
 
 
