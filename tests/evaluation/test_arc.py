@@ -18,11 +18,13 @@ from avalanche_kedro.evaluation.arc import (
     PATH_SINGLE,
     ArcFormatError,
     ArcQuestion,
+    accuracy_difference_vs_gain,
     arc_accuracy,
     arc_prompt,
     context_length,
     fit_prompt_to_context,
     normalize_arc_records,
+    paired_accuracy_difference,
     prompt_set_sha256,
     score_arc,
 )
@@ -456,7 +458,7 @@ def test_progress_off_prints_nothing(small_model, questions, capsys):
 
 @pytest.mark.parametrize("progress", [True, False])
 def test_the_node_has_one_bar_over_every_gain(small_checkpoint, progress, capsys):
-    from avalanche_kedro.pipelines.calibration.nodes import score_arc_questions
+    from avalanche_kedro.pipelines.calibration.arc_nodes import score_arc_questions
 
     records = [hf_record(f"Q{i}", f"Pick {i}?", ["A", "B"], ["yes", "no"], "A") for i in range(3)]
     gstar_A = pd.DataFrame({"g_star": [0.9, 1.0, 0.9]})  # distinct gains: 0.9 and 1.0
@@ -567,3 +569,33 @@ def test_arc_accuracy_hand_example():
     }
     assert 0.0 <= low <= 0.75 <= high <= 1.0
     assert arc_accuracy(table, replicates=300) == result  # seeded: the same CI every time
+
+
+def test_paired_accuracy_difference_hand_example():
+    """Questions matched by id (stored in another order at g*), resampled with ARC's indices
+    once for both gains: two questions lost at g*, one gained."""
+    g1 = pd.DataFrame({"question_id": ["a", "b", "c", "d", "e"], "correct": [1, 1, 1, 0, 0]})
+    gstar = pd.DataFrame({"question_id": ["e", "d", "c", "b", "a"], "correct": [0, 1, 1, 0, 0]})
+    paired = paired_accuracy_difference(g1.astype({"correct": bool}), gstar, 400)
+    difference = np.array([-1.0, -1.0, 0.0, 1.0, 0.0])  # a, b lost; d gained
+    assert paired["accuracy_diff"] == pytest.approx(-0.2)
+    assert paired["n_discordant"] == 3
+    indices = bootstrap_indices(5, 400, "ARC_MCQ")
+    low, high = percentile_interval(difference[indices].mean(axis=1))
+    assert (paired["accuracy_diff_ci_low"], paired["accuracy_diff_ci_high"]) == (low, high)
+    with pytest.raises(ValueError, match="same questions"):
+        paired_accuracy_difference(g1, gstar.iloc[:4], 10)
+
+
+def test_accuracy_difference_vs_gain_picks_the_two_gains():
+    scores = pd.DataFrame(
+        {
+            "question_id": ["a", "b", "a", "b"],
+            "g": [1.0, 1.0, 0.7, 0.7],
+            "correct": [True, True, False, True],
+        }
+    )
+    paired = accuracy_difference_vs_gain(scores, 0.7, 1.0, 100)
+    assert paired["accuracy_diff"] == -0.5 and paired["n_discordant"] == 1
+    itself = accuracy_difference_vs_gain(scores, 1.0, 1.0, 100)
+    assert (itself["accuracy_diff_ci_low"], itself["accuracy_diff_ci_high"]) == (0.0, 0.0)

@@ -8,7 +8,14 @@ import pandas as pd
 import pytest
 
 from avalanche_kedro.core.errors import ConfigurationError
-from avalanche_kedro.evaluation.gstar import GSTAR_COLUMNS, TIE_TOLERANCE, gstar_table, select_gstar
+from avalanche_kedro.evaluation.gstar import (
+    GSTAR_COLUMNS,
+    TIE_TOLERANCE,
+    gstar_identification,
+    gstar_table,
+    identification_key,
+    select_gstar,
+)
 from avalanche_kedro.pipelines.calibration import nodes
 
 PAPER_GRID = [0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.3]
@@ -162,8 +169,77 @@ def test_the_node_reads_only_real_mlp_global_rows_of_dataset_A():
     for part in distractors:
         part["b_tot"] = np.where(part["g"] == 1.0, 1.0, 5.0)
     summary = pd.concat([real, *distractors], ignore_index=True)
-    table = nodes.select_gstar(summary, {"tie_tolerance": 1e-12})
+    # every condition as a raster row: two windows whose pooled b_tot is the curve's value
+    conditions = summary.drop(columns="b_tot").assign(cond_id=np.arange(len(summary)))
+    pairs = np.round(np.nan_to_num(summary["b_tot"].to_numpy()) * 1000).astype(np.int64)
+    windows = pd.DataFrame(
+        {
+            "cond_id": np.repeat(conditions["cond_id"].to_numpy(), 2),
+            "seq_id": np.tile([4, 9], len(summary)),
+            "n_time": np.repeat(pairs // 2, 2),
+            "n_depth": np.repeat(pairs - pairs // 2, 2),
+            "den": 1000,
+        }
+    )
+    table = nodes.select_gstar(
+        summary, conditions, windows, {"tie_tolerance": 1e-12, "bootstrap_replicates": 50}
+    )
     expected = gstar_table(_curves())
     pd.testing.assert_series_equal(table["g_star"], expected["g_star"])
+    # both windows agree at every gain: g* beats every other gain, unless a gain ties it
+    assert set(table["gstar_identified"]) <= {True, False}
+    assert (table["gstar_runner_up_g"] != table["g_star"]).all()
     assert (table["model_role"] == "base").all()
     assert table["selection_rule"].str.contains("closest to 1").all()
+
+
+def _windows(pairs: list[tuple[int, int]]) -> pd.DataFrame:
+    """Per-window counts (n_time + n_depth split evenly, den) for windows 0, 1, ..."""
+    return pd.DataFrame(
+        {
+            "seq_id": range(len(pairs)),
+            "n_time": [p // 2 for p, _ in pairs],
+            "n_depth": [p - p // 2 for p, _ in pairs],
+            "den": [d for _, d in pairs],
+        }
+    )
+
+
+def test_gstar_identification_hand_example():
+    """Three windows. At g = 1 every window has b_tot = 1; at 0.8 every window 0.5, at 1.2
+    every window 2.0: every replicate's margin is exactly 0.5 and 1.0, so g* = 1 is identified
+    and 0.8 is the runner-up (margin 0.5, CI [0.5, 0.5])."""
+    by_gain = {
+        0.8: _windows([(5, 10), (10, 20), (2, 4)]),
+        1.0: _windows([(10, 10), (20, 20), (4, 4)]),
+        1.2: _windows([(20, 10), (40, 20), (8, 4)]),
+    }
+    result = gstar_identification(by_gain, 1.0, identification_key("S", 1e-4), 200)
+    assert result["gstar_identified"] and not result["gstar_at_grid_edge"]
+    assert result["gstar_runner_up_g"] == 0.8
+    assert (result["gstar_margin"], result["gstar_margin_ci_low"]) == (0.5, 0.5)
+    assert result["gstar_margin_ci_high"] == 0.5 and result["gstar_n_gains_not_excluded"] == 0
+    assert result["gstar_identification_key"] == "A|gstar|S|0.0001"
+
+
+def test_a_flat_curve_is_not_identified():
+    """Windows disagree: g = 0.9 is better on one half, 1.0 on the other; pooled, 1.0 wins by a
+    hair, but resampling the windows (the same draw at both gains) often reverses it."""
+    g1 = _windows([(10, 10), (30, 20), (10, 10), (14, 20)] * 3)
+    g09 = _windows([(11, 10), (22, 20), (11, 10), (20, 20)] * 3)
+    result = gstar_identification({0.9: g09, 1.0: g1}, 1.0, "A|gstar|flat", 300)
+    assert not result["gstar_identified"] and result["gstar_at_grid_edge"]
+    assert result["gstar_runner_up_g"] == 0.9 and result["gstar_n_gains_not_excluded"] == 1
+    assert result["gstar_margin_ci_low"] < 0 < result["gstar_margin_ci_high"]
+    # the pooled margin is |b(0.9) - 1| - |b(1.0) - 1| of the summed counts
+    b09, b1 = (11 + 22 + 11 + 20) / 60, (10 + 30 + 10 + 14) / 60
+    assert result["gstar_margin"] == pytest.approx(abs(b09 - 1) - abs(b1 - 1))
+
+
+def test_identification_needs_the_same_windows_at_every_gain():
+    with pytest.raises(ValueError, match="not measured on the windows"):
+        gstar_identification(
+            {1.0: _windows([(1, 1), (2, 2)]), 1.2: _windows([(1, 1)])}, 1.0, "k", 10
+        )
+    with pytest.raises(ValueError, match="not one of the gains"):
+        gstar_identification({1.0: _windows([(1, 1)])}, 0.9, "k", 10)

@@ -10,7 +10,12 @@ import torch
 import torch.nn.functional as F
 
 from avalanche_kedro.analysis.bootstrap import bootstrap_indices, percentile_interval
-from avalanche_kedro.evaluation.perplexity import perplexity_summary, window_nll
+from avalanche_kedro.evaluation.perplexity import (
+    paired_perplexity_difference,
+    perplexity_difference_vs_gain,
+    perplexity_summary,
+    window_nll,
+)
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +104,50 @@ def test_perplexity_ci_is_deterministic_per_key():
         other["nll_mean_ci_high"],
     )
     assert first["nll_mean_ci_low"] <= first["nll_mean"] <= first["nll_mean_ci_high"]
+
+
+def test_paired_perplexity_difference_hand_example():
+    """Two windows, g* worse on both: every replicate's difference is positive, and each
+    replicate is exp(ratio at g*) - exp(ratio at g = 1) on the same resampled windows."""
+    ref_sums, sums, tokens = np.array([10.0, 20.0]), np.array([12.0, 21.0]), np.array([5.0, 5.0])
+    paired = paired_perplexity_difference(ref_sums, tokens, sums, tokens, "B|LM", replicates=200)
+    assert paired["ppl_diff"] == pytest.approx(math.exp(33 / 10) - math.exp(30 / 10), rel=1e-12)
+    assert paired["n_windows_worse"] == 2 and paired["n_windows_paired"] == 2
+    indices = bootstrap_indices(2, 200, "B|LM")
+    ratio = lambda s: s[indices].sum(axis=1) / tokens[indices].sum(axis=1)  # noqa: E731
+    low, high = percentile_interval(np.exp(ratio(sums)) - np.exp(ratio(ref_sums)))
+    assert (paired["ppl_diff_ci_low"], paired["ppl_diff_ci_high"]) == pytest.approx((low, high))
+    assert paired["ppl_diff_ci_low"] > 0  # the windows agree: worse at g*
+
+
+def test_pairing_detects_a_shift_the_marginal_cis_cannot():
+    """Windows vary a lot between themselves, g* adds the same small NLL to each: the two
+    marginal CIs overlap, the paired CI excludes 0 (the issue's 12-window case)."""
+    rng = np.random.default_rng(1)
+    tokens = np.full(12, 63.0)
+    reference = rng.uniform(100, 250, size=12)
+    shifted = reference + 6.0
+    g1 = perplexity_summary(reference, tokens, "B|LM", 500)
+    gstar = perplexity_summary(shifted, tokens, "B|LM", 500)
+    assert gstar["ppl_ci_low"] < g1["ppl_ci_high"]  # the marginal CIs overlap
+    paired = paired_perplexity_difference(reference, tokens, shifted, tokens, "B|LM", 500)
+    assert paired["ppl_diff_ci_low"] > 0 and paired["n_windows_worse"] == 12
+
+
+def test_perplexity_difference_vs_gain_matches_windows_by_seq_id():
+    import pandas as pd
+
+    losses = pd.DataFrame(
+        {
+            "g": [1.0, 1.0, 1.2, 1.2],
+            "seq_id": [7, 3, 3, 7],  # stored in another order at each gain
+            "nll_sum": [20.0, 10.0, 12.0, 21.0],
+            "n_tokens": [5, 5, 5, 5],
+        }
+    )
+    paired = perplexity_difference_vs_gain(losses, 1.2, 1.0, "B|LM", 100)
+    assert paired["ppl_diff"] == pytest.approx(math.exp(33 / 10) - math.exp(30 / 10))
+    itself = perplexity_difference_vs_gain(losses, 1.0, 1.0, "B|LM", 100)
+    assert (itself["ppl_diff"], itself["ppl_diff_ci_low"], itself["ppl_diff_ci_high"]) == (0, 0, 0)
+    with pytest.raises(ValueError, match="not measured on the same windows"):
+        perplexity_difference_vs_gain(losses.iloc[:3], 1.2, 1.0, "B|LM", 100)

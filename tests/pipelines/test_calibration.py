@@ -15,6 +15,7 @@ from kedro.runner import SequentialRunner
 from avalanche_kedro.analysis.lattice import branching
 from avalanche_kedro.evaluation.arc import ArcFormatError, normalize_arc_records, prompt_set_sha256
 from avalanche_kedro.evaluation.gstar import select_gstar
+from avalanche_kedro.evaluation.perplexity import perplexity_difference_vs_gain
 from avalanche_kedro.measure.checkpoints import load_model
 from avalanche_kedro.measure.gain import band_edges
 from avalanche_kedro.measure.windows import slice_windows
@@ -102,11 +103,30 @@ def test_gstar_is_the_argmin_of_the_dataset_A_curve(outputs):
 
 
 def test_gstar_reads_branching_only():
-    """The g* node has no task metric among its inputs, so none can influence it."""
+    """The g* node has no task metric among its inputs, so none can influence it: the curve,
+    the conditions and the per-window branching counts (for its identification)."""
     (node,) = [
         n for n in calibration.create_pipeline(["base"]).nodes if n.name.endswith("select_gstar")
     ]
-    assert sorted(node.inputs) == ["base.cascade_summary_A", "params:gstar"]
+    assert sorted(node.inputs) == [
+        "base.branching_per_window_A",
+        "base.cascade_summary_A",
+        "base.conditions_A",
+        "params:gstar",
+    ]
+
+
+def test_gstar_identification_is_recorded_for_every_curve(outputs):
+    """Identified exactly when the margin CI of the hardest gain to exclude lies above 0."""
+    table = outputs["gstar_A"]
+    grid = SMALL_PARAMS["gain_grid"]
+    for row in table.itertuples():
+        assert row.gstar_runner_up_g in grid and row.gstar_runner_up_g != row.g_star
+        assert row.gstar_margin_ci_low <= row.gstar_margin_ci_high
+        assert bool(row.gstar_identified) == (row.gstar_margin_ci_low > 0)
+        assert bool(row.gstar_identified) == (row.gstar_n_gains_not_excluded == 0)
+        assert row.gstar_at_grid_edge == (row.g_star in (min(grid), max(grid)))
+        assert row.gstar_identification_key == f"A|gstar|{row.spike_def_id}|{row.target_rate!r}"
 
 
 # --- dataset B -----------------------------------------------------------------------------------
@@ -187,11 +207,25 @@ def test_generalization_B(outputs):
         assert row.b_tot == pytest.approx(pooled["b_time"] + pooled["b_depth"], abs=1e-15)
         assert np.isfinite(row.achieved_rate_mean) and np.isfinite(row.achieved_rate_max_abs_err)
         assert row.marginals_preserved_perm and row.marginals_preserved_shift
+        # g* against g = 1 on the same windows (falsifier (c)): only on the g* rows
+        if row.g_condition == "g1":
+            assert np.isnan(row.ppl_diff_vs_g1) and np.isnan(row.n_windows_worse)
+            continue
+        expected = perplexity_difference_vs_gain(loss, row.g, 1.0, "B|LM", 200)
+        assert row.ppl_diff_vs_g1 == pytest.approx(row.ppl - table_g1(table, row).ppl, rel=1e-9)
+        assert row.ppl_diff_vs_g1_ci_low == pytest.approx(expected["ppl_diff_ci_low"])
+        assert row.ppl_diff_vs_g1_ci_low <= row.ppl_diff_vs_g1 <= row.ppl_diff_vs_g1_ci_high
+        assert row.n_windows_paired == N_EVAL_B and 0 <= row.n_windows_worse <= N_EVAL_B
     # The per-layer achieved rates on B use the dataset A thresholds, reported per condition.
     achieved = outputs["achieved_rates_B"]
     assert len(achieved) == len(conditions) * rasters.A.shape[2]
     d_ff = SMALL_RECIPE["intermediate_size"]
     assert (achieved["n_values"] == N_EVAL_B * SEQ_LEN * d_ff).all()
+
+
+def table_g1(table, row):
+    """The g = 1 row of the same (spike def, target rate)."""
+    return table.set_index([*KEY, "g_condition"]).loc[(row.spike_def_id, row.target_rate, "g1")]
 
 
 # --- ARC -----------------------------------------------------------------------------------------
@@ -231,6 +265,16 @@ def test_arc_summary(outputs):
             1.0 if row.g_condition == "g1" else gstars(outputs)[(row.spike_def_id, row.target_rate)]
         )
         assert row.g == expected_g
+        if row.g_condition == "g1":
+            assert np.isnan(row.accuracy_diff_vs_g1)
+            continue
+        g1 = summary[
+            (summary["g_condition"] == "g1") & (summary["spike_def_id"] == row.spike_def_id)
+        ]
+        assert row.accuracy_diff_vs_g1 == pytest.approx(row.accuracy - g1["accuracy"].iloc[0])
+        assert row.accuracy_diff_vs_g1_ci_low <= row.accuracy_diff_vs_g1
+        assert row.accuracy_diff_vs_g1 <= row.accuracy_diff_vs_g1_ci_high
+        assert 0 <= row.n_discordant <= N_QUESTIONS
 
 
 # --- ablations -----------------------------------------------------------------------------------

@@ -351,3 +351,43 @@ def arc_accuracy(scores: pd.DataFrame, replicates: int) -> dict[str, float | int
         "n_per_option": int((scores["scoring_path"] == PATH_PER_OPTION).sum()),
         "n_prompts_truncated": int((scores["prompt_tokens_dropped"] > 0).sum()),
     }
+
+
+def paired_accuracy_difference(
+    scores_reference: pd.DataFrame, scores: pd.DataFrame, replicates: int
+) -> dict[str, float | int]:
+    """``accuracy - accuracy_reference`` on the same questions, with its paired bootstrap CI.
+
+    The questions are matched by ``question_id`` and resampled with the indices
+    :func:`arc_accuracy` uses (``seed_of("boot", "ARC_MCQ")``), one set per replicate for both
+    sides: ``diff_b = mean_b(correct) - mean_b(correct_reference)``. ``n_discordant`` counts
+    the questions answered correctly on exactly one side (only those move the difference).
+    """
+    reference = scores_reference.set_index("question_id")["correct"]
+    values = scores.set_index("question_id")["correct"]
+    if sorted(reference.index) != sorted(values.index) or reference.index.has_duplicates:
+        raise ValueError(
+            "paired ARC accuracy needs the same questions, once each, on both sides; got "
+            f"{len(reference)} and {len(values)} questions"
+        )
+    values = values.reindex(reference.index)
+    difference = values.to_numpy(dtype=np.float64) - reference.to_numpy(dtype=np.float64)
+    indices = bootstrap_indices(len(difference), replicates, ARC_DATASET_ROLE)
+    low, high = percentile_interval(difference[indices].mean(axis=1))
+    return {
+        "accuracy_diff": float(difference.mean()),
+        "accuracy_diff_ci_low": low,
+        "accuracy_diff_ci_high": high,
+        "n_discordant": int((difference != 0).sum()),
+    }
+
+
+def accuracy_difference_vs_gain(
+    scores: pd.DataFrame, g: float, reference_g: float, replicates: int
+) -> dict[str, float | int]:
+    """:func:`paired_accuracy_difference` of gain ``g`` against ``reference_g`` from the
+    per-question score table (every gain's rows, column ``g``)."""
+    gains = scores["g"].to_numpy(dtype=np.float64)
+    return paired_accuracy_difference(
+        scores[np.isclose(gains, reference_g)], scores[np.isclose(gains, g)], replicates
+    )

@@ -16,6 +16,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..analysis.bootstrap import (
+    bootstrap_indices,
+    percentile_interval,
+    pooled_ratio,
+    resample_weights,
+)
 from ..core.errors import ConfigurationError
 
 TIE_TOLERANCE = 1e-12
@@ -93,3 +99,99 @@ def gstar_table(summary: pd.DataFrame, tie_tolerance: float = TIE_TOLERANCE) -> 
             }
         )
     return pd.DataFrame(rows, columns=GSTAR_COLUMNS)
+
+
+#: Columns :func:`gstar_identification` adds to the g* table.
+IDENTIFICATION_COLUMNS = [
+    "gstar_identified",
+    "gstar_at_grid_edge",
+    "gstar_runner_up_g",
+    "gstar_margin",
+    "gstar_margin_ci_low",
+    "gstar_margin_ci_high",
+    "gstar_n_gains_not_excluded",
+    "gstar_identification_key",
+]
+
+
+def identification_key(spike_def_id: str, target_rate: float) -> str:
+    """Bootstrap key of the g* identification of one curve (``seed_of("boot", key)``)."""
+    return f"A|gstar|{spike_def_id}|{float(target_rate)!r}"
+
+
+def gstar_identification(
+    windows_by_gain: dict[float, pd.DataFrame],
+    g_star: float,
+    key: str,
+    replicates: int,
+) -> dict[str, object]:
+    """Whether g* beats every other gain of its curve beyond the window noise.
+
+    ``windows_by_gain[g]`` holds the per-window branching counts (``seq_id``, ``n_time``,
+    ``n_depth``, ``den``) of one gain; every gain was measured on the same windows. Each
+    bootstrap replicate draws one resample of the windows (``key``) and applies it to every
+    gain (paired): ``b_tot_b(g) = W_b·(n_time + n_depth) / W_b·den`` and the margin of gain g
+    over g* is ``d_b(g) = |b_tot_b(g) - 1| - |b_tot_b(g*) - 1|``. g* is *identified* when the
+    95 % CI of every ``d(g)`` lies above 0. The runner-up is the gain whose margin CI has the
+    lowest lower bound (the hardest to exclude); ``gstar_n_gains_not_excluded`` counts the gains
+    whose margin CI reaches 0. ``gstar_at_grid_edge``: g* is the smallest or largest gain.
+    """
+    gains = sorted(float(g) for g in windows_by_gain)
+    if float(g_star) not in gains:
+        raise ValueError(f"g* = {g_star} is not one of the gains {gains}")
+    ordered = {g: windows_by_gain[g].sort_values("seq_id") for g in gains}
+    seq_ids = ordered[float(g_star)]["seq_id"].tolist()
+    for g, table in ordered.items():
+        if table["seq_id"].tolist() != seq_ids:
+            raise ValueError(f"gain {g} was not measured on the windows of g* = {g_star}")
+    weights = resample_weights(bootstrap_indices(len(seq_ids), replicates, key), len(seq_ids))
+
+    def distance(table: pd.DataFrame) -> np.ndarray:
+        pairs = table["n_time"].to_numpy(np.float64) + table["n_depth"].to_numpy(np.float64)
+        return np.abs(pooled_ratio(weights, pairs, table["den"].to_numpy(np.float64)) - 1.0)
+
+    at_star = distance(ordered[float(g_star)])
+    margins = {}
+    for g in gains:
+        if g == float(g_star):
+            continue
+        differences = distance(ordered[g]) - at_star
+        point = _pooled_distance(ordered[g]) - _pooled_distance(ordered[float(g_star)])
+        margins[g] = (point, *percentile_interval(differences))
+    edge = float(g_star) in (gains[0], gains[-1])
+    if not margins:  # a one-gain grid: nothing to beat
+        return dict(
+            zip(
+                IDENTIFICATION_COLUMNS,
+                [False, edge, np.nan, np.nan, np.nan, np.nan, 0, key],
+                strict=True,
+            )
+        )
+    not_excluded = [g for g, (_, low, _) in margins.items() if not (np.isfinite(low) and low > 0)]
+    runner_up = min(margins, key=lambda g: (np.nan_to_num(margins[g][1], nan=-np.inf), g))
+    point, low, high = margins[runner_up]
+    return dict(
+        zip(
+            IDENTIFICATION_COLUMNS,
+            [not not_excluded, edge, runner_up, point, low, high, len(not_excluded), key],
+            strict=True,
+        )
+    )
+
+
+def _pooled_distance(table: pd.DataFrame) -> float:
+    """``|b_tot - 1|`` of the pooled windows (NaN when no site is occupied)."""
+    den = float(table["den"].sum())
+    if den == 0:
+        return float("nan")
+    return abs(float(table["n_time"].sum() + table["n_depth"].sum()) / den - 1.0)
+
+
+def identification_by_curve(gstar: pd.DataFrame) -> dict[tuple[str, float], dict[str, object]]:
+    """``{(spike def, target rate): {opt_gstar_identified: ..., ...}}`` from a g* table, for
+    the T01 rows of that curve; empty for a table without the identification columns."""
+    columns = [c for c in IDENTIFICATION_COLUMNS if c in gstar.columns and c.startswith("gstar_")]
+    return {
+        (row["spike_def_id"], float(row["target_rate"])): {f"opt_{c}": row[c] for c in columns}
+        for _, row in gstar.iterrows()
+    }

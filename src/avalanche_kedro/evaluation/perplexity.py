@@ -52,3 +52,75 @@ def perplexity_summary(nll_sum, n_tokens, condition_key: str, replicates: int) -
         "ppl_ci_low": float(np.exp(low)),
         "ppl_ci_high": float(np.exp(high)),
     }
+
+
+def paired_perplexity_difference(
+    nll_sum_reference,
+    n_tokens_reference,
+    nll_sum,
+    n_tokens,
+    condition_key: str,
+    replicates: int,
+) -> dict[str, float | int]:
+    """``ppl - ppl_reference`` on the same windows, with its paired window-bootstrap CI.
+
+    Both arrays are per window, in the same window order (the caller aligns them by
+    ``seq_id``). Each replicate draws one set of windows (``condition_key``: the key
+    :func:`perplexity_summary` uses, so its replicates are those of the two marginal CIs) and
+    applies it to both sides: ``diff_b = exp(W_b·nll / W_b·n) - exp(W_b·nll_ref / W_b·n_ref)``.
+    A CI that excludes 0 is a difference the windows agree on; its half-width is the smallest
+    perplexity difference this many windows can detect. ``n_windows_worse`` counts the windows
+    whose per-token NLL is higher than the reference's (a sign count, descriptive).
+    """
+    reference = np.asarray(nll_sum_reference, dtype=np.float64)
+    values = np.asarray(nll_sum, dtype=np.float64)
+    tokens_reference = np.asarray(n_tokens_reference, dtype=np.float64)
+    tokens = np.asarray(n_tokens, dtype=np.float64)
+    if reference.shape != values.shape or tokens.shape != tokens_reference.shape:
+        raise ValueError(
+            f"paired perplexity needs the same windows on both sides, got {reference.shape[0]} "
+            f"and {values.shape[0]} windows"
+        )
+    weights = resample_weights(
+        bootstrap_indices(len(values), replicates, condition_key), len(values)
+    )
+    differences = np.exp(pooled_ratio(weights, values, tokens)) - np.exp(
+        pooled_ratio(weights, reference, tokens_reference)
+    )
+    low, high = percentile_interval(differences)
+    point = float(
+        np.exp(values.sum() / tokens.sum()) - np.exp(reference.sum() / tokens_reference.sum())
+    )
+    return {
+        "ppl_diff": point,
+        "ppl_diff_ci_low": low,
+        "ppl_diff_ci_high": high,
+        "n_windows_worse": int((values / tokens > reference / tokens_reference).sum()),
+        "n_windows_paired": int(len(values)),
+    }
+
+
+def perplexity_difference_vs_gain(
+    losses, g: float, reference_g: float, condition_key: str, replicates: int
+) -> dict[str, float | int]:
+    """:func:`paired_perplexity_difference` of gain ``g`` against ``reference_g`` from a
+    per-window loss table (columns ``g``, ``seq_id``, ``nll_sum``, ``n_tokens``), the windows
+    matched by ``seq_id``; a gain compared with itself gives 0 with the CI [0, 0]."""
+    sides = []
+    for gain in (reference_g, g):
+        part = losses[np.isclose(losses["g"].to_numpy(dtype=np.float64), gain)]
+        sides.append(part.sort_values("seq_id"))
+    reference, compared = sides
+    if list(reference["seq_id"]) != list(compared["seq_id"]):
+        raise ValueError(
+            f"gains {reference_g:g} and {g:g} were not measured on the same windows "
+            f"({len(reference)} and {len(compared)} windows); the paired difference needs them"
+        )
+    return paired_perplexity_difference(
+        reference["nll_sum"],
+        reference["n_tokens"],
+        compared["nll_sum"],
+        compared["n_tokens"],
+        condition_key,
+        replicates,
+    )

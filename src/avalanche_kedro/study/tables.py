@@ -2,9 +2,9 @@
 against the untrained control, is built by :mod:`avalanche_kedro.study.control`).
 
 Every table starts with the provenance columns ``run_id, stage_id, model_id, model_role,
-dataset_role, config_hash, code_version``, then the SPEC's required columns in the SPEC's
-order, then extras prefixed ``opt_``. Rows are sorted by their keys, so the same inputs give
-byte-identical files. Inputs are per-role mappings ``{role: DataFrame}``.
+dataset_role, config_hash, code_version``, then the SPEC's required columns in order, then
+extras prefixed ``opt_``; rows sorted by their keys (same inputs, byte-identical files).
+Inputs are per-role mappings ``{role: DataFrame}``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.lattice import ADJ_4N, ADJ_8N
+from ..evaluation.gstar import identification_by_curve
 from ..measure.gain import MLP_GLOBAL
 from ..measure.sweep import NULL_NONE
 
@@ -235,6 +236,7 @@ def build_t01(
         fits = crackling_fits[role].set_index(["cond_id", "adjacency"])
         rates = _rate_matching(tau_tables[role])
         g_star = gstar[role].set_index(["spike_def_id", "target_rate"])["g_star"]
+        identified = identification_by_curve(gstar[role])  # of the curve, on each of its rows
         for row in controls.itertuples():
             cascade = cascades.loc[row.cond_id]
             fit = fits.loc[(row.cond_id, ADJ_4N)]
@@ -265,6 +267,7 @@ def build_t01(
                 "opt_is_gstar": bool(
                     float(row.g) == float(g_star.loc[(row.spike_def_id, row.target_rate)])
                 ),
+                **identified.get((row.spike_def_id, float(row.target_rate)), {}),
                 "opt_branching_empty": bool(row.branching_empty),
                 "opt_crackling_pass": bool(fit["pass"]),
                 "opt_crackling_reason": fit["reason"],
@@ -290,8 +293,7 @@ def build_t01(
                 record[f"opt_delta_{metric}_shift"] = values[f"delta_{metric}_shift"]
                 record[f"opt_{metric}_tokshuf"] = values[f"{metric}_tokshuf"]
                 record[f"opt_delta_{metric}_tokshuf"] = values[f"delta_{metric}_tokshuf"]
-            record["chi"] = row.chi
-            record["opt_chi_ci_low"] = row.chi_ci_low
+            record.update(chi=row.chi, opt_chi_ci_low=row.chi_ci_low)
             record["opt_chi_ci_high"] = row.chi_ci_high
             for column in (
                 "n_avalanches",

@@ -24,6 +24,15 @@ RUN_ID = "run-0123456789abcdef"
 CONFIG_HASH = "c" * 64
 
 
+def _paired(stat: str, diff: tuple | None, condition: str) -> dict:
+    """``opt_<stat>_diff_vs_g1`` (+ CI) on the g* row, NaN on the g = 1 row, as the pipeline."""
+    if diff is None:
+        return {}
+    values = diff if condition == "gstar" else (math.nan,) * 3
+    names = [f"opt_{stat}_diff_vs_g1{suffix}" for suffix in ("", "_ci_low", "_ci_high")]
+    return dict(zip(names, values, strict=True))
+
+
 @dataclass
 class Scenario:
     """One (role, spike def, rate) group; the defaults give every signature present and no
@@ -51,6 +60,16 @@ class Scenario:
     b_tot_b: tuple = (0.85, 0.97)  # dataset B at g1, g*
     ppl: tuple = ((20.0, 19.0, 21.0), (20.5, 19.5, 21.5))  # (value, low, high) at g1, g*
     acc: tuple = ((0.5, 0.4, 0.6), (0.5, 0.4, 0.6))
+    # paired g* - g = 1 differences (value, low, high) on the same windows / questions, as the
+    # pipeline writes them; None: a table without them (older runs: the marginal-CI rule)
+    ppl_diff: tuple | None = None
+    acc_diff: tuple | None = None
+    chance: float | None = None  # ARC chance accuracy (opt_chance_accuracy)
+    n_windows_worse: int = 6  # of 8 B windows, with ppl_diff
+    # g* identification (T01 opt_gstar_*): None = a table without it; the margin of the
+    # runner-up g = 1.0 over g* as (value, low, high)
+    identified: bool | None = None
+    margin: tuple = (0.02, 0.01, 0.03)
     ablation_b_tot: dict = field(
         default_factory=lambda: {
             "MLP_GLOBAL": 1.0,
@@ -174,6 +193,17 @@ def make_tables(
                     "avalanche_span_tokens_mean": 1.5,
                     "avalanche_span_layers_mean": 1.5,
                     "opt_is_gstar": g == sc.g_star,
+                    **(
+                        {
+                            "opt_gstar_identified": sc.identified,
+                            "opt_gstar_runner_up_g": 1.0,
+                            "opt_gstar_margin": sc.margin[0],
+                            "opt_gstar_margin_ci_low": sc.margin[1],
+                            "opt_gstar_margin_ci_high": sc.margin[2],
+                        }
+                        if sc.identified is not None
+                        else {}
+                    ),
                     "opt_branching_empty": False,
                     "opt_b_tot_ci_low": b - sc.b_half_width,
                     "opt_b_tot_ci_high": b + sc.b_half_width,
@@ -266,6 +296,12 @@ def make_tables(
                     "opt_ppl_ci_low": ppl_low,
                     "opt_ppl_ci_high": ppl_high,
                     "opt_achieved_rate_mean": RATE,
+                    **_paired("ppl", sc.ppl_diff, condition),
+                    **(
+                        {"opt_n_windows_worse": sc.n_windows_worse, "opt_n_windows_paired": 8}
+                        if sc.ppl_diff is not None and condition == "gstar"
+                        else {}
+                    ),
                 }
             )
             t03.append(
@@ -279,6 +315,8 @@ def make_tables(
                     "accuracy_ci_low": acc_low,
                     "accuracy_ci_high": acc_high,
                     "mean_logprob_correct_minus_incorrect": 0.1,
+                    **_paired("accuracy", sc.acc_diff, condition),
+                    **({"opt_chance_accuracy": sc.chance} if sc.chance is not None else {}),
                 }
             )
         plan = [("g1", 1.0, "MLP_GLOBAL", sc.b_tot[1.0])] + [

@@ -81,6 +81,35 @@ def test_generalization_fires_on_worse_perplexity_or_lower_accuracy_beyond_the_c
     assert decisions.decide_generalization(1.0, 0.9, 0.9, (1, 2), (1, 2), *same).vacuous
 
 
+def test_generalization_is_decided_on_the_paired_difference_when_there_is_one():
+    """The issue's case: overlapping marginal CIs, paired CI of g* - g1 above 0: fires."""
+    acc = ((0.2, 0.3), (0.2, 0.3))
+    overlapping = ((10.0, 12.0), (11.0, 13.5))
+    paired = decisions.decide_generalization(
+        0.7, 0.8, 0.9, *overlapping, *acc, ppl_diff_ci=(0.49, 1.08), acc_diff_ci=(-0.05, 0.04)
+    )
+    assert paired.decision == decisions.FIRES and paired.ppl_worse and paired.ppl_paired
+    assert paired.arc_paired and paired.arc_worse is False
+    unpaired = decisions.decide_generalization(0.7, 0.8, 0.9, *overlapping, *acc)
+    assert unpaired.decision == decisions.DOES_NOT_FIRE and not unpaired.ppl_paired
+    # ARC: a paired difference below 0 fires even with overlapping accuracy CIs
+    arc = decisions.decide_generalization(
+        0.7, 0.8, 0.9, *overlapping, *acc, ppl_diff_ci=(-0.1, 0.2), acc_diff_ci=(-0.09, -0.01)
+    )
+    assert arc.decision == decisions.FIRES and arc.arc_worse and not arc.ppl_worse
+    # a NaN paired CI falls back to the marginal rule
+    nan = (float("nan"), float("nan"))
+    fallback = decisions.decide_generalization(
+        0.7, 0.8, 0.9, (10, 11), (11.5, 12), *acc, ppl_diff_ci=nan
+    )
+    assert fallback.ppl_worse and not fallback.ppl_paired
+    # g* = 1: the same measurement, never worse
+    empty = decisions.decide_generalization(
+        1.0, 0.9, 0.9, *overlapping, *acc, ppl_diff_ci=(0.0, 0.0), acc_diff_ci=(0.0, 0.0)
+    )
+    assert empty.vacuous and empty.decision == decisions.DOES_NOT_FIRE
+
+
 def test_ablation_tracks_the_global_gain_with_the_larger_shift():
     mlp = decisions.decide_ablation(
         0.9,

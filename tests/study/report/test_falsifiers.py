@@ -138,11 +138,45 @@ def test_generalization_sentence_fires_on_perplexity_and_on_arc():
         assert cited in quiet
     worse_ppl = Scenario(ppl=((20.0, 19.0, 21.0), (25.0, 24.0, 26.0)))
     fired = said(worse_ppl, "c")
-    assert "(c) **fires**" in fired and "**worse at g*** (CIs do not overlap)" in fired
+    # a table without paired columns (an older run) is decided on the marginal CIs, and says so
+    assert "(c) **fires**" in fired
+    assert "**worse at g*** (CIs do not overlap; no paired difference in T02)" in fired
     worse_arc = Scenario(acc=((0.6, 0.5, 0.7), (0.3, 0.2, 0.4)))
     fired = said(worse_arc, "c")
-    assert "(c) **fires**" in fired and "**lower at g*** (CIs do not overlap)" in fired
+    assert "(c) **fires**" in fired and "**lower at g*** (CIs do not overlap; no paired" in fired
     assert "left-truncated" not in quiet  # no prompt was cut: nothing to say
+
+
+def test_generalization_is_decided_on_the_paired_difference_with_its_power():
+    """Overlapping perplexity CIs, paired difference above 0 on the same windows: fires, and
+    the sentence gives the difference, the window tally and the smallest detectable effect."""
+    paired = Scenario(
+        ppl=((10.87, 9.5, 12.4), (11.5, 10.1, 13.0)),
+        ppl_diff=(0.63, 0.49, 1.08),
+        acc_diff=(0.0, -0.05, 0.05),
+        chance=0.25,
+        n_windows_worse=8,
+    )
+    text = said(paired, "c")
+    assert "(c) **fires**" in text
+    assert "paired on the same 8 windows, g* − g = 1 = +0.63 [0.49, 1.08], 8 of 8 worse" in text
+    assert "**worse at g*** (the paired CI lies above 0)" in text
+    assert "smallest perplexity difference these windows detect is ±0.295" in text
+    assert "g* − g = 1 = +0 [-0.05, 0.05]" in text and "not lower at g*" in text
+    assert "smallest accuracy difference these questions detect is ±0.05" in text
+    # accuracy 0.5 with CI [0.4, 0.6] at g = 1 is above chance 0.25
+    assert "Chance accuracy (a uniform guess) is 0.25; accuracy at g = 1 is above it" in text
+    quiet = said(Scenario(ppl_diff=(0.1, -0.2, 0.4), acc_diff=(0.0, -0.1, 0.1)), "c")
+    assert "(c) **does not fire**" in quiet and "not worse at g* (the paired CI reaches 0" in quiet
+
+
+def test_arc_without_power_is_said_to_have_none():
+    """The issue's fixture: accuracy 0.205 against chance 0.25 (CI reaching below chance)."""
+    low = Scenario(
+        acc=((0.205, 0.12, 0.29), (0.2, 0.12, 0.28)), acc_diff=(-0.005, -0.05, 0.04), chance=0.25
+    )
+    text = said(low, "c")
+    assert "accuracy at g = 1 is **not above chance**, so ARC has **no power** here" in text
 
 
 def test_generalization_sentence_counts_prompts_cut_to_the_context():

@@ -80,16 +80,33 @@ def test_falsifier_rows():
         "T01:1",
     ]
     worse = render(Scenario(ppl=((20.0, 19.0, 21.0), (25.0, 24.0, 26.0))))
-    # (c) fires: the ppl CI at g* [24, 26] lies above [19, 21] (bold); B's b_tot 0.97 at g* is
-    # nearer 1 than 0.85 at g = 1; rows: T02 and T03 at g* (1) and at g = 1 (0)
+    # (c) fires: without paired columns (an older table) the ppl CI at g* [24, 26] lies above
+    # [19, 21] (bold: the values); B's b_tot 0.97 at g* is nearer 1 than 0.85 at g = 1; rows:
+    # T02 and T03 at g* (1) and at g = 1 (0)
     assert cells_of(worse, "## Falsifier (c): generalization to dataset B and ARC")[0] == [
         *KEY,
         "**fires**",
         "0.97 vs 0.85 (nearer)",
-        "**25 [24, 26]**",
-        "20 [19, 21]",
-        "0.5 [0.4, 0.6]",
-        "0.5 [0.4, 0.6]",
+        "**25 vs 20**",
+        "0.5 vs 0.5",
+        "40",
+        "T02:1,0 T03:1,0",
+    ]
+    # with the paired differences the decision and the bold are theirs
+    paired = render(
+        Scenario(
+            ppl=((20.0, 19.0, 21.0), (20.5, 19.5, 21.5)),
+            ppl_diff=(0.5, 0.2, 0.8),
+            acc_diff=(-0.025, -0.1, 0.05),
+            chance=0.25,
+        )
+    )
+    assert cells_of(paired, "## Falsifier (c): generalization to dataset B and ARC")[0] == [
+        *KEY,
+        "**fires**",
+        "0.97 vs 0.85 (nearer)",
+        "**0.5 [0.2, 0.8]**",
+        "-0.025 [-0.1, 0.05]",
         "40",
         "T02:1,0 T03:1,0",
     ]

@@ -61,3 +61,18 @@ def test_findings_are_undetermined_without_the_rows_they_need():
     assert (s1.decision, s2.decision) == ("undetermined", "undetermined")
     assert "no finite b_tot or CI at g* = 0.9" in s1.sentence
     assert row(0.9) in s2.sentence
+
+
+def test_s1_says_whether_gstar_is_identified_with_the_runner_up_margin():
+    flat = said(Scenario(identified=False, margin=(0.004, -0.01, 0.02)), "S1")
+    assert "**g* not identified** — b_tot is flat within noise across the grid" in flat
+    assert "the runner-up g = 1.0 is farther from b_tot = 1 by 0.004, CI [-0.01, 0.02]" in flat
+    assert 'every comparison "at g*" is at one gain of a flat curve' in flat
+    sharp = said(Scenario(identified=True, margin=(0.05, 0.03, 0.07)), "S1")
+    assert "g* is **identified**" in sharp and "by 0.05, CI [0.03, 0.07]" in sharp
+    assert "identified" not in said(key="S1")  # a T01 without the columns says nothing
+    (group,) = groups(make_tables({"base": Scenario(identified=False)}))
+    assert signatures.g_star_cell(group) == "0.9 (n.i.)"
+    assert signatures.gstar_identified(group) is False
+    (edge,) = groups(make_tables({"base": Scenario(g_star=1.2, identified=False)}))
+    assert signatures.g_star_cell(edge) == "1.2 (edge, n.i.)"

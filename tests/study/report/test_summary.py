@@ -211,3 +211,15 @@ def test_the_latest_saved_run_gives_a_one_page_summary():
 
 def test_report_is_deterministic_with_figures():
     assert three_roles() == three_roles()
+
+
+def test_summary_marks_unidentified_gstar_and_says_what_it_means():
+    frames = make_tables(
+        {r: Scenario(identified=r == "base") for r in ROLES}, control=CONTROL, paired={}
+    )
+    text = build_report(provenance(ROLES), frames, FIGURES)
+    assert_one_page(text)
+    assert "**g* not identified** (n.i.) in 2 of 3 groups: b_tot is flat within noise" in text
+    verdict_rows = [r for r in summary_lines(text) if r.startswith("| ")]
+    assert any("| 0.9 (n.i.) |" in r for r in verdict_rows)
+    assert any("| 0.9 |" in r for r in verdict_rows)  # base: identified, no mark

@@ -8,7 +8,6 @@ every g* value.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,16 +16,12 @@ import torch
 from ...core.errors import ConfigurationError
 from ...core.paths import project_path
 from ...evaluation import comparison
-from ...evaluation.arc import (
-    arc_accuracy,
-    normalize_arc_records,
-    prompt_set_sha256,
-    question_progress,
-    score_arc,
+from ...evaluation.gstar import gstar_identification, gstar_table, identification_key
+from ...evaluation.perplexity import (
+    perplexity_difference_vs_gain,
+    perplexity_summary,
+    window_nll,
 )
-from ...evaluation.gstar import gstar_table
-from ...evaluation.perplexity import perplexity_summary, window_nll
-from ...framework.datasets import source_detail
 from ...measure.checkpoints import load_model
 from ...measure.conditions import plan_conditions, resolve_gains
 from ...measure.forward import PassStats, token_progress
@@ -37,7 +32,6 @@ from ...measure.sweep import NULL_NONE, GainSetting, record_rasters, tau_array
 from ...measure.windows import slice_windows
 from ...study.params import (
     AblationsParams,
-    ArcParams,
     CalibrationParams,
     GainGrid,
     GeneralizationParams,
@@ -61,24 +55,45 @@ def distinct_gains(gstar_A: pd.DataFrame) -> list[float]:
     return sorted({1.0, *(float(g) for g in gstar_A["g_star"])})
 
 
-def select_gstar(cascade_summary_A: pd.DataFrame, gstar: GstarParams) -> pd.DataFrame:
-    """g* per (spike def, target rate): argmin |b_tot - 1| on dataset A (MLP_GLOBAL, real).
+def select_gstar(
+    cascade_summary_A: pd.DataFrame,
+    conditions_A: pd.DataFrame,
+    branching_per_window_A: pd.DataFrame,
+    gstar: GstarParams,
+) -> pd.DataFrame:
+    """g* per (spike def, target rate): argmin |b_tot - 1| on dataset A (MLP_GLOBAL, real),
+    and whether it is identified (:func:`gstar_identification`: g* beats every other gain by
+    a paired bootstrap margin over the same windows).
 
     Reads branching only; no task metric can influence the choice.
     """
+    gstar = GstarParams.coerce(gstar)
     rows = _real_mlp(cascade_summary_A[cascade_summary_A["dataset_role"] == "A"])
-    table = gstar_table(rows, GstarParams.coerce(gstar).tie_tolerance)
+    table = gstar_table(rows, gstar.tie_tolerance)
     table.insert(0, "model_role", cascade_summary_A["model_role"].iloc[0])
     table["selection_rule"] = "argmin |b_tot - 1|; ties: closest to 1, then smaller gain"
+    curves = _real_mlp(conditions_A[conditions_A["dataset_role"] == "A"])
+    windows = branching_per_window_A.groupby("cond_id")
+    identified = []
     for row in table.itertuples():
+        curve = curves[
+            (curves["spike_def_id"] == row.spike_def_id)
+            & (curves["target_rate"] == row.target_rate)
+        ]
+        by_gain = {float(c.g): windows.get_group(c.cond_id) for c in curve.itertuples()}
+        key = identification_key(row.spike_def_id, row.target_rate)
+        identified.append(
+            gstar_identification(by_gain, row.g_star, key, gstar.bootstrap_replicates)
+        )
         logger.info(
-            "g* = %s for %s at %s (b_tot %.4f)",
+            "g* = %s for %s at %s (b_tot %.4f, %s)",
             row.g_star,
             row.spike_def_id,
             row.target_rate,
             row.b_tot_at_gstar,
+            "identified" if identified[-1]["gstar_identified"] else "not identified",
         )
-    return table
+    return pd.concat([table, pd.DataFrame(identified, index=table.index)], axis=1)
 
 
 def plan_followup_conditions(
@@ -303,10 +318,20 @@ def analyze_dataset_B(
                 "g": g,
                 **{k: measured[k] for k in _B_COLUMNS},
                 **quality[g],
+                # g* against g = 1 on the same windows (falsifier (c)); NaN on the g = 1 rows
+                **_vs_g1(
+                    perplexity_difference_vs_gain(lm_loss_B, g, 1.0, LM_BOOTSTRAP_KEY, replicates),
+                    g_condition == GSTAR,
+                ),
                 **errors.loc[int(measured["cond_id"])].to_dict(),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _vs_g1(paired: dict, keep: bool = True) -> dict:
+    """A paired difference from g = 1 as ``<stat>_diff_vs_g1`` columns; NaN unless ``keep``."""
+    return {k.replace("_diff", "_diff_vs_g1"): v if keep else np.nan for k, v in paired.items()}
 
 
 def summarize_perplexity_curve(
@@ -314,7 +339,8 @@ def summarize_perplexity_curve(
 ) -> pd.DataFrame:
     """Dataset B perplexity at every gain B was run at (g = 1, each g*, the extra gains).
 
-    Windows are resampled with one key at every gain, so the CIs of two gains are paired.
+    Windows are resampled with one key at every gain, so the CIs of two gains are paired;
+    ``ppl_diff_vs_g1`` is each gain's paired difference from g = 1 with its CI.
     """
     replicates = GeneralizationParams.coerce(generalization).bootstrap_replicates
     rows = [
@@ -323,6 +349,9 @@ def summarize_perplexity_curve(
             "n_sequences": int(len(part)),
             "n_tokens": int(part["n_tokens"].sum()),
             **perplexity_summary(part["nll_sum"], part["n_tokens"], LM_BOOTSTRAP_KEY, replicates),
+            **_vs_g1(
+                perplexity_difference_vs_gain(lm_loss_B, g, 1.0, LM_BOOTSTRAP_KEY, replicates)
+            ),
         }
         for g, part in lm_loss_B.sort_values(["g", "seq_id"]).groupby("g")
     ]
@@ -351,76 +380,6 @@ _B_COLUMNS = [
     "marginals_preserved_perm",
     "marginals_preserved_shift",
 ]
-
-
-def score_arc_questions(
-    model_manifest: dict,
-    arc_questions: Any,
-    gstar_A: pd.DataFrame,
-    runtime: RuntimeParams,
-    arc: ArcParams,
-) -> tuple[pd.DataFrame, dict]:
-    """Option scores of every ARC question at g = 1 and each g* (one run per distinct gain).
-
-    One progress bar (``runtime.progress``) spans every gain, in questions: gains x questions.
-    """
-    questions = normalize_arc_records(
-        _arc_rows(arc_questions), "arc_questions", source_detail(arc_questions)
-    )
-    arc = ArcParams.coerce(arc)
-    if arc.max_questions is not None:
-        questions = questions[: arc.max_questions]
-    runtime = RuntimeParams.coerce(runtime)
-    loaded = load_model(model_manifest, runtime.model_dump())
-    gains = distinct_gains(gstar_A)
-    bar = question_progress(len(gains) * len(questions), "ARC scoring", runtime.progress)
-    try:
-        parts = [score_arc(loaded, questions, g, progress=bar) for g in gains]
-    finally:
-        bar.close()
-    scores = pd.concat(parts, ignore_index=True)
-    manifest = {
-        "model_role": model_manifest["model_role"],
-        "dataset_role": "ARC_MCQ",
-        "n_questions": len(questions),
-        "question_ids": [q.id for q in questions],
-        "prompt_sha256": prompt_set_sha256(questions),
-        "gains": gains,
-        "scoring_paths": scores.groupby("scoring_path").size().to_dict(),
-    }
-    return scores, manifest
-
-
-def _arc_rows(loaded: Any) -> list:
-    """ARC rows of whatever the catalog loaded (a Hugging Face Dataset or a list of dicts)."""
-    if isinstance(loaded, dict):
-        raise ConfigurationError(
-            f"arc_questions loaded as a mapping of splits ({sorted(loaded)[:5]}), not as one split.",
-            "Add `split: <name>` to the dataset_kwargs of the arc_questions catalog entry.",
-        )
-    return list(loaded)
-
-
-def summarize_arc(arc_scores: pd.DataFrame, gstar_A: pd.DataFrame, arc: ArcParams) -> pd.DataFrame:
-    """ARC accuracy (bootstrap CI over questions) and mean margin at g = 1 and g*.
-
-    One row per (spike def, target rate, g_condition), repeating the measurement of a gain
-    wherever it is that (spike def, rate)'s g = 1 or g*.
-    """
-    replicates = ArcParams.coerce(arc).bootstrap_replicates
-    by_gain = {g: arc_accuracy(part, replicates) for g, part in arc_scores.groupby("g")}
-    rows = [
-        {
-            "dataset_role": "ARC_MCQ",
-            "spike_def_id": spike_def,
-            "target_rate": rate,
-            "g_condition": g_condition,
-            "g": g,
-            **by_gain[g],
-        }
-        for spike_def, rate, g_condition, g in _gain_rows(gstar_A)
-    ]
-    return pd.DataFrame(rows)
 
 
 def analyze_ablations(

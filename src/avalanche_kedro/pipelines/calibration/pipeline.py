@@ -6,14 +6,13 @@ from kedro.pipeline import Pipeline, node
 
 from ..events.nodes import fit_rate_matched_thresholds, record_event_rasters
 from ..roles import for_role
+from .arc_nodes import score_arc_questions, summarize_arc
 from .nodes import (
     analyze_ablations,
     analyze_dataset_B,
     plan_followup_conditions,
     record_dataset_B,
-    score_arc_questions,
     select_gstar,
-    summarize_arc,
     summarize_perplexity_curve,
 )
 from .token_shuffle_nodes import compare_token_shuffle_at_gstar, record_gstar_token_shuffle
@@ -24,7 +23,12 @@ def template() -> Pipeline:
         [
             node(
                 select_gstar,
-                inputs=["cascade_summary_A", "params:gstar"],
+                inputs=[
+                    "cascade_summary_A",
+                    "conditions_A",
+                    "branching_per_window_A",
+                    "params:gstar",
+                ],
                 outputs="gstar_A",
                 name="select_gstar",
             ),

@@ -79,6 +79,8 @@ class GstarParams(Block):
     tie_tolerance: Annotated[float, Field(ge=0)] = Field(
         1.0e-12, description="|b_tot - 1| values this close tie: a number >= 0"
     )
+    #: windows resampled (paired across gains) to decide whether g* beats every other gain
+    bootstrap_replicates: Replicates = 500
 
 
 class GeneralizationParams(Block):

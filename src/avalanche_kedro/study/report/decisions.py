@@ -241,9 +241,22 @@ def decide_null_falsifier(
 class GeneralizationDecision:
     decision: str  # fires | does not fire | undetermined
     b_nearer_at_gstar: bool | None  # |b_tot - 1| on B smaller at g* than at g = 1
-    ppl_worse: bool | None  # ppl CI at g* entirely above ppl CI at g = 1
-    arc_worse: bool | None  # accuracy CI at g* entirely below accuracy CI at g = 1
+    ppl_worse: bool | None  # B perplexity higher at g* (paired CI above 0, else CIs apart)
+    arc_worse: bool | None  # ARC accuracy lower at g* (paired CI below 0, else CIs apart)
     vacuous: bool  # g* == 1: both sides are the same measurement
+    ppl_paired: bool = False  # ppl_worse decided by the paired difference g* - g1
+    arc_paired: bool = False  # arc_worse decided by the paired difference g* - g1
+
+
+def _paired_or_apart(diff_ci, ci_g1, ci_gstar, worse_above: bool) -> tuple[bool | None, bool]:
+    """(worse?, paired?): from the paired CI of ``g* - g1`` when it is finite (worse when it
+    excludes 0 on the worse side), else from the two marginal CIs (worse when they are apart,
+    the rule of tables without paired columns)."""
+    if diff_ci is not None and _finite(*diff_ci):
+        return (diff_ci[0] > 0 if worse_above else diff_ci[1] < 0), True
+    if ci_g1 is None or ci_gstar is None or not _finite(*ci_g1, *ci_gstar):
+        return None, False
+    return (ci_gstar[0] > ci_g1[1] if worse_above else ci_gstar[1] < ci_g1[0]), False
 
 
 def decide_generalization(
@@ -254,30 +267,33 @@ def decide_generalization(
     ppl_ci_gstar: tuple[float, float] | None,
     acc_ci_g1: tuple[float, float] | None,
     acc_ci_gstar: tuple[float, float] | None,
+    ppl_diff_ci: tuple[float, float] | None = None,
+    acc_diff_ci: tuple[float, float] | None = None,
 ) -> GeneralizationDecision:
-    """Falsifier (c) fires when g* makes B perplexity worse (its CI lies above g = 1's) or ARC
-    accuracy worse (its CI lies below g = 1's); non-overlapping CIs are required either way."""
+    """Falsifier (c) fires when g* makes B perplexity worse or ARC accuracy worse than g = 1.
+
+    The design is paired (the same B windows and ARC questions at both gains), so "worse" is
+    decided by the paired bootstrap CI of the difference g* - g1: perplexity worse when its
+    ``ppl_diff_ci`` lies above 0, accuracy worse when ``acc_diff_ci`` lies below 0. Without a
+    paired CI (tables of older runs) the marginal CIs must not overlap."""
     vacuous = abs(float(g_star) - 1.0) <= G_MATCH_ATOL
     nearer = (
         abs(b_tot_gstar - 1.0) < abs(b_tot_g1 - 1.0) if _finite(b_tot_g1, b_tot_gstar) else None
     )
-    ppl_worse = (
-        ppl_ci_gstar[0] > ppl_ci_g1[1]
-        if ppl_ci_g1 is not None and ppl_ci_gstar is not None and _finite(*ppl_ci_g1, *ppl_ci_gstar)
-        else None
-    )
-    arc_worse = (
-        acc_ci_gstar[1] < acc_ci_g1[0]
-        if acc_ci_g1 is not None and acc_ci_gstar is not None and _finite(*acc_ci_g1, *acc_ci_gstar)
-        else None
-    )
+    ppl_worse, ppl_paired = _paired_or_apart(ppl_diff_ci, ppl_ci_g1, ppl_ci_gstar, True)
+    arc_worse, arc_paired = _paired_or_apart(acc_diff_ci, acc_ci_g1, acc_ci_gstar, False)
+    if vacuous:  # one measurement on both sides: nothing can be worse
+        ppl_worse = False if ppl_worse is not None else None
+        arc_worse = False if arc_worse is not None else None
     if ppl_worse or arc_worse:
         decision = FIRES
     elif ppl_worse is None and arc_worse is None:
         decision = UNDETERMINED
     else:
         decision = DOES_NOT_FIRE
-    return GeneralizationDecision(decision, nearer, ppl_worse, arc_worse, vacuous)
+    return GeneralizationDecision(
+        decision, nearer, ppl_worse, arc_worse, vacuous, ppl_paired, arc_paired
+    )
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from .decisions import (
     decide_rate_matching,
     held_out_drift,
 )
-from .formatting import _finite, ci, key_number, num, ref, row_refs, value_ci
+from .formatting import _finite, ci, key_number, num, ref, row_refs, signed, value_ci
 from .grouping import Finding, Group, _get, _one
 
 #: a falsifier's decision in a table cell
@@ -218,6 +218,11 @@ def null_finding(group: Group) -> Finding:
     return Finding("b", result.decision, text, tuple(cells))
 
 
+def _half_width(low: float, high: float) -> float:
+    """Half the width of a CI: the smallest difference the paired design can detect."""
+    return (high - low) / 2 if _finite(low, high) else float("nan")
+
+
 def generalization_finding(group: Group) -> Finding:
     b1, bs = _one(group.t02, g_condition="g1"), _one(group.t02, g_condition="gstar")
     a1, as_ = _one(group.t03, g_condition="g1"), _one(group.t03, g_condition="gstar")
@@ -225,6 +230,8 @@ def generalization_finding(group: Group) -> Finding:
     def pair(row, low, high):
         return (_get(row, low), _get(row, high)) if row is not None else None
 
+    ppl_diff = [_get(bs, f"opt_ppl_diff_vs_g1{s}") for s in ("", "_ci_low", "_ci_high")]
+    acc_diff = [_get(as_, f"opt_accuracy_diff_vs_g1{s}") for s in ("", "_ci_low", "_ci_high")]
     result = decide_generalization(
         group.g_star,
         _get(b1, "b_tot"),
@@ -233,6 +240,8 @@ def generalization_finding(group: Group) -> Finding:
         pair(bs, "opt_ppl_ci_low", "opt_ppl_ci_high"),
         pair(a1, "accuracy_ci_low", "accuracy_ci_high"),
         pair(as_, "accuracy_ci_low", "accuracy_ci_high"),
+        tuple(ppl_diff[1:]),
+        tuple(acc_diff[1:]),
     )
     c = {
         "B1": group.cite("T02", g_condition="g1"),
@@ -259,30 +268,8 @@ def generalization_finding(group: Group) -> Finding:
         f"{ci(_get(b1, 'opt_b_tot_ci_low'), _get(b1, 'opt_b_tot_ci_high'))} at g = 1 "
         f"({c['B1']}): {nearer} 1 at g*."
     )
-    ppl_verdict = {
-        True: "**worse at g*** (CIs do not overlap)",
-        False: "not worse at g* beyond the CIs",
-        None: "not comparable (no CI)",
-    }[result.ppl_worse]
-    text += (
-        f" Perplexity on B is {num(_get(bs, 'ppl'))}, CI "
-        f"{ci(_get(bs, 'opt_ppl_ci_low'), _get(bs, 'opt_ppl_ci_high'))} at g* against "
-        f"{num(_get(b1, 'ppl'))}, CI {ci(_get(b1, 'opt_ppl_ci_low'), _get(b1, 'opt_ppl_ci_high'))} "
-        f"at g = 1: {ppl_verdict} ({c['Bs']}, {c['B1']})."
-    )
-    arc_verdict = {
-        True: "**lower at g*** (CIs do not overlap)",
-        False: "not lower at g* beyond the CIs",
-        None: "not comparable (no ARC rows)",
-    }[result.arc_worse]
-    text += (
-        f" ARC accuracy is {num(_get(as_, 'accuracy'))}, CI "
-        f"{ci(_get(as_, 'accuracy_ci_low'), _get(as_, 'accuracy_ci_high'))} at g* ({c['As']}) "
-        f"against {num(_get(a1, 'accuracy'))}, CI "
-        f"{ci(_get(a1, 'accuracy_ci_low'), _get(a1, 'accuracy_ci_high'))} at g = 1 ({c['A1']}) "
-        f"over {int(_get(a1, 'n_questions')) if _finite(_get(a1, 'n_questions')) else 'n/a'} "
-        f"questions: {arc_verdict}."
-    )
+    text += " " + _perplexity_clause(result, bs, b1, ppl_diff, c)
+    text += " " + _arc_clause(result, as_, a1, acc_diff, c)
     truncated = _get(a1, "opt_n_prompts_truncated")
     if _finite(truncated) and truncated > 0:
         text += (
@@ -294,20 +281,105 @@ def generalization_finding(group: Group) -> Finding:
     if result.b_nearer_at_gstar is not None:
         b_cell += f" ({'nearer' if result.b_nearer_at_gstar else 'not nearer'})"
 
-    def marked(row, value, low, high, worse):  # bold: the side that fires (c)
-        text = value_ci(_get(row, value), _get(row, low), _get(row, high))
-        return f"**{text}**" if worse else text
+    def compared(diff, paired, worse, row_s, row_1, column, digits):
+        """The paired difference g* - g1 with its CI; without one, the two values."""
+        if paired:
+            return _bold(value_ci(*diff), worse)
+        values = f"{num(_get(row_s, column), digits)} vs {num(_get(row_1, column), digits)}"
+        return _bold(values, worse)
 
     n_questions = _get(a1, "n_questions")
+    arc_cell = compared(acc_diff, result.arc_paired, result.arc_worse, as_, a1, "accuracy", 3)
+    if _no_power(a1):
+        arc_cell += " (no power)"
     cells = (
         decision,
         b_cell,
-        marked(bs, "ppl", "opt_ppl_ci_low", "opt_ppl_ci_high", result.ppl_worse),
-        marked(b1, "ppl", "opt_ppl_ci_low", "opt_ppl_ci_high", False),
-        marked(as_, "accuracy", "accuracy_ci_low", "accuracy_ci_high", result.arc_worse),
-        marked(a1, "accuracy", "accuracy_ci_low", "accuracy_ci_high", False),
+        # bold: the cell that decided a firing side
+        compared(ppl_diff, result.ppl_paired, result.ppl_worse, bs, b1, "ppl", 4),
+        arc_cell,
         (f"{int(n_questions)}" if _finite(n_questions) else "n/a")
         + (f" ({int(truncated)} cut)" if _finite(truncated) and truncated > 0 else ""),
         f"{row_refs('T02', bs, b1)} {row_refs('T03', as_, a1)}",
     )
     return Finding("c", result.decision, text, cells)
+
+
+def _bold(text: str, bold: bool | None) -> str:
+    return f"**{text}**" if bold else text
+
+
+def _no_power(a1) -> bool:
+    """ARC accuracy at g = 1 not above chance: its CI reaches down to the chance level."""
+    chance, low = _get(a1, "opt_chance_accuracy"), _get(a1, "accuracy_ci_low")
+    return bool(_finite(chance, low) and low <= chance)
+
+
+def _perplexity_clause(result, bs, b1, diff, c) -> str:
+    values = (
+        f"Perplexity on B is {num(_get(bs, 'ppl'))} at g* against {num(_get(b1, 'ppl'))} at "
+        f"g = 1 ({c['Bs']}, {c['B1']})"
+    )
+    if not result.ppl_paired:
+        verdict = {
+            True: "**worse at g*** (CIs do not overlap; no paired difference in T02)",
+            False: "not worse at g* beyond the CIs (no paired difference in T02)",
+            None: "not comparable (no CI)",
+        }[result.ppl_worse]
+        return f"{values}: {verdict}."
+    n, worse = _get(bs, "opt_n_windows_paired"), _get(bs, "opt_n_windows_worse")
+    windows = f"the same {int(n)} windows" if _finite(n) else "the same windows"
+    tally = f", {int(worse)} of {int(n)} worse at g*" if _finite(n, worse) else ""
+    verdict = (
+        "**worse at g*** (the paired CI lies above 0)"
+        if result.ppl_worse
+        else "not worse at g* (the paired CI reaches 0 or below)"
+    )
+    return (
+        f"{values}; paired on {windows}, g* − g = 1 = {signed(diff[0], 4)} {ci(diff[1], diff[2])}"
+        f"{tally}: {verdict}. The smallest perplexity difference these windows detect is "
+        f"±{num(_half_width(diff[1], diff[2]), 3)} (the CI half-width)."
+    )
+
+
+def _arc_clause(result, as_, a1, diff, c) -> str:
+    n_questions = _get(a1, "n_questions")
+    questions = f"{int(n_questions)} questions" if _finite(n_questions) else "the questions"
+    values = (
+        f"ARC accuracy is {num(_get(as_, 'accuracy'))} at g* ({c['As']}) against "
+        f"{num(_get(a1, 'accuracy'))}, CI {ci(_get(a1, 'accuracy_ci_low'), _get(a1, 'accuracy_ci_high'))} "
+        f"at g = 1 ({c['A1']}) over {questions}"
+    )
+    if result.arc_worse is None:
+        text = f"{values}: not comparable (no ARC rows)."
+    elif not result.arc_paired:
+        worse = (
+            "**lower at g*** (CIs do not overlap"
+            if result.arc_worse
+            else "not lower at g* beyond the CIs ("
+        )
+        sep = "; " if result.arc_worse else ""
+        text = f"{values}: {worse}{sep}no paired difference in T03)."
+    else:
+        verdict = (
+            "**lower at g*** (the paired CI lies below 0)"
+            if result.arc_worse
+            else "not lower at g* (the paired CI reaches 0 or above)"
+        )
+        discordant = _get(as_, "opt_n_discordant")
+        moved = f", {int(discordant)} questions answered differently" if _finite(discordant) else ""
+        text = (
+            f"{values}; paired on the same questions, g* − g = 1 = {signed(diff[0], 4)} "
+            f"{ci(diff[1], diff[2])}{moved}: {verdict}. The smallest accuracy difference these "
+            f"questions detect is ±{num(_half_width(diff[1], diff[2]), 3)}."
+        )
+    chance = _get(a1, "opt_chance_accuracy")
+    if _finite(chance):
+        text += f" Chance accuracy (a uniform guess) is {num(chance, 3)}"
+        text += (
+            ": accuracy at g = 1 is **not above chance**, so ARC has **no power** here and its "
+            "side of (c) says nothing about g*."
+            if _no_power(a1)
+            else "; accuracy at g = 1 is above it (its CI excludes chance)."
+        )
+    return text

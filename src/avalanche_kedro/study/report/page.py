@@ -317,10 +317,8 @@ B_COLUMNS = ["(b)", "deciding", "perm", "shift", "tokens", "perm > 0 at", "margi
 C_COLUMNS = [
     "(c)",
     "b_tot B: g* vs 1",
-    "ppl B at g*",
-    "ppl B at g = 1",
-    "ARC at g*",
-    "ARC at g = 1",
+    "ppl B: g* − 1 [CI]",
+    "ARC: g* − 1 [CI]",
     "questions",
 ]
 T06_COLUMNS = ["b_tot (MLP, g = 1)", "shift of b_tot at g*", "tracks", "top band"]

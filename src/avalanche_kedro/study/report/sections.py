@@ -54,9 +54,14 @@ RULES = {
     "is *undetermined*. *perm > 0 at*: the gains whose permutation CI lies above 0; "
     "*marginals*: both raster nulls kept every (window, layer) event multiset at every gain.",
     "c": "g* is frozen on dataset A and applied unchanged to dataset B (with A's thresholds) and "
-    "to ARC multiple choice. (c) *fires* when at g* the perplexity CI on B lies entirely above "
-    "the g = 1 CI, or the ARC accuracy CI entirely below it (**bold**: the side that fires); "
-    "with g* = 1 the test is empty. Whether b_tot on B is nearer 1 at g* is reported.",
+    "to ARC multiple choice. Both gains see the same B windows and the same questions, so (c) is "
+    "decided on the paired difference g* − g = 1 (one bootstrap resample applied to both sides): "
+    "it *fires* when the perplexity difference's CI lies above 0 or the accuracy difference's "
+    "below 0 (**bold**: the side that fires); half a CI's width is the smallest difference the "
+    "design detects. A table without the paired columns (an older run) shows the two values and "
+    "is decided on non-overlapping CIs. With g* = 1 the test is empty. ARC has *no power* when "
+    "accuracy at g = 1 is not above chance (its CI reaches the chance level, the mean of "
+    "1/options). Whether b_tot on B is nearer 1 at g* is reported.",
     "T06": "Each intervention is rate-matched separately; the shift is b_tot(intervention, g*) − "
     "b_tot(MLP_GLOBAL, g = 1) for MLP = MLP_GLOBAL, ATTN = ATTN_GLOBAL and the MLP bands "
     "early/mid/late. The effect *tracks the MLP gain* when |shift(MLP)| ≥ |shift(ATTN)|, else "

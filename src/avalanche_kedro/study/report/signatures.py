@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from .decisions import (
     ABSENT,
     PRESENT,
@@ -17,12 +19,49 @@ from .grouping import G_MATCH_ATOL, Finding, Group, _get, _one
 
 def g_star_cell(group: Group) -> str:
     """g* for a table cell; ``(edge)`` when it is an end of the gain grid (not bracketed),
-    ``none`` when the tables have no g* row."""
+    ``n.i.`` when it is not identified (:func:`gstar_identified`), ``none`` when the tables
+    have no g* row."""
     if not _finite(group.g_star):
         return "none"
     grid = group.t01["g"].astype(float).to_numpy()
     edge = grid.size and group.g_star in (grid.min(), grid.max())
-    return f"{key_number(group.g_star)}{' (edge)' if edge else ''}"
+    marks = [m for m, on in (("edge", edge), ("n.i.", gstar_identified(group) is False)) if on]
+    suffix = f" ({', '.join(marks)})" if marks else ""
+    return f"{key_number(group.g_star)}{suffix}"
+
+
+def gstar_identified(group: Group) -> bool | None:
+    """Whether g* beats every other gain by a paired margin whose CI lies above 0 (T01's
+    ``opt_gstar_identified``, from :func:`avalanche_kedro.evaluation.gstar.gstar_identification`);
+    None when T01 does not carry it."""
+    star = _one(group.t01, g=group.g_star)
+    value = _get(star, "opt_gstar_identified") if star is not None else None
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return bool(value)
+
+
+def identification_sentence(group: Group) -> str:
+    """One sentence on whether g* is identified, with the runner-up's paired margin."""
+    identified = gstar_identified(group)
+    if identified is None:
+        return ""
+    star = _one(group.t01, g=group.g_star)
+    runner, margin = _get(star, "opt_gstar_runner_up_g"), _get(star, "opt_gstar_margin")
+    low, high = _get(star, "opt_gstar_margin_ci_low"), _get(star, "opt_gstar_margin_ci_high")
+    over = (
+        f"the runner-up g = {key_number(runner)} is farther from b_tot = 1 by {num(margin)}, "
+        f"CI {ci(low, high)} (paired: one resample of the windows at every gain)"
+    )
+    if identified:
+        return (
+            f" g* is **identified**: every other gain is farther from 1 beyond the noise; {over}."
+        )
+    return (
+        " **g* not identified** — b_tot is flat within noise across the grid: "
+        f"{over} reaches 0, so the choice of g* is set by noise and every comparison "
+        '"at g*" is at one gain of a flat curve.'
+    )
 
 
 def s1_finding(group: Group) -> Finding:
@@ -48,6 +87,7 @@ def s1_finding(group: Group) -> Finding:
             f"S1 is **undetermined**: no finite b_tot or CI at g* = "
             f"{key_number(group.g_star)} (no events?) ({where})."
         )
+    text += identification_sentence(group)
     grid = group.t01["g"].astype(float).to_numpy()
     if grid.size and group.g_star in (grid.min(), grid.max()):
         text += (

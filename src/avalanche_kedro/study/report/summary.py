@@ -26,6 +26,7 @@ from .decisions import (
 from .falsifiers import NULL_SHORT, NULLS, _null_values
 from .formatting import _finite, key_number, ref, row_refs, table, value_ci
 from .grouping import G_MATCH_ATOL, Group, _get, _one
+from .signatures import g_star_cell, gstar_identified
 
 #: The summary (title and run line included) fits in this many lines.
 SUMMARY_MAX_LINES = 60
@@ -135,7 +136,7 @@ def _verdict_rows(
                     _role_label(group.role, control),
                     group.spike,
                     key_number(group.rate),
-                    key_number(group.g_star) if _finite(group.g_star) else "none",
+                    g_star_cell(group),
                     *(_signature_cell(decided, s) for s in SIGNATURES),
                     *_falsifier_cells(group, decided),
                     _deciding_rows(group, decided),
@@ -211,6 +212,9 @@ def _five_numbers(
                 _get(row, "ppl"), _get(row, "opt_ppl_ci_low"), _get(row, "opt_ppl_ci_high")
             )
 
+        # the paired difference on the same B windows (falsifier (c)); older tables: both CIs
+        diff = [_get(b_s, f"opt_ppl_diff_vs_g1{s}") for s in ("", "_ci_low", "_ci_high")]
+
         rows.append(
             [
                 _role_label(role, control),
@@ -227,7 +231,7 @@ def _five_numbers(
                     _get(pair, "diff_b_tot_ci_low"),
                     _get(pair, "diff_b_tot_ci_high"),
                 ),
-                f"{ppl(b_s)} vs {ppl(b_1)}",
+                value_ci(*diff) if _finite(diff[0]) else f"{ppl(b_s)} vs {ppl(b_1)}",
                 value_ci(
                     _get(t05, "crackling_gamma"),
                     _get(t05, "crackling_ci_low"),
@@ -250,7 +254,7 @@ def _five_numbers(
         "1. b_tot at g*",
         "2. delta_b_tot, strictest null",
         "3. b_tot − control (T08)",
-        "4. ppl B at g* vs g = 1",
+        "4. ppl B: g* − g = 1, paired",
         "5. crackling gamma",
         "rows",
     ]
@@ -324,7 +328,13 @@ def _caveats(groups_: list[Group], findings: Mapping[tuple, Mapping[str, Any]]) 
     drifting = sum(
         findings[(g.role, g.spike, g.rate)]["drift"].within_tolerance is False for g in groups_
     )
+    unidentified = sum(gstar_identified(g) is False for g in with_gstar)
     notes = []
+    if unidentified:
+        notes.append(
+            f"**g* not identified** (n.i.) in {unidentified} of {n} groups: b_tot is flat within "
+            'noise across the grid, so results "at g*" there are at one gain of a flat curve'
+        )
     if edge:
         notes.append(f"g* is an end of the gain grid in {edge} of {n} groups (not bracketed)")
     if sum(d.at_edge for d in s2):
