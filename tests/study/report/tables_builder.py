@@ -24,6 +24,22 @@ RUN_ID = "run-0123456789abcdef"
 CONFIG_HASH = "c" * 64
 
 
+def _split_columns(split: dict | None) -> dict:
+    """T01's delta_b_time / delta_b_depth (+ CI) per null from a Scenario's ``split``."""
+    out = {}
+    for name, (value, low, high) in (split or {}).items():
+        metric, _, null = name.partition("_")
+        stem = f"delta_b_{metric}{'_' + null if null else ''}"
+        out.update(
+            {
+                (stem if not null else f"opt_{stem}"): value,
+                f"opt_{stem}_ci_low": low,
+                f"opt_{stem}_ci_high": high,
+            }
+        )
+    return out
+
+
 def _paired(stat: str, diff: tuple | None, condition: str) -> dict:
     """``opt_<stat>_diff_vs_g1`` (+ CI) on the g* row, NaN on the g = 1 row, as the pipeline."""
     if diff is None:
@@ -69,6 +85,10 @@ class Scenario:
     # g* identification (T01 opt_gstar_*): None = a table without it; the margin of the
     # runner-up g = 1.0 over g* as (value, low, high)
     identified: bool | None = None
+    # delta_b_time / delta_b_depth with CIs against the permutation and token-shuffle nulls:
+    # {"time": (v, lo, hi), "depth": ..., "time_tokshuf": ..., "depth_tokshuf": ...}
+    split: dict | None = None
+    b_rate_ratio: tuple = (1.0, 1.0)  # dataset B's mean event rate / r* at g1, g*
     margin: tuple = (0.02, 0.01, 0.03)
     ablation_b_tot: dict = field(
         default_factory=lambda: {
@@ -232,6 +252,7 @@ def make_tables(
                     ),
                     "opt_marginals_preserved_perm": sc.marginals_preserved,
                     "opt_marginals_preserved_shift": True,
+                    **_split_columns(sc.split),
                 }
             )
             passed = sc.crackling_pass or g != sc.g_star
@@ -295,7 +316,7 @@ def make_tables(
                     "opt_b_tot_ci_high": b + 0.05,
                     "opt_ppl_ci_low": ppl_low,
                     "opt_ppl_ci_high": ppl_high,
-                    "opt_achieved_rate_mean": RATE,
+                    "opt_achieved_rate_mean": RATE * sc.b_rate_ratio[i],
                     **_paired("ppl", sc.ppl_diff, condition),
                     **(
                         {"opt_n_windows_worse": sc.n_windows_worse, "opt_n_windows_paired": 8}

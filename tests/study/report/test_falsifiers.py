@@ -184,3 +184,18 @@ def test_generalization_sentence_counts_prompts_cut_to_the_context():
     frames["T03"] = frames["T03"].assign(opt_n_prompts_truncated=7)
     text = said(key="c", frames=frames)
     assert "7 of those prompts were longer than the model's context" in text
+
+
+def test_dataset_b_rates_are_shown_relative_to_the_target_and_flagged_when_they_drift():
+    """The issue's case: B thresholded with A's taus runs 29-36 % above r*."""
+    drifting = said(Scenario(b_rate_ratio=(1.36, 1.29)), "c")
+    assert "the mean event rate is 1.29 × r* at g* and 1.36 × r* at g = 1" in drifting
+    assert "**beyond rel_tol = 0.05**, so B's branching is compared at drifted rates" in drifting
+    matched = said(Scenario(b_rate_ratio=(1.02, 0.97)), "c")
+    assert "0.97 × r* at g* and 1.02 × r* at g = 1, within rel_tol = 0.05." in matched
+
+
+def test_the_null_sentence_gives_the_smallest_detectable_effect_of_the_deciding_null():
+    text = said(Scenario(shift_delta=(0.01, -0.01, 0.03)), "b")
+    assert "decided by the shift null" in text
+    assert "smallest delta_b_tot the shift null's paired CI can detect is ±0.02" in text

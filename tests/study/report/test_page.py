@@ -91,6 +91,7 @@ def test_decide_all_keys_every_group_and_every_section():
         "a",
         "drift",
         "b",
+        "td",
         "c",
         "T06",
     }

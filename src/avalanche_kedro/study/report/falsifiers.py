@@ -5,6 +5,7 @@ generalization of g* to dataset B and ARC.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -174,6 +175,12 @@ def null_finding(group: Group) -> Finding:
         _null_clause(name, values[name]) for name, _ in NULLS
     )
     text += "."
+    if result.deciding in values:
+        _, low, high = values[result.deciding]
+        text += (
+            f" The smallest delta_b_tot the {result.deciding} null's paired CI can detect is "
+            f"±{num(_half_width(low, high), 3)} (its half-width)."
+        )
     if result.outcomes["token-shuffle"] == NULL_EXPLAINED_BY_RATES:
         text += " Shuffling the input tokens does not change b_tot detectably."
     flags = [
@@ -268,6 +275,9 @@ def generalization_finding(group: Group) -> Finding:
         f"{ci(_get(b1, 'opt_b_tot_ci_low'), _get(b1, 'opt_b_tot_ci_high'))} at g = 1 "
         f"({c['B1']}): {nearer} 1 at g*."
     )
+    rates = b_rates(group, bs, b1)
+    if rates is not None:
+        text += " " + rates.sentence
     text += " " + _perplexity_clause(result, bs, b1, ppl_diff, c)
     text += " " + _arc_clause(result, as_, a1, acc_diff, c)
     truncated = _get(a1, "opt_n_prompts_truncated")
@@ -295,6 +305,7 @@ def generalization_finding(group: Group) -> Finding:
     cells = (
         decision,
         b_cell,
+        rates.cell if rates is not None else "n/a",
         # bold: the cell that decided a firing side
         compared(ppl_diff, result.ppl_paired, result.ppl_worse, bs, b1, "ppl", 4),
         arc_cell,
@@ -303,6 +314,44 @@ def generalization_finding(group: Group) -> Finding:
         f"{row_refs('T02', bs, b1)} {row_refs('T03', as_, a1)}",
     )
     return Finding("c", result.decision, text, cells)
+
+
+@dataclass(frozen=True)
+class BRates:
+    """Dataset B's mean event rate relative to r* at g* and at g = 1 (B is thresholded with
+    A's taus, so its rates are not matched) and whether either drifts beyond ``rel_tol``."""
+
+    at_gstar: float
+    at_g1: float
+    rel_tol: float
+    drifts: bool
+    sentence: str
+    cell: str
+
+
+def b_rates(group: Group, bs, b1) -> BRates | None:
+    """:class:`BRates` from T02's ``opt_achieved_rate_mean`` (None without it)."""
+    if bs is None or b1 is None:
+        return None
+    at_gstar = _get(bs, "opt_achieved_rate_mean") / group.rate
+    at_g1 = _get(b1, "opt_achieved_rate_mean") / group.rate
+    if not _finite(at_gstar, at_g1):
+        return None
+    t01 = group.t01
+    rel_tol = float(t01["rate_match_tol"].iloc[0]) if "rate_match_tol" in t01 else 0.05
+    drifts = max(abs(at_gstar - 1.0), abs(at_g1 - 1.0)) > rel_tol
+    sentence = (
+        f"On B (thresholded with A's taus) the mean event rate is {num(at_gstar, 3)} × r* at g* "
+        f"and {num(at_g1, 3)} × r* at g = 1"
+        + (
+            f": **beyond rel_tol = {num(rel_tol, 3)}**, so B's branching is compared at drifted "
+            "rates (a difference in b_tot on B can be a rate effect)."
+            if drifts
+            else f", within rel_tol = {num(rel_tol, 3)}."
+        )
+    )
+    cell = f"{num(at_gstar, 3)} vs {num(at_g1, 3)}" + (" (drift)" if drifts else "")
+    return BRates(at_gstar, at_g1, rel_tol, drifts, sentence, cell)
 
 
 def _bold(text: str, bold: bool | None) -> str:

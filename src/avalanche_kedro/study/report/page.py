@@ -26,6 +26,7 @@ from .sections import (
 )
 from .signatures import s1_finding, s2_finding, s3_finding
 from .summary import figure_refs, summary_section
+from .time_depth import time_depth_finding
 from .trajectory import trajectory_section
 
 __all__ = ["RULES", "build_report", "decide_all"]
@@ -202,6 +203,7 @@ def decide_all(tables: Mapping[str, pd.DataFrame | None]) -> dict[tuple, dict[st
             "drift": drift,
             "b": null_finding(group),
             "c": generalization_finding(group),
+            "td": time_depth_finding(group),
             "T06": ablation_finding(group),
         }
     specificity_findings(out, tables.get("T08"))
@@ -265,6 +267,16 @@ def build_report(
             ),
         ),
         (
+            "td",
+            group_section(
+                "td",
+                "Time vs depth: what the nulls remove along tokens and along layers",
+                TD_COLUMNS,
+                groups_,
+                findings,
+            ),
+        ),
+        (
             "c",
             group_section(
                 "c",
@@ -317,8 +329,16 @@ B_COLUMNS = ["(b)", "deciding", "perm", "shift", "tokens", "perm > 0 at", "margi
 C_COLUMNS = [
     "(c)",
     "b_tot B: g* vs 1",
+    "B rate / r*: g* vs 1",
     "ppl B: g* − 1 [CI]",
     "ARC: g* − 1 [CI]",
     "questions",
+]
+TD_COLUMNS = [
+    "Δb_time perm",
+    "Δb_depth perm",
+    "Δb_time tokens",
+    "Δb_depth tokens",
+    "connectivity",
 ]
 T06_COLUMNS = ["b_tot (MLP, g = 1)", "shift of b_tot at g*", "tracks", "top band"]

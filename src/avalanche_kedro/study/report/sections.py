@@ -53,6 +53,15 @@ RULES = {
     "CI lower bound; a null not recorded at g* counts for nothing, and with none recorded (b) "
     "is *undetermined*. *perm > 0 at*: the gains whose permutation CI lies above 0; "
     "*marginals*: both raster nulls kept every (window, layer) event multiset at every gain.",
+    "td": "b_tot = b_time + b_depth, so each null's delta splits into what it removes along "
+    "tokens (b_time) and along layers (b_depth), at g* with paired CIs (T01). The permutation null "
+    "scatters each layer's events over tokens (it removes both alignments); the token-shuffle "
+    "null runs the model on the same tokens in shuffled order, so what survives it is driven by "
+    "the context. *context-driven*: the delta_b_tot CI against token shuffle lies above 0; else "
+    "*not context-driven* when the permutation b_time CI lies above 0 (structure along tokens that "
+    "shuffled text gives too), *depth alignment only* when only its b_depth CI does, *none "
+    "beyond rates* when neither; "
+    "*context not tested* when the token-shuffle null is not recorded at g*.",
     "c": "g* is frozen on dataset A and applied unchanged to dataset B (with A's thresholds) and "
     "to ARC multiple choice. Both gains see the same B windows and the same questions, so (c) is "
     "decided on the paired difference g* − g = 1 (one bootstrap resample applied to both sides): "
@@ -61,7 +70,9 @@ RULES = {
     "design detects. A table without the paired columns (an older run) shows the two values and "
     "is decided on non-overlapping CIs. With g* = 1 the test is empty. ARC has *no power* when "
     "accuracy at g = 1 is not above chance (its CI reaches the chance level, the mean of "
-    "1/options). Whether b_tot on B is nearer 1 at g* is reported.",
+    "1/options). Whether b_tot on B is nearer 1 at g* is reported, next to B's mean event rate "
+    "relative to r* (B uses A's thresholds, so its rates are not matched): *drift* when either "
+    "gain's is off r* by more than rel_tol, and then a b_tot difference on B can be a rate effect.",
     "T06": "Each intervention is rate-matched separately; the shift is b_tot(intervention, g*) − "
     "b_tot(MLP_GLOBAL, g = 1) for MLP = MLP_GLOBAL, ATTN = ATTN_GLOBAL and the MLP bands "
     "early/mid/late. The effect *tracks the MLP gain* when |shift(MLP)| ≥ |shift(ATTN)|, else "

@@ -27,6 +27,7 @@ from .falsifiers import NULL_SHORT, NULLS, _null_values
 from .formatting import _finite, key_number, ref, row_refs, table, value_ci
 from .grouping import G_MATCH_ATOL, Group, _get, _one
 from .signatures import g_star_cell, gstar_identified
+from .time_depth import CONTEXT_DRIVEN
 
 #: The summary (title and run line included) fits in this many lines.
 SUMMARY_MAX_LINES = 60
@@ -390,7 +391,14 @@ def _counts(
     text = (
         f"Over {len(groups_)} groups: S1 present in {count('S1', PRESENT)}, S2 in "
         f"{count('S2', PRESENT)}, S3 in {count('S3', PRESENT)}; (a) fires in {count('a', FIRES)}, "
-        f"(b) in {count('b', FIRES)}, (c) in {count('c', FIRES)}."
+        f"(b) in {count('b', FIRES)}, (c) in {count('c', FIRES)}. Connectivity beyond the "
+        f"token-shuffle null (context-driven) in {count('td', CONTEXT_DRIVEN)}"
+        + "".join(
+            f", {role} {count('td', CONTEXT_DRIVEN, among)} of {len(among)}"
+            for role in dict.fromkeys(g.role for g in groups_)
+            if (among := [g for g in groups_ if g.role == role])
+        )
+        + " (section Time vs depth)."
     )
     if control is not None:
         trained = [g for g in groups_ if g.role != control]
