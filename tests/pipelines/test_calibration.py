@@ -301,6 +301,18 @@ def test_ablation_table(outputs):
                 & (controls["g"] == row.g)
             ]
             assert row.b_tot == real["b_tot"].item() and row.chi == real["chi"].item()
+        # the paired shifts from MLP_GLOBAL at g = 1 (same windows): on the g* rows only
+        g1_b_tot = part.loc[part["g_condition"] == "g1", "b_tot"].item()
+        assert part.loc[part["g_condition"] == "g1", "shift_vs_g1"].isna().all()
+        for row in part[part["g_condition"] == "gstar"].itertuples():
+            assert row.shift_vs_g1 == pytest.approx(row.b_tot - g1_b_tot, abs=1e-12)
+            assert row.shift_vs_g1_ci_low <= row.shift_vs_g1_ci_high
+        (mlp,) = part[
+            (part["g_condition"] == "gstar") & (part["intervention_id"] == "MLP_GLOBAL")
+        ].itertuples()
+        attn = part[part["intervention_id"] == "ATTN_GLOBAL"]["shift_vs_g1"].item()
+        assert mlp.tracks_margin == pytest.approx(abs(mlp.shift_vs_g1) - abs(attn), abs=1e-12)
+        assert mlp.tracks_margin_ci_low <= mlp.tracks_margin_ci_high
     assert table[["b_tot", "chi", "achieved_rate_max_abs_err"]].notna().all().all()
     assert (table["n_sequences"] == SMALL_PARAMS["windows"]["n_raster"]).all()
 

@@ -89,6 +89,8 @@ class Scenario:
     # {"time": (v, lo, hi), "depth": ..., "time_tokshuf": ..., "depth_tokshuf": ...}
     split: dict | None = None
     b_rate_ratio: tuple = (1.0, 1.0)  # dataset B's mean event rate / r* at g1, g*
+    # T06's paired |shift(MLP)| - |shift(ATTN)| (value, low, high); None: no paired columns
+    tracks_margin: tuple | None = None
     margin: tuple = (0.02, 0.01, 0.03)
     ablation_b_tot: dict = field(
         default_factory=lambda: {
@@ -359,6 +361,29 @@ def make_tables(
                     "n_sequences": 16,
                     "opt_delta_b_tot_ci_low": 0.03,
                     "opt_delta_b_tot_ci_high": 0.07,
+                    **(
+                        {
+                            "opt_shift_vs_g1": b - sc.b_tot[1.0],
+                            "opt_shift_vs_g1_ci_low": b - sc.b_tot[1.0] - 0.02,
+                            "opt_shift_vs_g1_ci_high": b - sc.b_tot[1.0] + 0.02,
+                        }
+                        if sc.tracks_margin is not None and condition == "gstar"
+                        else {}
+                    ),
+                    **(
+                        dict(
+                            zip(
+                                ["opt_tracks_margin", "opt_tracks_margin_ci_low"],
+                                sc.tracks_margin[:2],
+                                strict=True,
+                            ),
+                            opt_tracks_margin_ci_high=sc.tracks_margin[2],
+                        )
+                        if sc.tracks_margin is not None
+                        and condition == "gstar"
+                        and name == "MLP_GLOBAL"
+                        else {}
+                    ),
                 }
             )
     out = {

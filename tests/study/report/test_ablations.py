@@ -34,3 +34,21 @@ def test_ablation_without_attention_cannot_be_attributed():
     )
     group.t06 = group.t06.iloc[:0]
     assert ablations.ablation_finding(group) is None
+
+
+def test_tracking_is_decided_on_the_paired_margin_when_t06_has_it():
+    """The issue's case: shifts of 0.0003-0.027 with CIs wider than that are not resolved."""
+    unresolved = said(Scenario(tracks_margin=(0.05, -0.01, 0.11)), "T06")
+    assert "Whether the effect tracks the MLP gain or attention is **not resolved**" in unresolved
+    assert "|shift(MLP)| − |shift(ATTN)| = +0.05 [-0.01, 0.11]" in unresolved
+    assert "MLP_GLOBAL 1 (+0.1 [0.08, 0.12]; delta_b_tot" in unresolved  # the paired shift CI
+    resolved = said(Scenario(tracks_margin=(0.05, 0.02, 0.08)), "T06")
+    assert "The effect tracks **the MLP gain**" in resolved and "that excludes 0" in resolved
+    attention = said(Scenario(tracks_margin=(-0.05, -0.08, -0.02)), "T06")
+    assert "The effect tracks **attention**" in attention
+    # without the paired columns: the point comparison, said to be one
+    assert "a point comparison, T06 has no paired CI" in said(key="T06")
+    (group,) = groups(make_tables({"base": Scenario(tracks_margin=(0.05, -0.01, 0.11))}))
+    finding = ablations.ablation_finding(group)
+    assert finding.decision == "not resolved"
+    assert finding.cells[2] == "not resolved 0.05 [-0.01, 0.11]"

@@ -16,6 +16,7 @@ import torch
 from ...core.errors import ConfigurationError
 from ...core.paths import project_path
 from ...evaluation import comparison
+from ...evaluation.ablation_shifts import paired_shifts, shift_key
 from ...evaluation.gstar import gstar_identification, gstar_table, identification_key
 from ...evaluation.perplexity import (
     perplexity_difference_vs_gain,
@@ -389,12 +390,16 @@ def analyze_ablations(
     controls_summary_A: pd.DataFrame,
     tau_table: pd.DataFrame,
     gstar_A: pd.DataFrame,
+    conditions_A: pd.DataFrame,
+    branching_per_window_A: pd.DataFrame,
     ablations: AblationsParams,
 ) -> pd.DataFrame:
     """MLP_GLOBAL at g = 1 and g* next to every ablation at g*, per (spike def, target rate).
 
     Each ablation had its own rate matching; ``achieved_rate_max_abs_err`` is the largest
-    |achieved - r*| over layers on the analysis slice.
+    |achieved - r*| over layers on the analysis slice. The g* rows carry the paired shift from
+    MLP_GLOBAL at g = 1 on the same windows (:func:`paired_shifts`; ``tracks_margin`` on the
+    MLP_GLOBAL row decides whether the effect tracks the MLP gain or attention).
     """
     ablations = AblationsParams.coerce(ablations)
     replicates = ablations.bootstrap_replicates
@@ -407,6 +412,20 @@ def analyze_ablations(
     measured = pd.concat([_real_mlp(controls_summary_A), compared], ignore_index=True).set_index(
         keys
     )
+    # per-window counts of every condition the shifts compare: A's MLP_GLOBAL conditions and
+    # the ablations, keyed like `measured`
+    a_conditions = _real_mlp(conditions_A).set_index(["spike_def_id", "target_rate", "g"])
+    a_windows = branching_per_window_A.groupby("cond_id")
+    ablation_windows = comparison.window_counts(event_rasters_ablation, needed).groupby("cond_id")
+    windows = {
+        (MLP_GLOBAL, *k): a_windows.get_group(int(c)) for k, c in a_conditions["cond_id"].items()
+    }
+    windows |= {
+        (r.intervention_id, r.spike_def_id, float(r.target_rate), float(r.g)): (
+            ablation_windows.get_group(int(r.cond_id))
+        )
+        for r in needed.itertuples()
+    }
     taus = pd.concat([tau_table, ablation_tau_table], ignore_index=True)
     taus = taus.assign(abs_err=(taus["achieved_rate_analysis"] - taus["r_star"]).abs())
     rate_error = taus.groupby(keys)["abs_err"].max()
@@ -415,6 +434,12 @@ def analyze_ablations(
         spike_def, rate, g_star = g_row.spike_def_id, float(g_row.target_rate), float(g_row.g_star)
         plan = [(MLP_GLOBAL, G1, 1.0), (MLP_GLOBAL, GSTAR, g_star)]
         plan += [(i, GSTAR, g_star) for i in ablations.interventions]
+        shifts = paired_shifts(
+            windows[(MLP_GLOBAL, spike_def, rate, 1.0)],
+            {i: windows[(i, spike_def, rate, g)] for i, c, g in plan if c == GSTAR},
+            shift_key(spike_def, rate),
+            replicates,
+        )
         for intervention, g_condition, g in plan:
             key = (intervention, spike_def, rate, g)
             row = measured.loc[key]
@@ -438,6 +463,7 @@ def analyze_ablations(
                     "chi_ci_high": row["chi_ci_high"],
                     "achieved_rate_max_abs_err": float(rate_error.loc[key]),
                     "n_sequences": int(row["n_sequences"]),
+                    **(shifts[intervention] if g_condition == GSTAR else {}),
                 }
             )
     return pd.DataFrame(rows)

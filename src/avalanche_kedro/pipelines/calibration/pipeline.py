@@ -172,6 +172,8 @@ def template() -> Pipeline:
                     "controls_summary_A",
                     "tau_table",
                     "gstar_A",
+                    "conditions_A",
+                    "branching_per_window_A",
                     "params:ablations",
                 ],
                 outputs="ablations_A",

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from .decisions import TRACKS_ATTENTION, UNDETERMINED, decide_ablation, decide_null
-from .formatting import key_number, num, refs, signed
+from .decisions import (
+    TRACKS_ATTENTION,
+    TRACKS_UNRESOLVED,
+    UNDETERMINED,
+    decide_ablation,
+    decide_null,
+    decide_tracking,
+)
+from .formatting import _finite, ci, key_number, num, refs, signed, value_ci
 from .grouping import G_MATCH_ATOL, Finding, Group, _get, _one
 
 
@@ -15,6 +22,10 @@ def ablation_finding(group: Group) -> Finding | None:
     at_star = rows[rows["g_condition"] == "gstar"]
     b_star = {str(r.intervention_id): float(r.b_tot) for r in at_star.itertuples()}
     result = decide_ablation(group.g_star, _get(base, "b_tot"), b_star)
+    mlp_star = _one(at_star, intervention_id="MLP_GLOBAL")
+    margin = [_get(mlp_star, f"opt_tracks_margin{s}") for s in ("", "_ci_low", "_ci_high")]
+    paired = _finite(margin[1], margin[2])
+    tracks = decide_tracking(result.tracks, (margin[1], margin[2]) if paired else None)
     base_cite = group.cite("T06", g_condition="g1", intervention="MLP_GLOBAL")
     if abs(group.g_star - 1.0) <= G_MATCH_ATOL:
         return Finding(
@@ -32,8 +43,10 @@ def ablation_finding(group: Group) -> Finding | None:
             _get(row, "opt_delta_b_tot_ci_low"),
             _get(row, "opt_delta_b_tot_ci_high"),
         )
+        shift_ci = (_get(row, "opt_shift_vs_g1_ci_low"), _get(row, "opt_shift_vs_g1_ci_high"))
+        paired_ci = f" {ci(*shift_ci)}" if _finite(*shift_ci) else ""
         parts.append(
-            f"{name} {num(b_star[name])} ({signed(result.shifts[name])}; delta_b_tot "
+            f"{name} {num(b_star[name])} ({signed(result.shifts[name])}{paired_ci}; delta_b_tot "
             f"{num(_get(row, 'delta_b_tot'))} {outcome}; "
             f"{group.cite('T06', g_condition='gstar', intervention=name)})"
         )
@@ -44,12 +57,27 @@ def ablation_finding(group: Group) -> Finding | None:
     if result.tracks is None:
         text += " MLP_GLOBAL or ATTN_GLOBAL is missing, so the effect cannot be attributed."
     else:
-        who = "attention" if result.tracks == TRACKS_ATTENTION else "the MLP gain"
         mlp, attn = result.shifts["MLP_GLOBAL"], result.shifts["ATTN_GLOBAL"]
-        text += (
-            f" The effect tracks **{who}** (the larger |shift| of the two global gains: "
-            f"{num(abs(mlp), 3)} for the MLP, {num(abs(attn), 3)} for attention)"
-        )
+        sizes = f"|shift| {num(abs(mlp), 3)} for the MLP, {num(abs(attn), 3)} for attention"
+        if not paired:
+            who = "attention" if tracks == TRACKS_ATTENTION else "the MLP gain"
+            text += (
+                f" The effect tracks **{who}** (the larger |shift| of the two global gains: "
+                f"{sizes}; a point comparison, T06 has no paired CI)"
+            )
+        elif tracks == TRACKS_UNRESOLVED:
+            text += (
+                f" Whether the effect tracks the MLP gain or attention is **not resolved** "
+                f"({sizes}; |shift(MLP)| − |shift(ATTN)| = {signed(margin[0])} "
+                f"{ci(margin[1], margin[2])}, a paired CI over the same windows that contains 0)"
+            )
+        else:
+            who = "attention" if tracks == TRACKS_ATTENTION else "the MLP gain"
+            text += (
+                f" The effect tracks **{who}** ({sizes}; |shift(MLP)| − |shift(ATTN)| = "
+                f"{signed(margin[0])} {ci(margin[1], margin[2])}, a paired CI over the same "
+                "windows that excludes 0)"
+            )
         if mlp * attn < 0:
             text += "; attention moves b_tot the other way"
         if result.strongest_band:
@@ -59,11 +87,13 @@ def ablation_finding(group: Group) -> Finding | None:
     cells = (
         num(_get(base, "b_tot"), 3),
         ", ".join(f"{_SHORT.get(k, k)} {signed(result.shifts[k])}" for k in order),
-        result.tracks or "undetermined (MLP_GLOBAL or ATTN_GLOBAL missing)",
+        (tracks + (f" {value_ci(*margin, digits=2)}" if paired else ""))
+        if tracks
+        else "undetermined (MLP_GLOBAL or ATTN_GLOBAL missing)",
         _SHORT.get(result.strongest_band, result.strongest_band or ""),
         refs("T06", rows),
     )
-    return Finding("T06", result.tracks or UNDETERMINED, text, cells)
+    return Finding("T06", tracks or UNDETERMINED, text, cells)
 
 
 #: intervention ids as table cells (the section's paragraph names them in full)

@@ -62,6 +62,21 @@ NO_CONTROL = "no control"
 
 
 TRACKS_ATTENTION = "attention"
+TRACKS_UNRESOLVED = "not resolved"
+
+
+def decide_tracking(point_tracks: str | None, margin_ci: tuple[float, float] | None) -> str | None:
+    """What the effect of g* tracks, decided on the paired CI of
+    ``|shift(MLP_GLOBAL)| - |shift(ATTN_GLOBAL)|`` when there is one: above 0 the MLP gain,
+    below 0 attention, containing 0 *not resolved*; without a CI (older tables) the point
+    comparison ``point_tracks``."""
+    if margin_ci is None or not _finite(*margin_ci) or point_tracks is None:
+        return point_tracks
+    if margin_ci[0] > 0:
+        return TRACKS_MLP
+    if margin_ci[1] < 0:
+        return TRACKS_ATTENTION
+    return TRACKS_UNRESOLVED
 
 
 @dataclass(frozen=True)

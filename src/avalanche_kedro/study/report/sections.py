@@ -75,9 +75,11 @@ RULES = {
     "gain's is off r* by more than rel_tol, and then a b_tot difference on B can be a rate effect.",
     "T06": "Each intervention is rate-matched separately; the shift is b_tot(intervention, g*) − "
     "b_tot(MLP_GLOBAL, g = 1) for MLP = MLP_GLOBAL, ATTN = ATTN_GLOBAL and the MLP bands "
-    "early/mid/late. The effect *tracks the MLP gain* when |shift(MLP)| ≥ |shift(ATTN)|, else "
-    "*attention*; the MLP band with the largest |shift| is named. T06 has no b_tot CI: a point "
-    "comparison.",
+    "early/mid/late, with a paired CI (the same windows resampled for both rasters). The effect "
+    "*tracks the MLP gain* when the paired CI of |shift(MLP)| − |shift(ATTN)| (in the *tracks* "
+    "cell) lies above 0, *attention* when it lies below 0, and is *not resolved* when it "
+    "contains 0; a table without paired columns falls back to the point comparison. The MLP "
+    "band with the largest |shift| is named.",
     "T07": "Paired differences compared − reference at each role's own g*, on the same windows "
     "and bootstrap indices; a difference *differs* when its CI excludes 0.",
 }
