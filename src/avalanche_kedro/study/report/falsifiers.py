@@ -384,9 +384,15 @@ def _perplexity_clause(result, bs, b1, diff, c) -> str:
         if result.ppl_worse
         else "not worse at g* (the paired CI reaches 0 or below)"
     )
+    return _paired_sentence(values, windows, diff, tally, verdict, "perplexity", "windows")
+
+
+def _paired_sentence(values, over, diff, extra, verdict, quantity, units) -> str:
+    """ "<values>; paired on <over>, g* − g = 1 = d [CI]<extra>: <verdict>." and the smallest
+    difference the design detects (the paired CI's half-width)."""
     return (
-        f"{values}; paired on {windows}, g* − g = 1 = {signed(diff[0], 4)} {ci(diff[1], diff[2])}"
-        f"{tally}: {verdict}. The smallest perplexity difference these windows detect is "
+        f"{values}; paired on {over}, g* − g = 1 = {signed(diff[0], 4)} {ci(diff[1], diff[2])}"
+        f"{extra}: {verdict}. The smallest {quantity} difference these {units} detect is "
         f"±{num(_half_width(diff[1], diff[2]), 3)} (the CI half-width)."
     )
 
@@ -417,10 +423,8 @@ def _arc_clause(result, as_, a1, diff, c) -> str:
         )
         discordant = _get(as_, "opt_n_discordant")
         moved = f", {int(discordant)} questions answered differently" if _finite(discordant) else ""
-        text = (
-            f"{values}; paired on the same questions, g* − g = 1 = {signed(diff[0], 4)} "
-            f"{ci(diff[1], diff[2])}{moved}: {verdict}. The smallest accuracy difference these "
-            f"questions detect is ±{num(_half_width(diff[1], diff[2]), 3)}."
+        text = _paired_sentence(
+            values, "the same questions", diff, moved, verdict, "accuracy", "questions"
         )
     chance = _get(a1, "opt_chance_accuracy")
     if _finite(chance):
