@@ -216,6 +216,14 @@ def test_generalization_B(outputs):
         assert row.ppl_diff_vs_g1_ci_low == pytest.approx(expected["ppl_diff_ci_low"])
         assert row.ppl_diff_vs_g1_ci_low <= row.ppl_diff_vs_g1 <= row.ppl_diff_vs_g1_ci_high
         assert row.n_windows_paired == N_EVAL_B and 0 <= row.n_windows_worse <= N_EVAL_B
+        # is b_tot on B nearer 1 at g*: the paired margin over the same windows
+        g1_b = table_g1(table, row).b_tot
+        if row.g == 1.0:
+            assert np.isnan(row.b_nearer_margin_vs_g1)
+            continue
+        margin = abs(g1_b - 1) - abs(row.b_tot - 1)
+        assert row.b_nearer_margin_vs_g1 == pytest.approx(margin, abs=1e-12)
+        assert row.b_nearer_margin_vs_g1_ci_low <= row.b_nearer_margin_vs_g1_ci_high
     # The per-layer achieved rates on B use the dataset A thresholds, reported per condition.
     achieved = outputs["achieved_rates_B"]
     assert len(achieved) == len(conditions) * rasters.A.shape[2]

@@ -91,6 +91,8 @@ class Scenario:
     b_rate_ratio: tuple = (1.0, 1.0)  # dataset B's mean event rate / r* at g1, g*
     # T06's paired |shift(MLP)| - |shift(ATTN)| (value, low, high); None: no paired columns
     tracks_margin: tuple | None = None
+    # B's paired |b_tot(1) - 1| - |b_tot(g*) - 1| (value, low, high); None: no paired columns
+    b_nearer: tuple | None = None
     margin: tuple = (0.02, 0.01, 0.03)
     ablation_b_tot: dict = field(
         default_factory=lambda: {
@@ -320,6 +322,20 @@ def make_tables(
                     "opt_ppl_ci_high": ppl_high,
                     "opt_achieved_rate_mean": RATE * sc.b_rate_ratio[i],
                     **_paired("ppl", sc.ppl_diff, condition),
+                    **(
+                        dict(
+                            zip(
+                                [
+                                    f"opt_b_nearer_margin_vs_g1{x}"
+                                    for x in ("", "_ci_low", "_ci_high")
+                                ],
+                                sc.b_nearer if condition == "gstar" else (math.nan,) * 3,
+                                strict=True,
+                            )
+                        )
+                        if sc.b_nearer is not None
+                        else {}
+                    ),
                     **(
                         {"opt_n_windows_worse": sc.n_windows_worse, "opt_n_windows_paired": 8}
                         if sc.ppl_diff is not None and condition == "gstar"

@@ -199,3 +199,15 @@ def test_the_null_sentence_gives_the_smallest_detectable_effect_of_the_deciding_
     text = said(Scenario(shift_delta=(0.01, -0.01, 0.03)), "b")
     assert "decided by the shift null" in text
     assert "smallest delta_b_tot the shift null's paired CI can detect is ±0.02" in text
+
+
+def test_whether_b_is_nearer_1_at_gstar_is_decided_on_the_paired_margin():
+    text = said(Scenario(b_nearer=(0.12, 0.05, 0.2)), "c")
+    assert (
+        "|b_tot(1) − 1| − |b_tot(g*) − 1| = +0.12 [0.05, 0.2] (paired): g* is **nearer** 1." in text
+    )
+    unresolved = said(Scenario(b_nearer=(0.01, -0.03, 0.05)), "c")
+    assert "whether g* is nearer 1 is not resolved" in unresolved
+    assert "g* is **farther** from 1." in said(Scenario(b_nearer=(-0.1, -0.2, -0.04)), "c")
+    # without the paired columns: the point comparison, said to be one
+    assert "nearer to 1 at g* (a point comparison)" in said(key="c")

@@ -302,6 +302,7 @@ def analyze_dataset_B(
         ["spike_def_id", "target_rate", "g"]
     )
     errors = _rate_errors(achieved_rates_B)
+    b_windows = comparison.window_counts(event_rasters_B, needed).groupby("cond_id")
     quality = {
         g: perplexity_summary(part["nll_sum"], part["n_tokens"], LM_BOOTSTRAP_KEY, replicates)
         for g, part in lm_loss_B.sort_values(["g", "seq_id"]).groupby("g")
@@ -325,9 +326,32 @@ def analyze_dataset_B(
                     g_condition == GSTAR,
                 ),
                 **errors.loc[int(measured["cond_id"])].to_dict(),
+                **_nearer_on_b(b_windows, compared, spike_def, rate, g, g_condition, replicates),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _nearer_on_b(b_windows, compared, spike_def, rate, g, g_condition, replicates) -> dict:
+    """``b_nearer_margin_vs_g1`` = |b_tot(1) - 1| - |b_tot(g*) - 1| on B's windows (> 0: g*
+    nearer 1) with a paired CI (:func:`gstar_identification` over the two gains); NaN on the
+    g = 1 rows and when g* = 1."""
+    names = [
+        "b_nearer_margin_vs_g1",
+        "b_nearer_margin_vs_g1_ci_low",
+        "b_nearer_margin_vs_g1_ci_high",
+    ]
+    if g_condition != GSTAR or g == 1.0:
+        return dict.fromkeys(names, np.nan)
+    cond = {gain: int(compared.loc[(spike_def, rate, gain), "cond_id"]) for gain in (1.0, g)}
+    paired = gstar_identification(
+        {gain: b_windows.get_group(c) for gain, c in cond.items()},
+        g,
+        f"B|nearer|{spike_def}|{float(rate)!r}",
+        replicates,
+    )
+    values = ["gstar_margin", "gstar_margin_ci_low", "gstar_margin_ci_high"]
+    return {name: paired[value] for name, value in zip(names, values, strict=True)}
 
 
 def _vs_g1(paired: dict, keep: bool = True) -> dict:

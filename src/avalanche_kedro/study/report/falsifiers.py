@@ -265,16 +265,28 @@ def generalization_finding(group: Group) -> Finding:
     if result.vacuous:
         text += " (g* = 1, so g* and g = 1 are the same measurement and the test is empty)"
     text += "."
-    nearer = {True: "nearer to", False: "not nearer to", None: "not comparable with"}[
-        result.b_nearer_at_gstar
-    ]
+    margin = [_get(bs, f"opt_b_nearer_margin_vs_g1{s}") for s in ("", "_ci_low", "_ci_high")]
+    nearer_label = _nearer_label(result.b_nearer_at_gstar, margin)
     text += (
         f" On dataset B b_tot is {num(_get(bs, 'b_tot'))}, CI "
         f"{ci(_get(bs, 'opt_b_tot_ci_low'), _get(bs, 'opt_b_tot_ci_high'))} at g* "
         f"({c['Bs']}) against {num(_get(b1, 'b_tot'))}, CI "
         f"{ci(_get(b1, 'opt_b_tot_ci_low'), _get(b1, 'opt_b_tot_ci_high'))} at g = 1 "
-        f"({c['B1']}): {nearer} 1 at g*."
+        f"({c['B1']})"
     )
+    if _finite(margin[1], margin[2]):
+        text += (
+            f"; on the same windows |b_tot(1) − 1| − |b_tot(g*) − 1| = {signed(margin[0], 3)} "
+            f"{ci(margin[1], margin[2])} (paired): "
+            + {
+                "nearer": "g* is **nearer** 1.",
+                "farther": "g* is **farther** from 1.",
+                "not resolved": "whether g* is nearer 1 is not resolved.",
+            }[nearer_label]
+        )
+    else:
+        nearer = {"nearer": "nearer to", "not nearer": "not nearer to", None: "not comparable with"}
+        text += f": {nearer[nearer_label]} 1 at g* (a point comparison)."
     rates = b_rates(group, bs, b1)
     if rates is not None:
         text += " " + rates.sentence
@@ -288,8 +300,8 @@ def generalization_finding(group: Group) -> Finding:
         )
     decision = "empty (g* = 1)" if result.vacuous else SHORT[result.decision]
     b_cell = f"{num(_get(bs, 'b_tot'), 3)} vs {num(_get(b1, 'b_tot'), 3)}"
-    if result.b_nearer_at_gstar is not None:
-        b_cell += f" ({'nearer' if result.b_nearer_at_gstar else 'not nearer'})"
+    if nearer_label is not None:
+        b_cell += f" ({nearer_label})"
 
     def compared(diff, paired, worse, row_s, row_1, column, digits):
         """The paired difference g* - g1 with its CI; without one, the two values."""
@@ -314,6 +326,14 @@ def generalization_finding(group: Group) -> Finding:
         f"{row_refs('T02', bs, b1)} {row_refs('T03', as_, a1)}",
     )
     return Finding("c", result.decision, text, cells)
+
+
+def _nearer_label(point: bool | None, margin: list[float]) -> str | None:
+    """Is B's b_tot nearer 1 at g*? From the paired margin's CI when there is one (*nearer*,
+    *farther*, *not resolved*), else the point comparison (*nearer*, *not nearer*)."""
+    if _finite(margin[1], margin[2]):
+        return "nearer" if margin[1] > 0 else "farther" if margin[2] < 0 else "not resolved"
+    return {True: "nearer", False: "not nearer", None: None}[point]
 
 
 @dataclass(frozen=True)
