@@ -10,7 +10,7 @@ from .decisions import (
     decide_null,
     decide_tracking,
 )
-from .formatting import _finite, ci, key_number, num, refs, signed, value_ci
+from .formatting import _finite, ci, key_number, num, refs, signed
 from .grouping import G_MATCH_ATOL, Finding, Group, _get, _one
 
 
@@ -86,8 +86,8 @@ def ablation_finding(group: Group) -> Finding | None:
     order = sorted(result.shifts, key=lambda k: (k != "MLP_GLOBAL", k != "ATTN_GLOBAL", k))
     cells = (
         num(_get(base, "b_tot"), 3),
-        ", ".join(f"{_SHORT.get(k, k)} {signed(result.shifts[k])}" for k in order),
-        (tracks + (f" {value_ci(*margin, digits=2)}" if paired else ""))
+        ", ".join(f"{_SHORT.get(k, k)} {signed(result.shifts[k], 2)}" for k in order),
+        (tracks + (f" {ci(margin[1], margin[2])}" if paired else ""))
         if tracks
         else "undetermined (MLP_GLOBAL or ATTN_GLOBAL missing)",
         _SHORT.get(result.strongest_band, result.strongest_band or ""),

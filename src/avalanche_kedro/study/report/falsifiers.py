@@ -281,7 +281,7 @@ def generalization_finding(group: Group) -> Finding:
             + {
                 "nearer": "g* is **nearer** 1.",
                 "farther": "g* is **farther** from 1.",
-                "not resolved": "whether g* is nearer 1 is not resolved.",
+                "unresolved": "whether g* is nearer 1 is not resolved.",
             }[nearer_label]
         )
     else:
@@ -332,7 +332,7 @@ def _nearer_label(point: bool | None, margin: list[float]) -> str | None:
     """Is B's b_tot nearer 1 at g*? From the paired margin's CI when there is one (*nearer*,
     *farther*, *not resolved*), else the point comparison (*nearer*, *not nearer*)."""
     if _finite(margin[1], margin[2]):
-        return "nearer" if margin[1] > 0 else "farther" if margin[2] < 0 else "not resolved"
+        return "nearer" if margin[1] > 0 else "farther" if margin[2] < 0 else "unresolved"
     return {True: "nearer", False: "not nearer", None: None}[point]
 
 

@@ -87,12 +87,14 @@ RULES = {
 KEY_HEADER = ["role", "spike def", "r*"]
 
 
-def _key(group: Group, with_g: bool = True) -> list[str]:
+def _key(group: Group, with_g: bool = True, identification: bool = False) -> list[str]:
+    """The group's key cells; g* marked *n.i.* (not identified) only where ``identification``
+    (the summary and S1, whose sentences explain it): the other tables keep their rows short."""
     return [
         group.role,
         group.spike,
         key_number(group.rate),
-        *([g_star_cell(group)] if with_g else []),
+        *([g_star_cell(group, identification)] if with_g else []),
     ]
 
 
@@ -121,7 +123,7 @@ def signature_section(
         if control:
             cells += list(spec.cells[:2])
             cited = _joined(cited, spec.cells[2])
-        rows.append([*_key(group), *cells, cited])
+        rows.append([*_key(group, identification=signature == "S1"), *cells, cited])
     if not control:
         paragraph = f"{RULES[signature]} Specificity: {NO_CONTROL_TEXT}."
     elif signature == "S1":  # the specificity rule once, in the first signature's section

@@ -17,15 +17,16 @@ from .formatting import _finite, ci, key_number, num, ref, row_refs, value_ci
 from .grouping import G_MATCH_ATOL, Finding, Group, _get, _one
 
 
-def g_star_cell(group: Group) -> str:
+def g_star_cell(group: Group, identification: bool = True) -> str:
     """g* for a table cell; ``(edge)`` when it is an end of the gain grid (not bracketed),
-    ``n.i.`` when it is not identified (:func:`gstar_identified`), ``none`` when the tables
-    have no g* row."""
+    ``n.i.`` when it is not identified (:func:`gstar_identified`; only with
+    ``identification``), ``none`` when the tables have no g* row."""
     if not _finite(group.g_star):
         return "none"
     grid = group.t01["g"].astype(float).to_numpy()
     edge = grid.size and group.g_star in (grid.min(), grid.max())
-    marks = [m for m, on in (("edge", edge), ("n.i.", gstar_identified(group) is False)) if on]
+    unidentified = identification and gstar_identified(group) is False
+    marks = [m for m, on in (("edge", edge), ("n.i.", unidentified)) if on]
     suffix = f" ({', '.join(marks)})" if marks else ""
     return f"{key_number(group.g_star)}{suffix}"
 
