@@ -127,3 +127,14 @@ def test_registered_cross_role_nodes_read_each_role_through_its_results(use_para
     for role in roles:
         assert not {o for o in default.outputs() if o.startswith(f"{role}.")}, role
         assert results_name(role) in default.all_outputs() - per_role.all_outputs()
+
+
+def test_one_role_still_runs_alone_and_writes_its_hand_over(use_params):
+    """`kedro run --namespaces base`: the role's nodes, its hand-over among them, need nothing
+    but the shared inputs and parameters."""
+    use_params()
+    alone = register_pipelines()["__default__"].only_nodes_with_namespaces(["base"])
+    assert "base.hand_over_results" in {n.name for n in alone.nodes}
+    assert "base.results" in alone.outputs()
+    needed = {name for name in alone.inputs() if not name.startswith("params:")}
+    assert needed <= {"corpus_A", "corpus_B", "arc_questions", "embedded_models"}, needed
