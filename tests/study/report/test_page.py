@@ -83,6 +83,7 @@ def test_decide_all_keys_every_group_and_every_section():
     assert set(base) == {
         "group",
         "S1",
+        "gid",
         "S2",
         "S3",
         "S1_spec",

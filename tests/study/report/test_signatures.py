@@ -76,3 +76,24 @@ def test_s1_says_whether_gstar_is_identified_with_the_runner_up_margin():
     assert signatures.gstar_identified(group) is False
     (edge,) = groups(make_tables({"base": Scenario(g_star=1.2, identified=False)}))
     assert signatures.g_star_cell(edge) == "1.2 (edge, n.i.)"
+
+
+def test_the_identification_section_gives_the_runner_up_margin_behind_every_n_i():
+    from avalanche_kedro.study.report.page import build_report
+    from tests.study.report.tables_builder import cells_of, provenance
+
+    report = build_report(
+        provenance(), make_tables({"base": Scenario(identified=False, margin=(0.004, -0.01, 0.02))})
+    )
+    assert cells_of(report, "## Is g* identified?")[0][3:] == [
+        "0.9",
+        "not identified",
+        "1.0",
+        "0.004 [-0.01, 0.02]",
+        "n/a",
+        "T01:1",
+    ]
+    # tables without the identification columns (older runs): no section
+    assert "## Is g* identified?" not in build_report(
+        provenance(), make_tables({"base": Scenario()})
+    )

@@ -24,7 +24,7 @@ from .sections import (
     signature_section,
     tail_section,
 )
-from .signatures import s1_finding, s2_finding, s3_finding
+from .signatures import identification_finding, s1_finding, s2_finding, s3_finding
 from .summary import figure_refs, summary_section
 from .time_depth import time_depth_finding
 from .trajectory import trajectory_section
@@ -197,6 +197,7 @@ def decide_all(tables: Mapping[str, pd.DataFrame | None]) -> dict[tuple, dict[st
         out[(group.role, group.spike, group.rate)] = {
             "group": group,
             "S1": s1_finding(group),
+            "gid": identification_finding(group),
             "S2": s2_finding(group),
             "S3": s3_finding(group),
             "a": rate,
@@ -242,6 +243,12 @@ def build_report(
             ),
         ),
         ("S1", shape_section(tables["T01"])),
+        (
+            "gid",
+            group_section(
+                "gid", "Is g* identified?", GID_COLUMNS, groups_, findings, skip_empty=True
+            ),
+        ),
         (
             "S2",
             signature_section(
@@ -334,6 +341,7 @@ C_COLUMNS = [
     "ARC: g* − 1 [CI]",
     "questions",
 ]
+GID_COLUMNS = ["g*?", "runner-up g", "runner-up margin [CI]", "gains not excluded"]
 TD_COLUMNS = [
     "Δb_time perm",
     "Δb_depth perm",

@@ -53,6 +53,12 @@ RULES = {
     "CI lower bound; a null not recorded at g* counts for nothing, and with none recorded (b) "
     "is *undetermined*. *perm > 0 at*: the gains whose permutation CI lies above 0; "
     "*marginals*: both raster nulls kept every (window, layer) event multiset at every gain.",
+    "gid": "g* is *identified* when it beats every other grid gain beyond the window noise: for "
+    "each other gain g the margin |b_tot(g) − 1| − |b_tot(g*) − 1| gets a paired CI (one resample "
+    "of the analysis windows applied to every gain), and every margin CI must lie above 0. The "
+    "runner-up is the gain whose margin CI has the lowest bound. Where g* is *not identified* "
+    "(*n.i.* in the summary and S1) b_tot is flat within noise across the grid, so every result "
+    '"at g*" of that group is at one gain of a flat curve.',
     "td": "b_tot = b_time + b_depth, so each null's delta splits into what it removes along "
     "tokens (b_time) and along layers (b_depth), at g* with paired CIs (T01). The permutation null "
     "scatters each layer's events over tokens (it removes both alignments); the token-shuffle "
@@ -137,14 +143,23 @@ def signature_section(
 
 
 def group_section(
-    key: str, title: str, columns: list[str], groups_: list[Group], findings, with_g: bool = True
+    key: str,
+    title: str,
+    columns: list[str],
+    groups_: list[Group],
+    findings,
+    with_g: bool = True,
+    skip_empty: bool = False,
 ) -> list[str]:
-    """A falsifier or the ablations: the rule, then one row of evidence cells per group."""
+    """A falsifier or the ablations: the rule, then one row of evidence cells per group; with
+    ``skip_empty`` no section at all when no group has the finding (older tables)."""
     rows = []
     for group in groups_:
         finding = findings[(group.role, group.spike, group.rate)].get(key)
         if finding is not None and finding.cells:
             rows.append([*_key(group, with_g), *finding.cells])
+    if skip_empty and not rows:
+        return []
     header = [*KEY_HEADER, *(["g*"] if with_g else []), *columns, "rows"]
     body = table(header, rows) if rows else ["No group has the rows this section reads."]
     return [f"## {title}", "", RULES[key], "", *body]

@@ -42,6 +42,27 @@ def gstar_identified(group: Group) -> bool | None:
     return bool(value)
 
 
+def identification_finding(group: Group) -> Finding | None:
+    """The evidence behind a g* cell's *n.i.*: runner-up gain, its paired margin over g* and
+    how many gains the windows cannot exclude (None when T01 does not carry it)."""
+    identified = gstar_identified(group)
+    if identified is None:
+        return None
+    star = _one(group.t01, g=group.g_star)
+    margin = [_get(star, f"opt_gstar_margin{s}") for s in ("", "_ci_low", "_ci_high")]
+    not_excluded = _get(star, "opt_gstar_n_gains_not_excluded")
+    n_gains = int(group.t01["g"].nunique())
+    cells = (
+        "**identified**" if identified else "not identified",
+        key_number(_get(star, "opt_gstar_runner_up_g")),
+        value_ci(*margin),
+        f"{int(not_excluded)} of {n_gains - 1}" if _finite(not_excluded) else "n/a",
+        ref("T01", star),
+    )
+    decision = "identified" if identified else "not identified"
+    return Finding("gid", decision, identification_sentence(group).strip(), cells)
+
+
 def identification_sentence(group: Group) -> str:
     """One sentence on whether g* is identified, with the runner-up's paired margin."""
     identified = gstar_identified(group)
