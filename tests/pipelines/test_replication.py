@@ -196,3 +196,12 @@ def test_control_table_is_paired_and_agrees_with_t01(with_control):
                 assert np.isnan(values[f"diff_crackling_gamma{suffix}"])
             else:
                 assert np.isfinite(values[f"diff_crackling_gamma_ci_low{suffix}"])
+        # dataset B perplexity at g = 1, role - control, paired on the same B windows
+        ppl = {
+            role: catalog.load(f"{role}.generalization_B")
+            .query("g_condition == 'g1'")["ppl"]
+            .iloc[0]
+            for role in ("base", CONTROL_ROLE)
+        }
+        assert row.opt_ppl_B_g1_diff == pytest.approx(ppl["base"] - ppl[CONTROL_ROLE], rel=1e-9)
+        assert row.opt_ppl_B_g1_diff_ci_low <= row.opt_ppl_B_g1_diff_ci_high

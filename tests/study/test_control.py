@@ -320,3 +320,33 @@ def test_avalanches_in_unknown_windows_are_refused(inputs):
     stray["instruct"]["avalanches"] = avalanches
     with pytest.raises(ReplicationError, match="instruct.avalanches_A"):
         compute(stray)
+
+
+def _losses(nll_sums, seq_ids=(3, 5, 8)) -> pd.DataFrame:
+    """Per-window LM loss of dataset B at g = 1 (and a g = 1.2 row that must be ignored)."""
+    rows = [
+        {"g": 1.0, "seq_id": s, "nll_sum": float(v), "n_tokens": 10}
+        for s, v in zip(seq_ids, nll_sums, strict=True)
+    ]
+    rows.append({"g": 1.2, "seq_id": seq_ids[0], "nll_sum": 99.0, "n_tokens": 10})
+    return pd.DataFrame(rows)
+
+
+def test_t08_gets_the_paired_perplexity_difference_of_each_compared_role():
+    """ppl(base) - ppl(control) at g = 1 on the same B windows, one value per role."""
+    t08 = pd.DataFrame({"compared_role": ["base", "base", "instruct"], "x": [1, 2, 3]})
+    losses = {
+        "base": _losses([20.0, 30.0, 25.0]),
+        "instruct": _losses([21.0, 31.0, 26.0]),
+        "untrained": _losses([80.0, 90.0, 85.0]),
+    }
+    out = control.with_paired_perplexity(t08, losses, "untrained", replicates=100)
+    expected = np.exp(75.0 / 30.0) - np.exp(255.0 / 30.0)
+    assert out.loc[0, "opt_ppl_B_g1_diff"] == pytest.approx(expected)
+    assert out.loc[0, "opt_ppl_B_g1_diff"] == out.loc[1, "opt_ppl_B_g1_diff"]
+    assert out.loc[0, "opt_ppl_B_g1_diff_ci_high"] < 0  # every window is worse for the control
+    assert list(out["x"]) == [1, 2, 3]
+    with pytest.raises(ReplicationError, match="different dataset B windows"):
+        control.with_paired_perplexity(
+            t08, {**losses, "base": _losses([1.0, 2.0, 3.0], (3, 5, 9))}, "untrained", 10
+        )

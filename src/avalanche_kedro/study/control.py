@@ -48,6 +48,7 @@ from ..analysis.scaling import (
 )
 from ..core.seeds import format_number
 from ..core.threads import single_threaded_blas
+from ..evaluation.perplexity import paired_perplexity_difference
 from . import tables
 from .replication import (
     ReplicationError,
@@ -347,3 +348,43 @@ def build_t08(provenance: Mapping[str, Any], trained_vs_untrained: pd.DataFrame)
         tables.TABLE_IDS["T08"],
         ["compared_role", "spike_def_id", "target_rate"],
     )
+
+
+def with_paired_perplexity(
+    table: pd.DataFrame,
+    lm_losses: Mapping[str, pd.DataFrame],
+    control_role: str,
+    replicates: int = DEFAULT_REPLICATES,
+) -> pd.DataFrame:
+    """``table`` (T08 rows) with ``opt_ppl_B_g1_diff`` = ppl(compared) - ppl(control) on
+    dataset B at g = 1 and its paired CI: one resample of B's windows (matched by ``seq_id``,
+    key ``B|LM``) applied to both roles. The same value on every row of a compared role."""
+
+    def at_g1(role: str) -> pd.DataFrame:
+        losses = lm_losses[role]
+        return losses[np.isclose(losses["g"].to_numpy(np.float64), 1.0)].sort_values("seq_id")
+
+    control = at_g1(control_role)
+    columns = {}
+    for role in dict.fromkeys(table["compared_role"]):
+        compared = at_g1(role)
+        if not np.array_equal(compared["seq_id"].to_numpy(), control["seq_id"].to_numpy()):
+            raise ReplicationError(
+                f"{role} and {control_role} were scored on different dataset B windows.",
+                "Run every role with the same windows parameters and tokenizer.",
+            )
+        paired = paired_perplexity_difference(
+            control["nll_sum"],
+            control["n_tokens"],
+            compared["nll_sum"],
+            compared["n_tokens"],
+            "B|LM",
+            replicates,
+        )
+        columns[role] = {
+            "opt_ppl_B_g1_diff": paired["ppl_diff"],
+            "opt_ppl_B_g1_diff_ci_low": paired["ppl_diff_ci_low"],
+            "opt_ppl_B_g1_diff_ci_high": paired["ppl_diff_ci_high"],
+        }
+    extra = pd.DataFrame([columns[role] for role in table["compared_role"]], index=table.index)
+    return pd.concat([table, extra], axis=1)

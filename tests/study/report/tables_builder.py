@@ -133,6 +133,9 @@ class Paired:
     chi: tuple = (3.0, 1.0, 5.0)
     crackling_gamma: tuple = (0.1, -0.1, 0.3)
     crackling_reason: str = ""  # non-empty: the crackling diff is not available (NaN)
+    # paired dataset B perplexity difference role - control at g = 1 (T08 opt_ppl_B_g1_diff);
+    # None: a T08 without it (an older run)
+    ppl_g1: tuple | None = None
 
 
 #: the control's point values of each statistic (T08 ``<stat>_control``)
@@ -158,6 +161,17 @@ def t08_frame(scenarios: dict[str, Scenario], control: str, paired: dict) -> pd.
             "g_star_control": scenarios[control].g_star,
             "n_sequences": 16,
             "bootstrap_replicates": 200,
+            **(
+                dict(
+                    zip(
+                        [f"opt_ppl_B_g1_diff{x}" for x in ("", "_ci_low", "_ci_high")],
+                        pair.ppl_g1,
+                        strict=True,
+                    )
+                )
+                if pair.ppl_g1 is not None
+                else {}
+            ),
         }
         for suffix, shift in (("", 0.0), ("_g1", 0.5)):  # g = 1 differences: shifted by 0.5
             for stat in control_module.STATS:

@@ -150,10 +150,15 @@ def test_section_reports_perplexity_ratio_and_held_out_drift_at_g1():
         "20 [19, 21]",
         "4000 [3900, 4100]",
         "200",
+        "n/a",  # no paired difference in this T08 (an older run)
         "0 %",
         "200 %",
         "T02:0,2 T01:2 T01:7",
     ]
+    # with T08's paired difference on the same B windows: shown, bold when its CI excludes 0
+    text = run(untrained=untrained, pair=Paired(ppl_g1=(-3980.0, -4085.0, -3880.0)))
+    (row,) = cells_of(text, "## Trained vs untrained (T08)", f"base vs {CONTROL}")
+    assert row[4] == "**-3980 [-4085, -3880]**" and row[-1] == "T02:0,2 T08:0 T01:2 T01:7"
     frames = make_tables({"base": Scenario(), CONTROL: untrained}, control=CONTROL)
     assert frames["T02"].iloc[2]["model_role"] == CONTROL  # what `T02:2` names
     assert frames["T01"].iloc[7][["model_role", "g"]].tolist() == [CONTROL, 1.0]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from ...study.control import control_table
+from ...study.control import control_table, with_paired_perplexity
 from ...study.params import CascadesParams, ControlsParams
 from ...study.replication import (
     check_comparable_roles,
@@ -25,6 +25,9 @@ COMPARE_INPUTS = [
     "null_branching_per_window_A",
 ]
 CONTROL_INPUTS = [*COMPARE_INPUTS, "avalanches_A"]
+#: read after CONTROL_INPUTS by the T08 node: the per-window LM loss on dataset B (the paired
+#: perplexity difference role - control at g = 1)
+CONTROL_LM_INPUTS = ["lm_loss_B"]
 
 
 def check_roles(*values, roles: Sequence[str], series: bool = False) -> dict:
@@ -102,9 +105,14 @@ def compare_with_control(
     control_role: str,
 ) -> pd.DataFrame:
     """Paired differences (trained - control) of b_tot, delta_b_tot, chi and crackling gamma
-    at each role's g* and at g = 1, on the same window replicates (T08)."""
-    positional, keywords = _paired_arguments(values, roles, controls, cascades)
-    return control_table(roles, control_role, *positional, **keywords)
+    at each role's g* and at g = 1, on the same window replicates (T08), and the paired
+    dataset B perplexity difference at g = 1 (``opt_ppl_B_g1_diff``, same B windows)."""
+    split = len(roles) * len(CONTROL_INPUTS)
+    positional, keywords = _paired_arguments(values[:split], roles, controls, cascades)
+    table = control_table(roles, control_role, *positional, **keywords)
+    losses = regroup(values[split:], roles, CONTROL_LM_INPUTS)["lm_loss_B"]
+    replicates = ControlsParams.coerce(controls).bootstrap_replicates
+    return with_paired_perplexity(table, losses, control_role, replicates)
 
 
 def compare_training_steps(

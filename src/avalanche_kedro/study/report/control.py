@@ -178,9 +178,13 @@ def _worst_drift_g1(groups_: list[Group], role: str) -> tuple[float, Group | Non
     return worst, where
 
 
-def _role_row(groups_: list[Group], role: str, control: str) -> list[str]:
+def _role_row(
+    groups_: list[Group], role: str, control: str, t08: pd.DataFrame | None = None
+) -> list[str]:
     """One row of the quality table: B perplexity at g = 1 of the role and of the control,
-    their ratio, and the largest held-out rate drift at g = 1 of both, with the rows."""
+    their ratio, the paired difference role − control on the same B windows (T08
+    ``opt_ppl_B_g1_diff``, bold when its CI excludes 0), and the largest held-out rate drift
+    at g = 1 of both, with the rows."""
     mine, my_group = _ppl_g1(groups_, role)
     theirs, _ = _ppl_g1(groups_, control)
     cells = [f"{role} vs {control}"]
@@ -195,7 +199,17 @@ def _role_row(groups_: list[Group], role: str, control: str) -> list[str]:
         if mine is not None and theirs is not None
         else "n/a"
     )
-    cited = [row_refs("T02", mine, theirs)]
+    paired = None
+    if t08 is not None and "opt_ppl_B_g1_diff" in t08:
+        rows = t08[t08["compared_role"] == role]
+        paired = rows.iloc[0] if not rows.empty else None
+    if paired is not None:
+        diff = [_get(paired, f"opt_ppl_B_g1_diff{s}") for s in ("", "_ci_low", "_ci_high")]
+        text = value_ci(*diff)
+        cells.append(f"**{text}**" if decide_paired_difference(*diff) == "differs" else text)
+    else:
+        cells.append("n/a")
+    cited = [row_refs("T02", mine, theirs), ref("T08", paired) if paired is not None else "n/a"]
     for who in (role, control):
         value, group = _worst_drift_g1(groups_, who)
         cells.append(f"{num(100 * value, 3)} %" if group is not None else "n/a")
@@ -248,7 +262,8 @@ def control_section(groups_: list[Group], t08: pd.DataFrame | None) -> list[str]
         f"Control role `{control}` (model `{t08['control_model_id'].iloc[0]}`). T08 compares "
         "every other role with it on the same windows and the same bootstrap replicates, at "
         "each role's own g* and with both at g = 1. How far the control is from a language "
-        "model: perplexity on dataset B at g = 1 (T02) and the largest held-out rate drift "
+        "model: perplexity on dataset B at g = 1 (T02; the paired difference role − control on the "
+        "same B windows from T08, **bold** when its CI excludes 0) and the largest held-out rate drift "
         "|achieved/r* − 1| over layers at g = 1 (T01, largest over spike definitions and rates).",
         "",
         *table(
@@ -257,12 +272,13 @@ def control_section(groups_: list[Group], t08: pd.DataFrame | None) -> list[str]
                 "ppl B (role)",
                 "ppl B (control)",
                 "ratio control/role",
+                "role − control, paired [CI]",
                 "drift (role)",
                 "drift (control)",
                 "rows",
             ],
             [
-                _role_row(groups_, role, control)
+                _role_row(groups_, role, control, t08)
                 for role in dict.fromkeys(
                     t08.sort_values("compared_role", kind="stable")["compared_role"]
                 )
