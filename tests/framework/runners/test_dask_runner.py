@@ -13,12 +13,14 @@ import ast
 import hashlib
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.conftest import PROJECT_ROOT, copy_project, run_kedro
@@ -71,6 +73,23 @@ def make_cluster(resources: list[dict[str, float]], allowed_failures: int = 3):
 REPORT_FILES = ("report.md", "report.html")
 
 
+def _content_digest(handed_over: dict) -> bytes:
+    """A canonical form of a role's hand-over mapping (``<role>.results``): pickles of equal
+    objects differ between processes (pickle memoizes shared strings by identity), so the
+    hand-over, a copy of per-role datasets, is compared by content: each table as CSV with its
+    dtypes. Its mappings are the role's JSON manifests and summaries, which this comparison
+    skips as files too (they record wall times and the project's path): only their names."""
+    parts = []
+    for name in sorted(handed_over):
+        value = handed_over[name]
+        if isinstance(value, pd.DataFrame):
+            text = value.to_csv(index=False) + repr(list(value.dtypes.astype(str)))
+        else:
+            text = type(value).__name__
+        parts.append(f"{name}\n{text}")
+    return "\n".join(parts).encode()
+
+
 def computed_files(project: Path):
     """(path without its version folder, version, sha256) of every computed file."""
     for folder in COMPARED:
@@ -83,6 +102,8 @@ def computed_files(project: Path):
             version = next((p for p in relative.parts if p.endswith("Z")), "")
             key = "/".join(p for p in relative.parts if not p.endswith("Z"))
             content = path.read_bytes()
+            if path.name == "results.pkl":
+                content = _content_digest(pickle.loads(content))
             if path.name in REPORT_FILES:
                 # the report links the figures of its own run by their version folder: two runs
                 # differ there by construction and must agree everywhere else
