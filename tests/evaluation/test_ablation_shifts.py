@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 from avalanche_kedro.evaluation.ablation_shifts import paired_shifts, shift_key
-
-
-def _windows(pairs: list[tuple[int, int]]) -> pd.DataFrame:
-    """Per-window counts (n_time + n_depth split evenly, den) for windows 0, 1, ..."""
-    return pd.DataFrame(
-        {
-            "seq_id": range(len(pairs)),
-            "n_time": [p // 2 for p, _ in pairs],
-            "n_depth": [p - p // 2 for p, _ in pairs],
-            "den": [d for _, d in pairs],
-        }
-    )
+from tests.evaluation.test_gstar import _windows  # per-window counts of hand-made windows
 
 
 def test_paired_ablation_shifts_hand_example():
