@@ -14,7 +14,7 @@ import numpy as np
 
 from ..core.seeds import seed_of
 from ..core.threads import single_threaded_blas
-from .lattice import CHI_EPS
+from .lattice import CHI_EPS, pooled_branching
 
 DEFAULT_REPLICATES = 500
 CI_PERCENTILES = (2.5, 97.5)
@@ -58,3 +58,12 @@ def percentile_interval(replicates) -> tuple[float, float]:
         return float("nan"), float("nan")
     low, high = np.percentile(values, CI_PERCENTILES)
     return float(low), float(high)
+
+
+def paired_b_tot(weights: np.ndarray, windows) -> tuple[float, np.ndarray]:
+    """b_tot = (sum n_time + sum n_depth) / sum den of per-window branching counts (a frame
+    with ``n_time``, ``n_depth``, ``den``): the point value and its replicates under ``weights``
+    (:func:`resample_weights`; one weight matrix shared by two frames pairs them)."""
+    point = pooled_branching(windows["n_time"], windows["n_depth"], windows["den"])["b_tot"]
+    replicates = pooled_ratio(weights, windows["n_time"] + windows["n_depth"], windows["den"])
+    return point, replicates

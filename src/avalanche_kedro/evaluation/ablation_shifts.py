@@ -18,8 +18,8 @@ import pandas as pd
 
 from ..analysis.bootstrap import (
     bootstrap_indices,
+    paired_b_tot,
     percentile_interval,
-    pooled_ratio,
     resample_weights,
 )
 
@@ -30,16 +30,6 @@ ATTN_GLOBAL = "ATTN_GLOBAL"
 def shift_key(spike_def_id: str, target_rate: float) -> str:
     """Bootstrap key of one (spike def, rate)'s ablation shifts (``seed_of("boot", key)``)."""
     return f"A|ablation|{spike_def_id}|{float(target_rate)!r}"
-
-
-def _b_tot(weights: np.ndarray, windows: pd.DataFrame) -> np.ndarray:
-    pairs = windows["n_time"].to_numpy(np.float64) + windows["n_depth"].to_numpy(np.float64)
-    return pooled_ratio(weights, pairs, windows["den"].to_numpy(np.float64))
-
-
-def _pooled(windows: pd.DataFrame) -> float:
-    den = float(windows["den"].sum())
-    return float("nan") if den == 0 else float(windows[["n_time", "n_depth"]].sum().sum()) / den
 
 
 def paired_shifts(
@@ -60,15 +50,16 @@ def paired_shifts(
         if frame["seq_id"].tolist() != seq_ids:
             raise ValueError(f"{name} was not measured on the windows of MLP_GLOBAL at g = 1")
     weights = resample_weights(bootstrap_indices(len(seq_ids), replicates, key), len(seq_ids))
-    at_reference = _b_tot(weights, reference)
-    replicate_shifts = {
-        name: _b_tot(weights, frame) - at_reference for name, frame in ordered.items()
-    }
+    point_reference, at_reference = paired_b_tot(weights, reference)
+    points, replicate_shifts = {}, {}
+    for name, frame in ordered.items():
+        point, replicates = paired_b_tot(weights, frame)
+        points[name], replicate_shifts[name] = point - point_reference, replicates - at_reference
     out = {}
     for name, shifts in replicate_shifts.items():
         low, high = percentile_interval(shifts)
         out[name] = {
-            "shift_vs_g1": _pooled(ordered[name]) - _pooled(reference),
+            "shift_vs_g1": points[name],
             "shift_vs_g1_ci_low": low,
             "shift_vs_g1_ci_high": high,
         }

@@ -18,8 +18,8 @@ import pandas as pd
 
 from ..analysis.bootstrap import (
     bootstrap_indices,
+    paired_b_tot,
     percentile_interval,
-    pooled_ratio,
     resample_weights,
 )
 from ..core.errors import ConfigurationError
@@ -146,18 +146,14 @@ def gstar_identification(
             raise ValueError(f"gain {g} was not measured on the windows of g* = {g_star}")
     weights = resample_weights(bootstrap_indices(len(seq_ids), replicates, key), len(seq_ids))
 
-    def distance(table: pd.DataFrame) -> np.ndarray:
-        pairs = table["n_time"].to_numpy(np.float64) + table["n_depth"].to_numpy(np.float64)
-        return np.abs(pooled_ratio(weights, pairs, table["den"].to_numpy(np.float64)) - 1.0)
-
-    at_star = distance(ordered[float(g_star)])
-    margins = {}
-    for g in gains:
-        if g == float(g_star):
-            continue
-        differences = distance(ordered[g]) - at_star
-        point = _pooled_distance(ordered[g]) - _pooled_distance(ordered[float(g_star)])
-        margins[g] = (point, *percentile_interval(differences))
+    # |b_tot - 1| of every gain: the pooled point and one replicate per shared window draw
+    distance = {g: [np.abs(v - 1.0) for v in paired_b_tot(weights, t)] for g, t in ordered.items()}
+    point_star, at_star = distance[float(g_star)]
+    margins = {
+        g: (point - point_star, *percentile_interval(replicates - at_star))
+        for g, (point, replicates) in distance.items()
+        if g != float(g_star)
+    }
     edge = float(g_star) in (gains[0], gains[-1])
     if not margins:  # a one-gain grid: nothing to beat
         return dict(
@@ -177,14 +173,6 @@ def gstar_identification(
             strict=True,
         )
     )
-
-
-def _pooled_distance(table: pd.DataFrame) -> float:
-    """``|b_tot - 1|`` of the pooled windows (NaN when no site is occupied)."""
-    den = float(table["den"].sum())
-    if den == 0:
-        return float("nan")
-    return abs(float(table["n_time"].sum() + table["n_depth"].sum()) / den - 1.0)
 
 
 def identification_by_curve(gstar: pd.DataFrame) -> dict[tuple[str, float], dict[str, object]]:

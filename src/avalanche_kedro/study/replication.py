@@ -18,12 +18,12 @@ import pandas as pd
 from ..analysis.bootstrap import (
     DEFAULT_REPLICATES,
     bootstrap_indices,
+    paired_b_tot,
     percentile_interval,
-    pooled_ratio,
     resample_weights,
     susceptibility_replicates,
 )
-from ..analysis.lattice import pooled_branching, susceptibility_of_totals
+from ..analysis.lattice import susceptibility_of_totals
 from ..analysis.nulls import NULL_PERM
 from ..core.errors import AvalancheError
 from ..core.seeds import format_number
@@ -198,13 +198,6 @@ def check_same_windows(measured: Mapping[str, RoleCondition], reference: str) ->
                 "Run every role with the same windows parameters and tokenizer.",
             )
     return seq_ids
-
-
-def paired_b_tot(weights: np.ndarray, real: pd.DataFrame):
-    """b_tot = (sum n_time + sum n_depth) / sum den: the point value and its replicates."""
-    point = pooled_branching(real["n_time"], real["n_depth"], real["den"])["b_tot"]
-    replicates = pooled_ratio(weights, real["n_time"] + real["n_depth"], real["den"])
-    return point, replicates
 
 
 def paired_delta_b_tot(weights: np.ndarray, real: pd.DataFrame, null: pd.DataFrame):
