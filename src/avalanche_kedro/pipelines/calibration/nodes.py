@@ -264,10 +264,14 @@ def _rate_errors(achieved: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _compare(rasters: EventRasters, conditions: pd.DataFrame, replicates: int) -> pd.DataFrame:
+def _compare(
+    rasters: EventRasters, conditions: pd.DataFrame, replicates: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The real-vs-null comparison of ``conditions`` and their per-window counts (read once:
+    the paired g* comparisons reuse them)."""
     windows = comparison.window_counts(rasters, conditions)
     nulls, checks = comparison.null_window_counts(rasters, conditions)
-    return comparison.compare_with_nulls(conditions, windows, nulls, checks, replicates)
+    return comparison.compare_with_nulls(conditions, windows, nulls, checks, replicates), windows
 
 
 def _gain_rows(gstar_A: pd.DataFrame):
@@ -298,11 +302,10 @@ def analyze_dataset_B(
         columns=["spike_def_id", "target_rate", "g"],
     ).drop_duplicates()
     needed = conditions_B.merge(wanted, on=["spike_def_id", "target_rate", "g"])
-    compared = _compare(event_rasters_B, needed, replicates).set_index(
-        ["spike_def_id", "target_rate", "g"]
-    )
+    compared, b_windows = _compare(event_rasters_B, needed, replicates)
+    b_windows = b_windows.groupby("cond_id")
+    compared = compared.set_index(["spike_def_id", "target_rate", "g"])
     errors = _rate_errors(achieved_rates_B)
-    b_windows = comparison.window_counts(event_rasters_B, needed).groupby("cond_id")
     quality = {
         g: perplexity_summary(part["nll_sum"], part["n_tokens"], LM_BOOTSTRAP_KEY, replicates)
         for g, part in lm_loss_B.sort_values(["g", "seq_id"]).groupby("g")
@@ -431,7 +434,7 @@ def analyze_ablations(
     # only those conditions get nulls and bootstrap CIs (the others are never reported).
     own_gstar = gstar_A[["spike_def_id", "target_rate", "g_star"]].rename(columns={"g_star": "g"})
     needed = conditions_ablation.merge(own_gstar, on=["spike_def_id", "target_rate", "g"])
-    compared = _compare(event_rasters_ablation, needed, replicates)
+    compared, ablation_windows = _compare(event_rasters_ablation, needed, replicates)
     keys = ["intervention_id", "spike_def_id", "target_rate", "g"]
     measured = pd.concat([_real_mlp(controls_summary_A), compared], ignore_index=True).set_index(
         keys
@@ -440,7 +443,7 @@ def analyze_ablations(
     # the ablations, keyed like `measured`
     a_conditions = _real_mlp(conditions_A).set_index(["spike_def_id", "target_rate", "g"])
     a_windows = branching_per_window_A.groupby("cond_id")
-    ablation_windows = comparison.window_counts(event_rasters_ablation, needed).groupby("cond_id")
+    ablation_windows = ablation_windows.groupby("cond_id")
     windows = {
         (MLP_GLOBAL, *k): a_windows.get_group(int(c)) for k, c in a_conditions["cond_id"].items()
     }
