@@ -179,25 +179,33 @@ def fit_thresholds(
             description=f"{setting.intervention_id} g={setting.g}",
         )
         total.add(stats)
-        for fit in fitter.fits():
-            rows.append(
-                {
-                    "intervention_id": setting.intervention_id,
-                    "g": float(setting.g),
-                    "spike_def_id": fit["spike_def_id"],
-                    "target_rate": float(target_rates[fit["rate_index"]]),
-                    "layer": fit["layer"],
-                    "r_star": fit["r_star"],
-                    "n_values": fit["n_values"],
-                    "topk_kept": fit["topk_kept"],
-                    "tau": fit["tau"],
-                    "m_budget": fit["m_budget"],
-                    "n_exceed_calibration": fit["n_exceed_calibration"],
-                    "achieved_rate_calibration": fit["achieved_rate_calibration"],
-                }
-            )
+        rows += threshold_rows(setting, fitter.fits(), target_rates)
     bar.close()
     return pd.DataFrame(rows), total
+
+
+def threshold_rows(
+    setting: GainSetting, fits: Sequence[dict], target_rates: Sequence[float], layer_offset: int = 0
+) -> list[dict]:
+    """Threshold-fit table rows of one setting from :meth:`ThresholdFitter.fits` (``layer`` +
+    ``layer_offset``: a fitter that saw only the layers from ``layer_offset`` up)."""
+    return [
+        {
+            "intervention_id": setting.intervention_id,
+            "g": float(setting.g),
+            "spike_def_id": fit["spike_def_id"],
+            "target_rate": float(target_rates[fit["rate_index"]]),
+            "layer": fit["layer"] + layer_offset,
+            "r_star": fit["r_star"],
+            "n_values": fit["n_values"],
+            "topk_kept": fit["topk_kept"],
+            "tau": fit["tau"],
+            "m_budget": fit["m_budget"],
+            "n_exceed_calibration": fit["n_exceed_calibration"],
+            "achieved_rate_calibration": fit["achieved_rate_calibration"],
+        }
+        for fit in fits
+    ]
 
 
 def tau_array(
@@ -343,4 +351,5 @@ __all__ = [
     "fit_thresholds",
     "record_rasters",
     "tau_array",
+    "threshold_rows",
 ]
