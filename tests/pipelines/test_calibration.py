@@ -3,6 +3,7 @@ the ablations, through SequentialRunner on the project catalog re-rooted in a te
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 
@@ -20,6 +21,11 @@ from avalanche_kedro.measure.checkpoints import load_model
 from avalanche_kedro.measure.gain import band_edges
 from avalanche_kedro.measure.windows import slice_windows
 from avalanche_kedro.pipelines import calibration
+from avalanche_kedro.pipelines.calibration.ablation_nodes import (
+    fit_ablation_thresholds,
+    record_ablation_rasters,
+)
+from avalanche_kedro.pipelines.events.nodes import remove_rasters
 from tests.conftest import PROJECT_ROOT, SMALL_RECIPE
 
 from .conftest import SMALL_PARAMS, project_catalog, small_parameters
@@ -27,6 +33,7 @@ from .conftest import SMALL_PARAMS, project_catalog, small_parameters
 ARC_FILE = PROJECT_ROOT / "data" / "01_raw" / "arc_embedded.jsonl"
 ARC_TARGET = "data/01_raw/arc_embedded.jsonl"  # the catalog's arc_questions filepath
 N_EVAL_B = SMALL_PARAMS["windows"]["n_eval_b"]
+N_WINDOWS_RASTER = SMALL_PARAMS["windows"]["n_raster"]
 SEQ_LEN = SMALL_PARAMS["windows"]["seq_len"]
 N_QUESTIONS = SMALL_PARAMS["arc"]["max_questions"]
 INTERVENTIONS = SMALL_PARAMS["ablations"]["interventions"]
@@ -374,6 +381,80 @@ def test_ablation_hooks_act_only_on_the_intended_layers(outputs):
                 )
     if not checked_moved:
         pytest.skip("every g* of the small run is 1: no moved thresholds to check")
+
+
+def _ablation_passes(catalog, reuse: bool):
+    """Both ablation nodes of role ``base`` run again with ``reuse_unchanged_layers``."""
+    ablations = {**catalog.load("params:ablations"), "reuse_unchanged_layers": reuse}
+    common = {
+        name: load(catalog, name)
+        for name in ("model_manifest", "windows", "unit_moments", "threshold_fit")
+    }
+    conditions = load(catalog, "conditions_ablation")
+    fit = fit_ablation_thresholds(
+        common["model_manifest"],
+        common["windows"],
+        common["unit_moments"],
+        load(catalog, "rate_targets"),
+        conditions,
+        common["threshold_fit"],
+        catalog.load("params:runtime"),
+        catalog.load("params:calibration"),
+        catalog.load("params:rate_matching"),
+        ablations,
+    )
+    rasters, tau_table, summary = record_ablation_rasters(
+        common["model_manifest"],
+        common["windows"],
+        common["unit_moments"],
+        fit,
+        conditions,
+        common["threshold_fit"],
+        load(catalog, "event_rasters_A"),
+        load(catalog, "conditions_A"),
+        catalog.load("params:runtime"),
+        catalog.load("params:calibration"),
+        ablations,
+    )
+    return fit, rasters, tau_table, summary
+
+
+def _parquet_bytes(table) -> bytes:
+    buffer = io.BytesIO()
+    table.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def test_ablations_reusing_the_g1_layers_equal_whole_passes_bit_for_bit(outputs, small_run):
+    """Issue 19 item 1: MLP_BAND_MID/_LATE computed from their band's first block, with the
+    layers below taken from the g = 1 thresholds and rasters, give the tables and rasters of
+    whole passes byte for byte, for fewer block computations."""
+    catalog, _ = small_run
+    fit_whole, rasters_whole, taus_whole, summary_whole = _ablation_passes(catalog, False)
+    fit_reused, rasters_reused, taus_reused, summary_reused = _ablation_passes(catalog, True)
+    try:
+        assert _parquet_bytes(fit_reused) == _parquet_bytes(fit_whole)
+        assert _parquet_bytes(taus_reused) == _parquet_bytes(taus_whole)
+        np.testing.assert_array_equal(rasters_reused.cond_id, rasters_whole.cond_id)
+        np.testing.assert_array_equal(rasters_reused.A, rasters_whole.A)
+        np.testing.assert_array_equal(rasters_reused.X, rasters_whole.X)
+        assert rasters_whole.A.sum() > 0
+        # the run's own saved outputs (default: reuse) are those tables too
+        assert _parquet_bytes(outputs["ablation_threshold_fit"]) == _parquet_bytes(fit_whole)
+    finally:
+        remove_rasters(rasters_whole)
+        remove_rasters(rasters_reused)
+    n_layers = SMALL_RECIPE["num_hidden_layers"]
+    c1, c2 = band_edges(n_layers)
+    per_gain = {g: 0 for g in fit_whole["g"].unique()}
+    for g in per_gain:  # ATTN and EARLY whole, MID from c1, LATE from c2; nothing at g = 1
+        per_gain[g] = 0 if g == 1.0 else 2 * n_layers + (n_layers - c1) + (n_layers - c2)
+    prefix = c2 if any(g != 1.0 for g in per_gain) else 0
+    expected = N_WINDOWS_RASTER * (sum(per_gain.values()) + prefix)
+    assert summary_reused["window_blocks_computed"] == expected
+    assert summary_whole["window_blocks_computed"] == summary_whole["window_blocks_full_passes"]
+    assert summary_reused["window_blocks_full_passes"] == summary_whole["window_blocks_computed"]
+    assert summary_reused["window_blocks_computed"] < summary_whole["window_blocks_computed"]
 
 
 # --- bad input -----------------------------------------------------------------------------------

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline, node
 
-from ..events.nodes import fit_rate_matched_thresholds, record_event_rasters
 from ..roles import for_role
+from .ablation_nodes import fit_ablation_thresholds, record_ablation_rasters
 from .arc_nodes import score_arc_questions, summarize_arc
 from .nodes import (
     analyze_ablations,
@@ -133,31 +133,37 @@ def template() -> Pipeline:
                 name="summarize_arc",
             ),
             node(
-                fit_rate_matched_thresholds,
+                fit_ablation_thresholds,
                 inputs=[
                     "model_manifest",
                     "windows",
                     "unit_moments",
                     "rate_targets",
                     "conditions_ablation",
+                    "threshold_fit",
                     "params:runtime",
                     "params:calibration",
                     "params:rate_matching",
+                    "params:ablations",
                 ],
                 outputs="ablation_threshold_fit",
                 name="fit_ablation_thresholds",
                 tags=["model"],
             ),
             node(
-                record_event_rasters,
+                record_ablation_rasters,
                 inputs=[
                     "model_manifest",
                     "windows",
                     "unit_moments",
                     "ablation_threshold_fit",
                     "conditions_ablation",
+                    "threshold_fit",
+                    "event_rasters_A",
+                    "conditions_A",
                     "params:runtime",
                     "params:calibration",
+                    "params:ablations",
                 ],
                 outputs=["event_rasters_ablation", "ablation_tau_table", "ablation_events_summary"],
                 name="record_ablation_rasters",

@@ -100,13 +100,24 @@ def fit_rate_matched_thresholds(
         runtime.batch_size,
         progress=runtime.progress,
     )
+    return verified_threshold_table(table, model_manifest, rate_matching, stats)
+
+
+def verified_threshold_table(
+    table: pd.DataFrame,
+    model_manifest: dict,
+    rate_matching: RateMatchingParams,
+    stats: PassStats,
+) -> pd.DataFrame:
+    """The fitted thresholds with their role, tolerance and error columns, verified (SPEC §4:
+    ``|achieved - r*| <= max(rel_tol * r*, 1/n)`` on the calibration slice, else a hard fail)."""
     table.insert(0, "model_role", model_manifest["model_role"])
     rel_tol = RateMatchingParams.coerce(rate_matching).rel_tol
     table["rate_match_tol"] = np.maximum(rel_tol * table["r_star"], 1.0 / table["n_values"])
     table["rate_match_abs_err"] = (table["achieved_rate_calibration"] - table["r_star"]).abs()
     verify_rate_matching(table, rel_tol, model_manifest["model_role"])
     logger.info(
-        "Rate matching verified for %d cells (%d forward passes, %.1f s)",
+        "Rate matching verified for %d cells (%d window passes, %.1f s)",
         len(table),
         stats.windows,
         stats.seconds,
@@ -210,7 +221,7 @@ def _scratch_directory(runtime: RuntimeParams, label: str = "") -> Path:
     return new_scratch_directory(project_path(RuntimeParams.coerce(runtime).scratch_dir), label)
 
 
-def _finish(
+def finish_rasters(
     model_manifest: dict,
     threshold_fit: pd.DataFrame,
     conditions: pd.DataFrame,
@@ -268,7 +279,7 @@ def record_event_rasters(
         calibration,
         "event rasters (analysis slice)",
     )
-    return _finish(
+    return finish_rasters(
         model_manifest,
         threshold_fit,
         conditions,
@@ -358,7 +369,7 @@ def merge_event_raster_blocks(
     except BaseException:
         writer.abort()
         raise
-    return _finish(
+    return finish_rasters(
         model_manifest,
         threshold_fit,
         conditions,

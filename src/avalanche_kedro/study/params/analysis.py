@@ -116,6 +116,11 @@ class AblationsParams(Block):
         "MLP_GLOBAL",
     )
     bootstrap_replicates: Replicates = 500
+    reuse_unchanged_layers: bool = Field(
+        True,
+        description="true or false: compute an ablation only from its first changed block and "
+        "take the layers below from the g = 1 thresholds and rasters (bit-identical, less work)",
+    )
 
 
 class LensParams(Block):
