@@ -11,8 +11,10 @@ from avalanche_kedro.measure.moments import (
     DEFAULT_EPS,
     MOMENT_COLUMNS,
     RunningMoments,
+    Standardizer,
     UnitMoments,
     batch_moments,
+    exceedance_bounds,
     merge_moments,
 )
 
@@ -167,3 +169,113 @@ def test_standardizer_matches_formula():
         sigma[0] + DEFAULT_EPS, dtype=torch.float32
     )
     torch.testing.assert_close(z, expected, rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# exceedance bounds: compare u, standardize only what lies outside
+
+
+def _z_per_entry(u: np.ndarray, mu: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """z of entry i with unit moments (mu[i], den[i]), exactly as Standardizer computes it:
+    one unit per entry (d_ff = n) and a single row of u."""
+    standardize = Standardizer(
+        mu=torch.from_numpy(mu[None]), denominator=torch.from_numpy(den[None])
+    )
+    return standardize(0, torch.from_numpy(u[None]))[0].numpy()
+
+
+def _ulp_neighbourhood(centres: np.ndarray, steps: int) -> np.ndarray:
+    """``[2 steps + 1, n]`` fp32 values: each centre and its ``steps`` fp32 neighbours either way."""
+    rows = [centres.astype(np.float32)]
+    up = down = rows[0]
+    with np.errstate(over="ignore"):
+        for _ in range(steps):
+            up = np.nextafter(up, np.float32(np.inf))
+            down = np.nextafter(down, np.float32(-np.inf))
+            rows = [down, *rows, up]
+    return np.stack(rows)
+
+
+def test_exceedance_bounds_hand_example():
+    """mu = 1, d = 0.5, floor 4: the exact edges are u = 1 +- 2; the bounds sit a relative
+    2^-20 of |mu| + t = 3 inside them (rounded outward to fp32), never outside."""
+    lo, hi = exceedance_bounds(np.float32([1.0]), np.float32([0.5]), 4.0)
+    assert lo.dtype == hi.dtype == np.float32
+    assert 3.0 - 3 * 2.0**-19 <= hi[0] < 3.0 and -1.0 < lo[0] <= -1.0 + 3 * 2.0**-19
+    # floor 0: z > 0 <=> u > mu, so both bounds collapse onto mu
+    lo, hi = exceedance_bounds(np.float32([1.0, -2.5]), np.float32([0.5, 3.0]), 0.0)
+    np.testing.assert_array_equal(hi, [1.0, -2.5])
+    np.testing.assert_array_equal(lo, [1.0, -2.5])
+    # one-sided: nothing finite lies below lo, only -inf
+    lo, hi = exceedance_bounds(np.float32([1.0]), np.float32([0.5]), 4.0, two_sided=False)
+    assert lo[0] == -np.finfo(np.float32).max and hi[0] < 3.0
+
+
+def test_exceedance_bounds_refuse_unsafe_inputs():
+    mu, den = np.float32([0.0, 1.0]), np.float32([1.0, 1.0])
+    assert exceedance_bounds(mu, den, -0.5) is None  # negative floor: |z| > floor is everything
+    assert exceedance_bounds(mu, den, float("nan")) is None
+    assert exceedance_bounds(mu, den, float("inf")) is None
+    assert exceedance_bounds(np.float32([0.0, np.nan]), den, 1.0) is None
+    assert exceedance_bounds(mu, np.float32([1.0, 0.0]), 1.0) is None  # eps = 0, constant unit
+    assert exceedance_bounds(mu, np.float32([1.0, np.inf]), 1.0) is None
+    assert exceedance_bounds(np.float32([2.0**101, 0.0]), den, 1.0) is None  # beyond BOUND_RANGE
+    assert exceedance_bounds(mu, den, 1.0) is not None
+
+
+@pytest.mark.parametrize("two_sided", [True, False])
+def test_exceedance_bounds_keep_every_exceedance_at_the_ulp_level(two_sided):
+    """Around each edge u = mu +- floor d, 300 fp32 neighbours either way: every u whose z
+    exceeds the floor lies beyond the bound, for units from subnormal to huge scales."""
+    mus = [0.0, 1e-3, -1.0, 0.37, 1e4, -3e4, 2.5e20, 1e-40, -7.25]
+    dens = [1.0, 1e-6, 0.73, 1e-3, 50.0, 1e-40, 3e9, 2.0, 1.0000001]
+    mu = np.float32([m for m in mus for _ in dens])
+    den = np.float32([d for _ in mus for d in dens])
+    n_hits = n_misses = 0
+    for floor in [0.0, 1e-30, 0.5, 2.3, 2.5, np.float32(4.123), 1000.0]:
+        lo, hi = exceedance_bounds(mu, den, float(floor), two_sided)
+        assert np.all(lo <= mu) and np.all(mu <= hi)
+        exact_hi = mu.astype(np.float64) + floor * den.astype(np.float64)
+        exact_lo = mu.astype(np.float64) - floor * den.astype(np.float64)
+        # probe [4 n] centres (unit j % n each) and their neighbours, flattened row-major
+        u = _ulp_neighbourhood(np.concatenate([exact_hi, exact_lo, hi, lo]), 300).reshape(-1)
+        unit = np.arange(u.size) % mu.size
+        z = torch.from_numpy(_z_per_entry(u, mu[unit], den[unit]))
+        # the comparisons the reductions make: fp32 z against the floor as given
+        above, below = (z > floor).numpy(), (z < -floor).numpy()
+        assert np.all(u[above] > hi[unit][above])
+        if two_sided:
+            assert np.all(u[below] < lo[unit][below])
+        n_hits += int(above.sum())
+        n_misses += int((~above & (u > hi[unit])).sum())  # kept but not exceeding: the slack
+    assert n_hits > 1000 and n_misses > 0  # both sides of every edge were probed
+
+
+def test_standardizer_at_is_bit_identical_to_the_dense_z():
+    rng = np.random.default_rng(11)
+    moments = UnitMoments(
+        counts=np.array([5, 5]),
+        mu=rng.normal(size=(2, 7)),
+        sigma=np.abs(rng.normal(size=(2, 7))),
+    )
+    standardize = moments.standardizer("cpu")
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        u = torch.from_numpy(rng.normal(scale=3.0, size=(3, 5, 7))).to(dtype)
+        dense = standardize(1, u).reshape(-1)
+        index = torch.from_numpy(rng.choice(u.numel(), size=40, replace=False))
+        np.testing.assert_array_equal(
+            standardize.at(1, u.reshape(-1), index).numpy().view(np.int32),
+            dense[index].numpy().view(np.int32),
+        )
+
+
+def test_standardizer_bounds_carry_host_and_device_copies():
+    moments = UnitMoments(
+        counts=np.array([4]), mu=np.array([[0.0, 1.0]]), sigma=np.array([[1.0, 2.0]])
+    )
+    standardize = moments.standardizer("cpu")
+    bounds = standardize.bounds(0, 2.0)
+    np.testing.assert_array_equal(bounds.hi_device.numpy(), bounds.hi)
+    np.testing.assert_array_equal(bounds.lo_device.numpy(), bounds.lo)
+    assert bounds.hi[0] < 2.0 and bounds.hi[1] < 5.0 and bounds.lo[1] > -3.0
+    assert standardize.bounds(0, -1.0) is None

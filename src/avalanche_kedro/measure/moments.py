@@ -16,7 +16,9 @@ once per layer, never divided by the layer count (the reference pack's bug, SPEC
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -28,6 +30,14 @@ from ..core.errors import NonFiniteActivationError
 DEFAULT_EPS = 1e-6
 
 MOMENT_COLUMNS = ["layer", "unit", "count", "mu", "sigma", "degenerate"]
+
+#: Relative loosening of :func:`exceedance_bounds`: 16x the 2^-24 rounding of the fp32
+#: subtraction in z, and far above the ~2^-51 error of the fp64 bound arithmetic.
+BOUND_SLACK = 2.0**-20
+#: Bounds are only formed while |mu| + floor * (sigma + eps) stays below this: then an
+#: overflowing fp32 subtraction ``u - mu`` can only happen far outside the bounds.
+BOUND_RANGE = 2.0**100
+_F32_MAX = float(np.finfo(np.float32).max)
 
 
 def batch_moments(values: torch.Tensor) -> tuple[int, torch.Tensor, torch.Tensor]:
@@ -157,6 +167,71 @@ class UnitMoments:
         )
 
 
+def _round_down_f32(x: np.ndarray) -> np.ndarray:
+    """The largest fp32 values ``<= x`` (x fp64)."""
+    with np.errstate(over="ignore"):
+        nearest = x.astype(np.float32)
+    return np.where(nearest > x, np.nextafter(nearest, np.float32(-np.inf)), nearest)
+
+
+def _round_up_f32(x: np.ndarray) -> np.ndarray:
+    """The smallest fp32 values ``>= x`` (x fp64)."""
+    return -_round_down_f32(-x)
+
+
+def exceedance_bounds(
+    mu: np.ndarray, denominator: np.ndarray, floor: float, two_sided: bool = True
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-unit fp32 bounds ``(lo, hi)`` on u with ``z > floor => u > hi`` and (two-sided)
+    ``z < -floor => u < lo``, for the fp32 ``z = fl(fl(u - mu) / d)`` of :class:`Standardizer`.
+
+    Entries with ``lo <= u <= hi`` can therefore never have ``|z| > floor`` (``z > floor`` when
+    one-sided, where ``lo`` is the lowest finite fp32 so that only ``-inf`` falls below it).
+    With ``f`` the largest fp32 ``<= floor`` and ``t = f d`` (exact in fp64):
+
+        z > f  =>  fl(u - mu) / d > f          (rounding is monotone, f is an fp32 value)
+               =>  (u - mu)(1 + delta) > t     (|delta| <= 2^-24; exact when subnormal)
+               =>  u > mu + t - 2^-24 t
+        hi = round_down_fp32(mu + t - s),  lo = round_up_fp32(mu - t + s),
+        s = BOUND_SLACK (|mu| + t)
+
+    and the fp64 evaluation errs by under 2^-51 (|mu| + t) < s - 2^-24 t. Since t >= 0, a kept
+    u is also beyond mu, so ``hi >= mu >= lo`` is enforced. Returns None (compute z densely)
+    when the bounds would not be safe: a negative or non-finite floor, non-finite mu or d,
+    ``d <= 0``, or ``|mu| + t >= BOUND_RANGE``.
+    """
+    floor = float(floor)
+    if not (math.isfinite(floor) and floor >= 0.0):
+        return None
+    mu = np.asarray(mu, dtype=np.float32)
+    den = np.asarray(denominator, dtype=np.float32)
+    if not (np.isfinite(mu).all() and np.isfinite(den).all() and (den > 0).all()):
+        return None
+    f32 = _round_down_f32(np.array(floor))
+    mu64 = mu.astype(np.float64)
+    t = f32 * den.astype(np.float64)
+    scale = np.abs(mu64) + t
+    if not scale.max(initial=0.0) < BOUND_RANGE:
+        return None
+    slack = scale * BOUND_SLACK
+    hi = np.maximum(_round_down_f32(mu64 + t - slack), mu)
+    if two_sided:
+        lo = np.minimum(_round_up_f32(mu64 - t + slack), mu)
+    else:
+        lo = np.full_like(mu, -_F32_MAX)
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class UnitBounds:
+    """:func:`exceedance_bounds` of one layer: fp32 ``[d_ff]`` on the host and on the device."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    lo_device: torch.Tensor
+    hi_device: torch.Tensor
+
+
 @dataclass(frozen=True)
 class Standardizer:
     """``z = (u - mu) / (sigma + eps)`` per unit, computed in fp32 on the model's device.
@@ -171,3 +246,24 @@ class Standardizer:
     def __call__(self, layer: int, u: torch.Tensor) -> torch.Tensor:
         # Subtract into a fresh fp32 tensor, then divide in place: two passes, one allocation.
         return torch.sub(u.to(torch.float32), self.mu[layer]).div_(self.denominator[layer])
+
+    def at(self, layer: int, flat_u: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """z of the entries ``index`` of ``flat_u = u.reshape(-1)`` (unit ``index % d_ff``):
+        the same fp32 operations as :meth:`__call__`, so bit-identical to its entries."""
+        units = index % self.mu.shape[1]
+        values = flat_u[index].to(torch.float32)
+        return torch.sub(values, self.mu[layer][units]).div_(self.denominator[layer][units])
+
+    @cached_property
+    def _host(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.mu.cpu().numpy(), self.denominator.cpu().numpy()
+
+    def bounds(self, layer: int, floor: float, two_sided: bool = True) -> UnitBounds | None:
+        """:func:`exceedance_bounds` of ``layer`` at ``floor`` (None: standardize densely)."""
+        mu, den = self._host
+        bounds = exceedance_bounds(mu[layer], den[layer], floor, two_sided)
+        if bounds is None:
+            return None
+        lo, hi = bounds
+        device = self.mu.device
+        return UnitBounds(lo, hi, torch.from_numpy(lo).to(device), torch.from_numpy(hi).to(device))
