@@ -17,10 +17,17 @@ from avalanche_kedro.measure.accumulators import (
     EventCounter,
     FiniteGuard,
     ThresholdFitter,
+    candidate_entries,
     flat_nonzero,
     window_note,
 )
 from avalanche_kedro.measure.moments import Standardizer
+from avalanche_kedro.measure.thresholds import (
+    exceedance_budget,
+    seed_floors,
+    spike_values,
+    topk_capacity,
+)
 
 ONE, TWO = "SPIKE_ONE_SIDED_POS", "SPIKE_TWO_SIDED_ABS"
 
@@ -115,3 +122,257 @@ def test_event_counter_with_a_negative_threshold_counts_densely():
     assert counter.floors == [None]
     counts = counter.count_layer(0, torch.tensor([[[-1.0, -0.4, 0.0], [-2.0, -0.6, 3.0]]]))
     assert counts.tolist() == [[2, 1]]
+
+
+# ---------------------------------------------------------------------------------------------
+# the bounds shortcut against the dense reference (z of every entry), bit for bit
+
+
+def random_standardizer(rng, n_layers: int, d_ff: int) -> Standardizer:
+    mu = rng.normal(scale=2.0, size=(n_layers, d_ff)).astype(np.float32)
+    den = np.exp(rng.uniform(np.log(1e-3), np.log(3.0), size=(n_layers, d_ff))).astype(np.float32)
+    return Standardizer(mu=torch.from_numpy(mu), denominator=torch.from_numpy(den))
+
+
+def random_u(rng, standardizer: Standardizer, layer: int, shape, decimals=None) -> torch.Tensor:
+    """u = mu + d * t(3): heavy tails, so thresholds sit at a few sigma; rounded for ties."""
+    z = rng.standard_t(3, size=shape)
+    if decimals is not None:
+        z = np.round(z, decimals)
+    u = standardizer.mu[layer].numpy() + standardizer.denominator[layer].numpy() * z
+    return torch.from_numpy(u.astype(np.float32))
+
+
+def dense_counts(standardizer, spike_defs, taus, layer, u) -> torch.Tensor:
+    """``[S*R, sites]``: count of v > tau per site from the z of every entry."""
+    z = standardizer(layer, u).reshape(-1, standardizer.mu.shape[1])
+    rows = [
+        (spike_values(z, spike_def) > taus[si, ri, layer]).sum(dim=1)
+        for si, spike_def in enumerate(spike_defs)
+        for ri in range(taus.shape[1])
+    ]
+    return torch.stack(rows).to(torch.int32)
+
+
+def plant_on_bounds(u: torch.Tensor, bounds, rng) -> torch.Tensor:
+    """Put entries exactly on lo and hi and one fp32 step either side of them."""
+    flat = u.reshape(-1, bounds.hi.shape[0]).clone()
+    inf = np.float32(np.inf)
+    for value in (
+        bounds.hi,
+        bounds.lo,
+        np.nextafter(bounds.hi, inf),
+        np.nextafter(bounds.hi, -inf),
+        np.nextafter(bounds.lo, inf),
+        np.nextafter(bounds.lo, -inf),
+    ):
+        row = int(rng.integers(flat.shape[0]))
+        flat[row] = torch.from_numpy(value)
+    return flat.reshape(u.shape)
+
+
+def test_candidate_entries_are_a_superset_with_exact_z_and_keep_nan():
+    rng = np.random.default_rng(0)
+    standardizer = random_standardizer(rng, 2, 48)
+    u = random_u(rng, standardizer, 1, (3, 40, 48))
+    u[1, 3, 5] = float("nan")
+    u[2, 0, 7] = float("inf")
+    u[0, 9, 9] = -float("inf")
+    floor = 2.0
+    for two_sided in (True, False):
+        bounds = standardizer.bounds(1, floor, two_sided)
+        index, z = candidate_entries(standardizer, 1, u, bounds)
+        dense = standardizer(1, u).reshape(-1)
+        np.testing.assert_array_equal(z.numpy().view(np.int32), dense[index].numpy().view(np.int32))
+        wanted = (dense.abs() > floor) if two_sided else (dense > floor)
+        wanted |= ~torch.isfinite(dense)
+        assert set(flat_nonzero(wanted).tolist()) <= set(index.tolist())
+        assert index.numel() < u.numel() // 4  # the shortcut prunes
+        assert {
+            np.ravel_multi_index(at, u.shape) for at in [(1, 3, 5), (2, 0, 7), (0, 9, 9)]
+        } <= set(index.tolist())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_event_counter_equals_dense_counts_on_random_and_adversarial_u(dtype):
+    rng = np.random.default_rng(1)
+    n_layers, d_ff = 3, 64
+    standardizer = random_standardizer(rng, n_layers, d_ff)
+    u = [random_u(rng, standardizer, layer, (4, 16, d_ff), decimals=1) for layer in range(3)]
+    z = [standardizer(layer, u[layer]).reshape(-1) for layer in range(3)]
+    # ties: some taus equal the z of an entry exactly; layer 2 holds a negative one (dense)
+    taus = np.empty((2, 3, n_layers), dtype=np.float32)
+    for layer in range(n_layers):
+        ordered = np.sort(z[layer].numpy())[::-1]
+        taus[0, :, layer] = ordered[[5, 40, 200]]
+        taus[1, :, layer] = np.sort(np.abs(z[layer].numpy()))[::-1][[3, 60, 150]]
+    taus[0, 2, 2] = -0.25
+    counter = EventCounter(standardizer, [ONE, TWO], taus)
+    assert counter.bounds[0] is not None and counter.bounds[2] is None
+    for layer in range(n_layers):
+        values = u[layer]
+        if counter.bounds[layer] is not None:
+            values = plant_on_bounds(values, counter.bounds[layer], rng)
+        values = values.to(dtype)
+        got = counter.count_layer(layer, values)
+        expected = dense_counts(standardizer, [ONE, TWO], torch.from_numpy(taus), layer, values)
+        assert got.dtype == torch.int32 and torch.equal(got, expected), layer
+        assert int(got.sum()) > 0
+    # a non-contiguous u (a transposed view) is read in its logical row-major order
+    view = u[0].transpose(0, 1).contiguous().transpose(0, 1)
+    assert not view.is_contiguous()
+    expected = dense_counts(standardizer, [ONE, TWO], torch.from_numpy(taus), 0, view)
+    assert torch.equal(counter.count_layer(0, view), expected)
+
+
+def reference_fits(standardizer, spike_defs, profile, layer_batches):
+    """tau = (m+1)-th largest v of every value of the layer, m = floor(r* n), from a sort."""
+    rows = []
+    for si, spike_def in enumerate(spike_defs):
+        for layer, batches in enumerate(layer_batches):
+            v = torch.cat(
+                [spike_values(standardizer(layer, b).reshape(-1), spike_def) for b in batches]
+            )
+            desc = np.sort(v.numpy())[::-1]
+            for ri in range(profile.shape[1]):
+                m = exceedance_budget(profile[si, ri, layer], desc.size)
+                tau = float(desc[m])
+                rows.append((tau, m, int(np.count_nonzero(desc > np.float32(tau)))))
+    return rows
+
+
+def fitted(fitter):
+    return [(r["tau"], r["m_budget"], r["n_exceed_calibration"]) for r in fitter.fits()]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_threshold_fitter_equals_a_full_sort_seeded_or_not(dtype):
+    """Ties (z rounded to 0.1), uneven batches, one layer at rates above 50 % (negative
+    floor: dense path); seeds from the reference taus give the same fits, seeds above the
+    k-th largest value are reported as incomplete."""
+    rng = np.random.default_rng(2)
+    n_layers, d_ff = 3, 32
+    standardizer = random_standardizer(rng, n_layers, d_ff)
+    shapes = [(2, 50, d_ff), (3, 50, d_ff), (1, 20, d_ff)]
+    batches = [
+        [random_u(rng, standardizer, layer, shape, decimals=1).to(dtype) for shape in shapes]
+        for layer in range(n_layers)
+    ]
+    n = sum(int(np.prod(shape)) for shape in shapes)
+    profile = np.array(
+        [
+            [[1e-3, 2e-3, 0.55], [4e-3, 1e-2, 0.6], [2e-2, 3e-2, 0.7]],  # one-sided
+            [[1e-3, 5e-3, 0.01], [4e-3, 8e-3, 0.02], [2e-2, 1e-2, 0.03]],  # two-sided
+        ]
+    )
+    expected = reference_fits(standardizer, [ONE, TWO], profile, batches)
+    taus = np.array([row[0] for row in expected], dtype=np.float32).reshape(2, n_layers, 3)
+    taus = taus.transpose(0, 2, 1)  # [S, R, L]
+    assert taus[0, 2, 2] < 0  # r* = 0.7 one-sided: below the median
+
+    def run(seeds=None):
+        guard = FiniteGuard(n_layers, "cpu")
+        fitter = ThresholdFitter(standardizer, [ONE, TWO], profile, [n] * n_layers, guard, seeds)
+        for index in range(len(shapes)):
+            guard.on_batch(index, index + 1)
+            for layer in range(n_layers):
+                fitter.update(layer, batches[layer][index])
+            guard.on_batch_end(index, index + 1)
+        return fitter
+
+    plain = run()
+    assert plain.incomplete() == [] and fitted(plain) == expected
+    seeded = run(seed_floors(taus))
+    assert seeded.incomplete() == [] and fitted(seeded) == expected
+    assert seeded.buffers[1][0].seed is not None
+    high = seed_floors(taus, relaxation=0.0)  # the k-th largest itself: k - 1 values above
+    high[1, 2] = np.nan
+    too_high = run(high)
+    assert set(too_high.incomplete()) == {(ONE, 0), (ONE, 1), (TWO, 0), (TWO, 1)}
+    assert (ONE, 2) not in too_high.incomplete()  # negative tau: no seed
+    with pytest.raises(ValueError, match="without a seed"):
+        too_high.fits()
+    above_all = run(np.full((2, n_layers), 1e6))  # no value reaches the seeds at all
+    assert len(above_all.incomplete()) == 2 * n_layers
+    assert [b.k for b in plain.buffers[0]] == [
+        topk_capacity(profile[0, :, layer].max(), n) for layer in range(3)
+    ]
+
+
+def test_baseline_counter_equals_dense_counts():
+    rng = np.random.default_rng(3)
+    standardizer = random_standardizer(rng, 2, 40)
+    counter = BaselineCounter(standardizer, [ONE, TWO], 2.5, n_layers=2)
+    expected = np.zeros((2, 2), dtype=np.int64)
+    for _ in range(3):
+        for layer in range(2):
+            u = random_u(rng, standardizer, layer, (2, 30, 40), decimals=1)
+            u = plant_on_bounds(u, counter.bounds[layer], rng)
+            counter.update(layer, u)
+            z = standardizer(layer, u)
+            expected[0, layer] += int((z > 2.5).sum())
+            expected[1, layer] += int((z.abs() > 2.5).sum())
+    np.testing.assert_array_equal(counter.exceedances(), expected)
+    assert counter.n_values.tolist() == [3 * 2 * 30 * 40] * 2 and expected.min() > 0
+
+
+def feed_three_layers(update, guard, bad_layer: int, bad_value: float, rng, standardizer):
+    guard.on_batch(8, 12)
+    for layer in range(3):
+        u = random_u(rng, standardizer, layer, (4, 10, 16))
+        if layer == bad_layer:
+            u[2, 3, 4] = bad_value
+        update(layer, u)
+    guard.on_batch_end(8, 12)
+
+
+@pytest.mark.parametrize("bad_value", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("spike_defs", [[ONE, TWO], [ONE]])
+def test_a_non_finite_activation_is_reported_with_its_layer(bad_value, spike_defs):
+    """NaN fails every comparison with the bounds, so it is kept as a candidate; -inf with
+    one-sided spikes only falls below the lowest finite lo."""
+    rng = np.random.default_rng(4)
+    standardizer = random_standardizer(rng, 3, 16)
+    taus = np.full((len(spike_defs), 1, 3), 3.0, dtype=np.float32)
+    counters = []
+    guard = FiniteGuard(3, "cpu")
+    counter = EventCounter(standardizer, spike_defs, taus, guard)
+    assert all(b is not None for b in counter.bounds)
+    counters.append((counter.count_layer, guard))
+    guard = FiniteGuard(3, "cpu")
+    fitter = ThresholdFitter(
+        standardizer,
+        spike_defs,
+        np.full((len(spike_defs), 1, 3), 0.01),
+        [1280] * 3,
+        guard,
+        seeds=np.full((len(spike_defs), 3), 2.0),
+    )
+    counters.append((fitter.update, guard))
+    guard = FiniteGuard(3, "cpu")
+    counters.append((BaselineCounter(standardizer, spike_defs, 2.5, 3, guard).update, guard))
+    for update, guard in counters:
+        feed_three_layers(update, guard, 3, 0.0, rng, standardizer)  # all finite: no error
+        with pytest.raises(NonFiniteActivationError, match=r"Layer 1 .* in windows 8\.\.11"):
+            feed_three_layers(update, guard, 1, bad_value, rng, standardizer)
+
+
+def test_a_z_that_overflows_is_reported_like_before():
+    """A finite u whose z overflows fp32 (tiny sigma + eps) is non-finite z, as in the dense
+    computation: it lies far outside the bounds and reaches the guard."""
+    standardizer = Standardizer(mu=torch.zeros(1, 4), denominator=torch.full((1, 4), 1e-30))
+    guard = FiniteGuard(1, "cpu")
+    counter = EventCounter(standardizer, [TWO], np.full((1, 1, 1), 3.0, np.float32), guard)
+    assert counter.bounds[0] is not None
+    guard.on_batch(0, 1)
+    counter.count_layer(0, torch.tensor([[[0.0, 1e-31, -2e-30, 1e10]]]))
+    with pytest.raises(NonFiniteActivationError, match="Layer 0"):
+        guard.on_batch_end(0, 1)
+
+
+def test_finite_guard_observing_no_candidates_records_a_finite_peak():
+    guard = FiniteGuard(2, "cpu")
+    guard.observe(0, torch.tensor([float("nan")]))
+    guard.observe(0, torch.zeros(0))  # the next batch kept nothing in layer 0
+    guard.observe(1, torch.zeros(0))
+    assert guard.bad_layer() is None

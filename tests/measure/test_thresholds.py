@@ -10,6 +10,7 @@ import torch
 from avalanche_kedro.core.errors import ConfigurationError, RateMatchingError
 from avalanche_kedro.measure.thresholds import (
     RATE_MATCH_REL_TOL,
+    SEED_RELAXATION,
     SPIKE_ONE_SIDED_POS,
     SPIKE_TWO_SIDED_ABS,
     TAU0_BASELINE,
@@ -19,6 +20,7 @@ from avalanche_kedro.measure.thresholds import (
     fit_layer_thresholds,
     order_statistic_threshold,
     rate_tolerance,
+    seed_floors,
     spike_values,
     target_profile,
     topk_capacity,
@@ -235,6 +237,99 @@ def test_streaming_topk_feeds_exact_thresholds():
         m = int(np.floor(r_star * n))
         assert fit["tau"] == float(desc[m])
         assert fit["n_exceed_calibration"] == int(np.count_nonzero(data > fit["tau"])) <= m
+
+
+def test_streaming_topk_entry_threshold_is_a_host_float():
+    top = StreamingTopK(2)
+    assert top.entry_threshold() is None
+    top.update(torch.tensor([1.0, 5.0, 3.0]))  # k values kept: cut to {5, 3}
+    assert top.entry_threshold() == 3.0 and isinstance(top.entry_threshold(), float)
+    assert StreamingTopK(2, seed=1.5).entry_threshold() == 1.5
+
+
+def test_seeded_streaming_topk_drops_values_at_or_below_the_seed():
+    """k = 3, seed 2: the values 0, 1, 2 never enter the pool; 5, 4, 3 are the top 3."""
+    top = StreamingTopK(3, seed=2.0)
+    top.update(torch.tensor([0.0, 5.0, 2.0, 1.0]))
+    assert top.n_pooled == 1  # only 5 > 2
+    top.update(torch.tensor([4.0, 3.0, 2.0]))
+    assert top.complete()
+    np.testing.assert_array_equal(top.result(), [5.0, 4.0, 3.0])
+    assert top.n_seen == 7
+
+
+def test_seeded_streaming_topk_detects_a_seed_above_the_kth_largest():
+    """The 3rd largest is 2.0: a seed of 2.0 (ties at the seed are dropped) or above leaves
+    fewer than k values, the result would be incomplete, and result() refuses it."""
+    data = torch.tensor([5.0, 2.0, 1.0, 4.0, 2.0, 0.5])
+    for seed in (2.0, 4.5, 100.0):
+        top = StreamingTopK(3, seed=seed)
+        top.update(data)
+        assert not top.complete()
+        with pytest.raises(ValueError, match="without a seed"):
+            top.result()
+    top = StreamingTopK(3, seed=1.99)
+    top.update(data)
+    assert top.complete()
+    np.testing.assert_array_equal(top.result(), [5.0, 4.0, 2.0])
+    # fewer values than k in all: complete only if none was dropped
+    few = StreamingTopK(10, seed=0.0)
+    few.update(torch.tensor([3.0, 1.0]))
+    assert few.complete() and few.result().tolist() == [3.0, 1.0]
+    few.update(torch.tensor([-1.0]))
+    assert not few.complete()
+    with pytest.raises(ValueError):
+        StreamingTopK(3, seed=float("nan"))
+
+
+def test_streaming_topk_counts_values_a_caller_dropped():
+    """A caller that offers only the candidates above the entry threshold says how many values
+    they stand for: 3 of 1000 values exceeded the seed, so a top 5 is incomplete."""
+    top = StreamingTopK(5, seed=2.0)
+    top.update(torch.tensor([3.0, 4.0, 2.5]), n_values=1000)
+    assert top.n_seen == 1000 and not top.complete()
+    enough = StreamingTopK(2, seed=2.0)
+    enough.update(torch.tensor([3.0, 4.0, 2.5]), n_values=1000)
+    assert enough.complete() and enough.result().tolist() == [4.0, 3.0]
+
+
+@pytest.mark.parametrize("seed_rank", [1, 50, 400, 4999])
+def test_seeded_streaming_topk_equals_sort_when_complete(seed_rank):
+    """Seeds below the k-th largest (rank > k) give the exact top k; the seed is the value of
+    rank ``seed_rank`` (1 = the largest), ties included."""
+    rng = np.random.default_rng(seed_rank)
+    data = np.round(rng.standard_t(3, size=5000), 1).astype(np.float32)
+    desc = np.sort(data)[::-1]
+    for k in (1, 7, 40):
+        top = _seeded_feed(k, float(desc[seed_rank - 1]), data)
+        above = int(np.count_nonzero(data > desc[seed_rank - 1]))
+        assert top.complete() == (above >= k)
+        if above >= k:
+            np.testing.assert_array_equal(top.result(), desc[:k])
+
+
+def _seeded_feed(k: int, seed: float, data: np.ndarray) -> StreamingTopK:
+    top = StreamingTopK(k, seed=seed)
+    for batch in np.array_split(data, 9):
+        top.update(torch.from_numpy(batch))
+    return top
+
+
+def test_seed_floors_relax_the_smallest_threshold_per_layer():
+    """taus [S=2, R=2, L=3]; the seed is (1 - 0.25) x min over rates, none when not positive."""
+    taus = np.array(
+        [
+            [[4.0, 2.0, 0.0], [3.0, 2.5, -1.0]],
+            [[8.0, 1.0, 1.0], [4.0, 2.0, 0.5]],
+        ],
+        dtype=np.float32,
+    )
+    seeds = seed_floors(taus)
+    assert SEED_RELAXATION == 0.25
+    np.testing.assert_array_equal(seeds[0, :2], [2.25, 1.5])
+    assert np.isnan(seeds[0, 2])  # min tau = -1: no seed
+    np.testing.assert_array_equal(seeds[1], [3.0, 0.75, 0.375])
+    np.testing.assert_array_equal(seed_floors(taus, relaxation=0.5)[1], [2.0, 0.5, 0.25])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,7 +14,10 @@ its state on that device:
   (spike definition, target rate) at once (SPEC §5).
 
 z is always the fp32 standardization ``(u - mu) / (sigma + eps)`` of :class:`.Standardizer`;
-v is ``z`` (one-sided) or ``|z|`` (two-sided).
+v is ``z`` (one-sided) or ``|z|`` (two-sided). Only few entries matter to any reduction (those
+above a threshold or a top-k floor), so u is first compared with per-unit bounds on u itself
+(:func:`.moments.exceedance_bounds`, a provable superset of ``|z| > floor``) and z is computed
+exactly, by the same fp32 operations, on the kept entries only (:func:`candidate_entries`).
 """
 
 from __future__ import annotations
@@ -25,8 +28,14 @@ import numpy as np
 import torch
 
 from ..core.errors import NonFiniteActivationError, RateMatchingError
-from .moments import Standardizer
-from .thresholds import StreamingTopK, fit_layer_thresholds, spike_values, topk_capacity
+from .moments import Standardizer, UnitBounds
+from .thresholds import (
+    SPIKE_TWO_SIDED_ABS,
+    StreamingTopK,
+    fit_layer_thresholds,
+    spike_values,
+    topk_capacity,
+)
 
 
 def window_note(start: int, stop: int) -> str:
@@ -42,11 +51,42 @@ def flat_nonzero(mask: torch.Tensor) -> torch.Tensor:
     return torch.nonzero(mask).squeeze(1)
 
 
+def candidate_entries(
+    standardizer: Standardizer, layer: int, u: torch.Tensor, bounds: UnitBounds
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat indices (row-major in u) and exact z of the entries of ``u [..., d_ff]`` that are
+    not inside ``[lo, hi]``: every entry with ``|z| > floor`` of the bounds, plus NaN and inf
+    (a NaN fails both comparisons and is therefore kept, so the guard still sees it).
+
+    On the CPU an fp32 u is compared by numpy (several times faster than torch's comparisons
+    here); any other u is compared by torch against the fp32 bounds, which promotes bf16/fp16
+    entries to fp32 exactly, element by element.
+    """
+    d_ff = bounds.hi.shape[0]
+    if u.device.type == "cpu" and u.dtype == torch.float32:
+        rows = u.reshape(-1, d_ff).numpy()
+        inside = rows <= bounds.hi
+        inside &= rows >= bounds.lo
+        index = torch.from_numpy(np.flatnonzero(~inside))
+    else:
+        rows = u.reshape(-1, d_ff)
+        inside = (rows <= bounds.hi_device) & (rows >= bounds.lo_device)
+        index = flat_nonzero(~inside.reshape(-1))
+    return index, standardizer.at(layer, u.reshape(-1), index)
+
+
+def _two_sided(spike_defs: Sequence[str]) -> bool:
+    """Whether any spike definition compares |z| (then both bounds are needed)."""
+    return SPIKE_TWO_SIDED_ABS in spike_defs
+
+
 class FiniteGuard:
     """Detects NaN/inf activations without a host sync per layer.
 
     Each layer's max |z| is stored on the device (NaN propagates through max); the check runs
-    once per batch and names the first offending layer and the batch's windows.
+    once per batch and names the first offending layer and the batch's windows. The reductions
+    observe |z| of all entries or of the entries :func:`candidate_entries` kept, which include
+    every non-finite z (a NaN or inf u, and any |z| that overflowed, lies outside the bounds).
     """
 
     def __init__(self, n_layers: int, device: torch.device | str):
@@ -57,7 +97,10 @@ class FiniteGuard:
         self.where = window_note(start, stop)
 
     def observe(self, layer: int, magnitude: torch.Tensor) -> None:
-        self.peaks[layer] = magnitude.amax()
+        if magnitude.numel():
+            self.peaks[layer] = magnitude.amax()
+        else:  # no candidate entry in this batch: all of the layer's z were finite
+            self.peaks[layer] = 0.0
 
     def bad_layer(self) -> int | None:
         """The first layer whose activations held NaN/inf in this batch (one host sync)."""
@@ -92,14 +135,20 @@ class BaselineCounter:
         self.counts = torch.zeros(len(self.spike_defs), n_layers, dtype=torch.int64, device=device)
         self.n_values = np.zeros(n_layers, dtype=np.int64)
         self.guard = guard
+        two_sided = _two_sided(self.spike_defs)
+        self.bounds = [standardizer.bounds(layer, tau0, two_sided) for layer in range(n_layers)]
 
     def update(self, layer: int, u: torch.Tensor) -> None:
-        z = self.standardizer(layer, u)
+        bounds = self.bounds[layer]
+        if bounds is None:
+            z = self.standardizer(layer, u)
+        else:  # only entries outside the bounds can exceed tau0
+            _, z = candidate_entries(self.standardizer, layer, u, bounds)
         if self.guard is not None:
             self.guard.observe(layer, z.abs())
         for index, spike_def in enumerate(self.spike_defs):
             self.counts[index, layer] += (spike_values(z, spike_def) > self.tau0).sum()
-        self.n_values[layer] += z.numel()
+        self.n_values[layer] += u.numel()
 
     def exceedances(self) -> np.ndarray:
         """``[S, L]`` int64 counts of ``v > tau0``."""
@@ -110,17 +159,16 @@ class BaselineCounter:
         return self.exceedances() / self.n_values[None, :]
 
 
-def _candidate_floor(buffers: Sequence[StreamingTopK]) -> torch.Tensor | None:
-    """Smallest entry threshold among full buffers (None while any buffer is still filling)."""
+def _candidate_floor(buffers: Sequence[StreamingTopK]) -> float | None:
+    """Smallest entry threshold among the buffers (None while any buffer is still filling, or
+    when it is negative)."""
     floors = [buffer.entry_threshold() for buffer in buffers]
     if any(floor is None for floor in floors):
         return None
-    floor = floors[0]
-    for other in floors[1:]:
-        floor = torch.minimum(floor, other)
+    floor = min(floors)
     # Both statistics (z and |z|) exceed their floor only where |z| exceeds it, provided the
     # floor is not negative; a negative floor (rates above 50 %) disables the shortcut.
-    return floor if bool(floor >= 0) else None
+    return floor if floor >= 0 else None
 
 
 class ThresholdFitter:
@@ -129,6 +177,9 @@ class ThresholdFitter:
     ``profile [S, R, L]`` holds the per-layer target rates r*; ``n_values [L]`` the number of
     (token, unit) values each layer will see, which sizes each top-k buffer at
     ``k = floor(max_r r* n) + 1``. :meth:`fits` checks that exactly ``n_values`` were seen.
+    ``seeds [S, L]`` (NaN: none) are initial entry thresholds of the buffers (see
+    :class:`.StreamingTopK`); when :meth:`incomplete` names a buffer after the pass, a seed
+    was too high and the pass must be repeated without seeds.
     """
 
     def __init__(
@@ -138,15 +189,21 @@ class ThresholdFitter:
         profile: np.ndarray,
         n_values: Sequence[int],
         guard: FiniteGuard | None = None,
+        seeds: np.ndarray | None = None,
     ):
         self.standardizer = standardizer
         self.spike_defs = tuple(spike_defs)
         self.profile = np.asarray(profile, dtype=np.float64)
         self.n_values = [int(n) for n in n_values]
         n_layers = self.profile.shape[2]
+        if seeds is None:
+            seeds = np.full((len(self.spike_defs), n_layers), np.nan)
         self.buffers = [
             [
-                StreamingTopK(topk_capacity(self.profile[si, :, layer].max(), self.n_values[layer]))
+                StreamingTopK(
+                    topk_capacity(self.profile[si, :, layer].max(), self.n_values[layer]),
+                    seed=None if np.isnan(seeds[si, layer]) else float(seeds[si, layer]),
+                )
                 for layer in range(n_layers)
             ]
             for si in range(len(self.spike_defs))
@@ -154,21 +211,42 @@ class ThresholdFitter:
         self.guard = guard
         #: (token, unit) values of each layer fed so far, to check them against n_values
         self.seen = [0] * n_layers
+        self.two_sided = _two_sided(self.spike_defs)
+        #: per layer, the candidate floor the cached bounds were formed for, and the bounds
+        self._bounds: list[tuple[float, UnitBounds | None] | None] = [None] * n_layers
+
+    def _layer_bounds(self, layer: int, floor: float) -> UnitBounds | None:
+        cached = self._bounds[layer]
+        if cached is None or cached[0] != floor:  # the floor rises only when a buffer is cut
+            cached = (floor, self.standardizer.bounds(layer, floor, self.two_sided))
+            self._bounds[layer] = cached
+        return cached[1]
 
     def update(self, layer: int, u: torch.Tensor) -> None:
-        z = self.standardizer(layer, u).reshape(-1)
-        magnitude = z.abs()
-        self.seen[layer] += magnitude.numel()
-        if self.guard is not None:
-            self.guard.observe(layer, magnitude)
+        self.seen[layer] += u.numel()
         # Only values above every buffer's current k-th largest can enter a buffer; one
-        # comparison on |z| finds the candidates of both spike definitions at once.
+        # comparison of u with the bounds of |z| > floor finds the candidates of both spike
+        # definitions at once.
         buffers = [self.buffers[si][layer] for si in range(len(self.spike_defs))]
         floor = _candidate_floor(buffers)
-        if floor is not None:
-            z = z[flat_nonzero(magnitude > floor)]
+        bounds = None if floor is None else self._layer_bounds(layer, floor)
+        if bounds is None:
+            z = self.standardizer(layer, u).reshape(-1)
+        else:
+            _, z = candidate_entries(self.standardizer, layer, u, bounds)
+        if self.guard is not None:
+            self.guard.observe(layer, z.abs())
         for buffer, spike_def in zip(buffers, self.spike_defs, strict=True):
-            buffer.update(spike_values(z, spike_def))
+            buffer.update(spike_values(z, spike_def), n_values=u.numel())
+
+    def incomplete(self) -> list[tuple[str, int]]:
+        """(spike def, layer) of the buffers whose seed dropped values of their top k."""
+        return [
+            (spike_def, layer)
+            for si, spike_def in enumerate(self.spike_defs)
+            for layer, buffer in enumerate(self.buffers[si])
+            if not buffer.complete()
+        ]
 
     def fits(self) -> list[dict]:
         """One row per (spike def, layer, target): tau, m, in-sample count and rate, top-k size."""
@@ -205,10 +283,11 @@ class ThresholdFitter:
 class EventCounter:
     """Per-site event counts for every (spike definition, target) of one layer at once.
 
-    Per layer: standardize, take |z|, keep the (few) entries above the smallest threshold of
-    any (spike def, target), and count, for each (spike def, target), the kept entries above
-    its threshold per site with one ``index_add_``. Exact: every entry above any threshold is
-    kept, because ``v > tau >= floor`` implies ``|z| > floor`` for both statistics.
+    Per layer: keep the (few) entries outside the bounds of ``|z| > floor``, floor the smallest
+    threshold of any (spike def, target) (:func:`candidate_entries`: u compared with per-unit
+    bounds, exact z of the kept entries only), and count, for each (spike def, target), the kept
+    entries above its threshold per site with one ``index_add_``. Exact: every entry above any
+    threshold is kept, because ``v > tau >= floor`` implies ``|z| > floor`` for both statistics.
     """
 
     def __init__(
@@ -226,23 +305,26 @@ class EventCounter:
         floors = np.asarray(taus, dtype=np.float32).reshape(-1, n_layers).min(axis=0)
         # A negative floor would make |z| > floor keep everything; count densely then.
         self.floors = [float(f) if f >= 0 else None for f in floors]
+        two_sided = _two_sided(self.spike_defs)
+        self.bounds = [
+            None if floor is None else standardizer.bounds(layer, floor, two_sided)
+            for layer, floor in enumerate(self.floors)
+        ]
         self.d_ff = int(standardizer.mu.shape[1])
         self.guard = guard
 
     def count_layer(self, layer: int, u: torch.Tensor) -> torch.Tensor:
         """``counts [S*R, sites]`` int32 of ``u [..., d_ff]``, sites in u's row-major order."""
-        z = self.standardizer(layer, u).reshape(-1)
-        magnitude = z.abs()
-        if self.guard is not None:
-            self.guard.observe(layer, magnitude)
-        n_sites = z.numel() // self.d_ff
-        if self.floors[layer] is not None:
-            kept = flat_nonzero(magnitude > self.floors[layer])
-            values = z[kept]
-            sites = torch.div(kept, self.d_ff, rounding_mode="floor")
+        n_sites = u.numel() // self.d_ff
+        bounds = self.bounds[layer]
+        if bounds is not None:
+            kept, values = candidate_entries(self.standardizer, layer, u, bounds)
+            sites = torch.div(kept.to(values.device), self.d_ff, rounding_mode="floor")
         else:
-            values = z
-            sites = torch.arange(n_sites, device=z.device).repeat_interleave(self.d_ff)
+            values = self.standardizer(layer, u).reshape(-1)
+            sites = torch.arange(n_sites, device=values.device).repeat_interleave(self.d_ff)
+        if self.guard is not None:
+            self.guard.observe(layer, values.abs())
         hits = torch.cat(
             [
                 spike_values(values, spike_def)[:, None] > self.taus[si, :, layer][None, :]
@@ -250,6 +332,6 @@ class EventCounter:
             ],
             dim=1,
         ).to(torch.int32)  # [K, S*R]
-        counts = torch.zeros(n_sites, self.n_s * self.n_r, dtype=torch.int32, device=z.device)
+        counts = torch.zeros(n_sites, self.n_s * self.n_r, dtype=torch.int32, device=values.device)
         counts.index_add_(0, sites, hits)
         return counts.T

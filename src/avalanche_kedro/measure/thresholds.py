@@ -150,9 +150,15 @@ class StreamingTopK:
     minimum is an *entry threshold*: a later value that does not exceed it cannot change the
     multiset of the ``k`` largest values (ties at the threshold leave the values unchanged), so
     it is dropped with one comparison. The exact top ``k`` is sorted once, in :meth:`result`.
+
+    A ``seed`` is an entry threshold guessed before any value is seen (e.g. from a neighbouring
+    gain's thresholds, see :func:`seed_floors`): values ``<= seed`` are dropped from the start,
+    so the first batches are not pooled and cut whole. The result is exact when at least
+    ``min(k, n_seen)`` values exceeded the seed, which :meth:`complete` checks; otherwise the
+    values must be fed again without the seed.
     """
 
-    def __init__(self, k: int, slack: float = 2.0):
+    def __init__(self, k: int, slack: float = 2.0, seed: float | None = None):
         if k < 1:
             raise ValueError("k must be at least 1")
         self.k = int(k)
@@ -160,15 +166,26 @@ class StreamingTopK:
         self.parts: list[torch.Tensor] = []
         self.n_pooled = 0
         self.floor: torch.Tensor | None = None
+        #: the entry threshold on the host (no device sync to read it)
+        self.floor_value: float | None = None
+        self.seed = None if seed is None else float(np.float32(seed))
+        if self.seed is not None and not math.isfinite(self.seed):
+            raise ValueError(f"a seed must be finite, got {seed}")
+        self.floor_value = self.seed
         self.n_seen = 0
 
-    def entry_threshold(self) -> torch.Tensor | None:
-        """A value must exceed this to matter (None until ``k`` values have been kept)."""
-        return self.floor
+    def entry_threshold(self) -> float | None:
+        """A value must exceed this to matter (None until ``k`` values were kept or seeded)."""
+        return self.floor_value
 
-    def update(self, batch: torch.Tensor) -> None:
+    def update(self, batch: torch.Tensor, n_values: int | None = None) -> None:
+        """Offer the values of ``batch``. ``n_values``: how many values the batch stands for,
+        when the caller already dropped the others for not exceeding :meth:`entry_threshold`
+        (they count towards ``n_seen``, which :meth:`complete` needs)."""
         flat = batch.reshape(-1)
-        self.n_seen += flat.numel()
+        self.n_seen += flat.numel() if n_values is None else int(n_values)
+        if self.floor is None and self.seed is not None:
+            self.floor = torch.tensor(self.seed, dtype=flat.dtype, device=flat.device)
         if self.floor is not None:
             flat = flat[flat > self.floor]
         if flat.numel() == 0:
@@ -188,13 +205,38 @@ class StreamingTopK:
         self.n_pooled = pool.numel()
         if self.n_pooled >= self.k:
             self.floor = pool.min()
+            self.floor_value = float(self.floor)
+
+    def complete(self) -> bool:
+        """Whether :meth:`result` is exact: without a seed always; with one, when at least
+        ``min(k, n_seen)`` values exceeded it (then the ``k`` largest all did)."""
+        self._compact()
+        return self.seed is None or self.n_pooled >= min(self.k, self.n_seen)
 
     def result(self) -> np.ndarray:
         """The kept values (the ``min(k, n_seen)`` largest), descending, as numpy."""
-        self._compact()
+        if not self.complete():
+            raise ValueError(
+                f"only {self.n_pooled} of the {min(self.k, self.n_seen)} largest values "
+                f"exceeded the seed {self.seed}: feed the values again without a seed"
+            )
         if not self.parts:
             return np.zeros(0, dtype=np.float32)
         return torch.sort(self.parts[0], descending=True).values.cpu().numpy()
+
+
+#: How far below a neighbouring setting's smallest threshold a seed is placed (relative):
+#: that threshold is the neighbour's k-th largest v, so the seed must lie clearly below it for
+#: k values of the new setting to exceed it; a low seed only lets more candidates through.
+SEED_RELAXATION = 0.25
+
+
+def seed_floors(taus: np.ndarray, relaxation: float = SEED_RELAXATION) -> np.ndarray:
+    """Top-k seeds ``[S, L]`` from a neighbouring setting's thresholds ``taus [S, R, L]``:
+    ``(1 - relaxation) * min_r tau`` where that is positive, NaN (no seed) elsewhere."""
+    smallest = np.asarray(taus, dtype=np.float64).min(axis=1)
+    with np.errstate(invalid="ignore"):
+        return np.where(smallest > 0, (1.0 - relaxation) * smallest, np.nan)
 
 
 def fit_layer_thresholds(
