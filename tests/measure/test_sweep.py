@@ -327,3 +327,41 @@ def test_record_rasters_dense_path_with_negative_and_extreme_taus(
     assert np.asarray(rasters.A[cond_rows[0, 0]])[:, 3].sum() == 0
     assert np.asarray(rasters.A[cond_rows[0, 1]])[:, 1].min() > 0
     assert rasters.A.dtype == np.uint16 and rasters.X.dtype == np.uint8
+
+
+def test_fit_thresholds_refits_without_seeds_when_a_seed_is_too_high(small_model, data, calibrated):
+    """Seeds from a (fake) neighbour whose thresholds are 100x the real ones leave fewer than
+    k values above them: the pass is repeated without seeds (twice the windows forwarded) and
+    the table equals the unseeded fit. Seeds from the real thresholds need no second pass."""
+    fits = calibrated["fits"]
+    setting = GainSetting(MLP_GLOBAL, 0.8)
+    own = fits[fits["g"] == 0.8].reset_index(drop=True)
+    neighbour = own.assign(g=0.9)
+
+    def fit(seed_fits):
+        return fit_thresholds(
+            small_model,
+            data["calibration"],
+            calibrated["standardizer"],
+            calibrated["rate_targets"],
+            [setting],
+            SPIKE_DEFS,
+            TARGET_RATES,
+            batch_size=BATCH,
+            seed_fits=seed_fits,
+        )
+
+    too_high, stats = fit(neighbour.assign(tau=neighbour["tau"] * 100.0))
+    assert stats.windows == 2 * 12
+    pd.testing.assert_frame_equal(too_high, own, check_exact=True)
+    seeded, stats = fit(neighbour)
+    assert stats.windows == 12
+    pd.testing.assert_frame_equal(seeded, own, check_exact=True)
+
+
+def test_fit_thresholds_keeps_the_order_of_the_settings(calibrated):
+    """GAINS = (1.0, 0.8) are fitted as 0.8, then 1.0 seeded from 0.8; rows stay in the
+    caller's order."""
+    fits = calibrated["fits"]
+    block = len(SPIKE_DEFS) * len(TARGET_RATES) * 4
+    assert fits["g"].tolist() == [1.0] * block + [0.8] * block

@@ -34,6 +34,7 @@ from .forward import PassStats, run_pass, token_progress
 from .gain import MLP_GLOBAL, layer_gains
 from .moments import RunningMoments, Standardizer, UnitMoments
 from .rasters import RasterWriter
+from .thresholds import seed_floors
 
 NULL_NONE = "NULL_NONE"
 NULL_TOKEN_SHUFFLE_INPUT = "NULL_TOKEN_SHUFFLE_INPUT"
@@ -146,27 +147,40 @@ def fit_thresholds(
     target_rates: Sequence[float],
     batch_size: int,
     progress: bool = False,
+    seed_fits: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, PassStats]:
     """Order-statistic thresholds for every setting x spike def x target rate x layer.
 
     One pass per setting over the calibration windows keeps, per (spike def, layer), the
     ``k = floor(max_r r* n) + 1`` largest v; each target's tau is then the ``(m+1)``-th of
-    them with ``m = floor(r* n)``. Returns the threshold-fit table (in-sample rates included).
+    them with ``m = floor(r* n)``. Returns the threshold-fit table (in-sample rates included),
+    rows in the order of ``settings``.
+
+    Settings are fitted in (intervention, g) order, each top-k seeded from the thresholds of
+    the nearest setting fitted before it (same intervention first; ``seed_fits`` adds rows of
+    settings fitted elsewhere), see :func:`.thresholds.seed_floors`. A seed that proves too high
+    (fewer than k values above it) is detected and that setting's pass repeated without seeds,
+    so the table is exact either way.
     """
     n_layers = loaded.n_layers
     n_values = int(input_ids.shape[0] * input_ids.shape[1] * loaded.d_ff)
     profile = _profile_array(rate_targets, spike_defs, target_rates, n_layers)
-    rows = []
+    fitted: dict[GainSetting, np.ndarray] = {}
+    if seed_fits is not None:
+        for key in seed_fits[["intervention_id", "g"]].drop_duplicates().itertuples():
+            done = GainSetting(key.intervention_id, float(key.g))
+            fitted[done] = tau_array(seed_fits, done, spike_defs, target_rates, n_layers)
+    rows: dict[int, list[dict]] = {}
     total = PassStats()
     bar = token_progress(
         len(settings) * input_ids.size, "rate matching (calibration slice)", bool(progress)
     )
-    for setting in settings:
+
+    def one_pass(setting: GainSetting, seeds: np.ndarray | None) -> ThresholdFitter:
         guard = FiniteGuard(n_layers, loaded.device)
         fitter = ThresholdFitter(
-            standardizer, spike_defs, profile, [n_values] * n_layers, guard=guard
+            standardizer, spike_defs, profile, [n_values] * n_layers, guard=guard, seeds=seeds
         )
-
         stats = run_pass(
             loaded,
             input_ids,
@@ -179,9 +193,32 @@ def fit_thresholds(
             description=f"{setting.intervention_id} g={setting.g}",
         )
         total.add(stats)
-        rows += threshold_rows(setting, fitter.fits(), target_rates)
+        return fitter
+
+    order = sorted(range(len(settings)), key=lambda i: (settings[i].intervention_id, settings[i].g))
+    for index in order:
+        setting = settings[index]
+        neighbour = min(
+            fitted,
+            key=lambda done: (
+                done.intervention_id != setting.intervention_id,
+                abs(done.g - setting.g),
+            ),
+            default=None,
+        )
+        seeds = None if neighbour is None else seed_floors(fitted[neighbour])
+        fitter = one_pass(setting, seeds)
+        if fitter.incomplete():  # a seed was above the k-th largest value: fit again without
+            bar.total += input_ids.size
+            fitter = one_pass(setting, None)
+        fits = fitter.fits()
+        rows[index] = threshold_rows(setting, fits, target_rates)
+        taus = np.empty((len(spike_defs), len(target_rates), n_layers), dtype=np.float32)
+        for fit in fits:
+            taus[fit["spike_index"], fit["rate_index"], fit["layer"]] = fit["tau"]
+        fitted[setting] = taus
     bar.close()
-    return pd.DataFrame(rows), total
+    return pd.DataFrame([row for index in range(len(settings)) for row in rows[index]]), total
 
 
 def threshold_rows(
