@@ -9,6 +9,7 @@ from kedro.config import OmegaConfigLoader
 
 from avalanche_kedro.framework.hooks import ActiveConfigHooks, InputCheckHooks, ProvenanceHooks
 from avalanche_kedro.framework.interrupts import InterruptHooks
+from avalanche_kedro.framework.threads import TorchThreadHooks
 from avalanche_kedro.settings import CONFIG_LOADER_ARGS, HOOKS
 from tests.conftest import PROJECT_ROOT
 
@@ -26,6 +27,7 @@ def test_active_config_hook_runs_first():
         InterruptHooks,
         InputCheckHooks,
         ProvenanceHooks,
+        TorchThreadHooks,
         ActiveConfigHooks,
     ]
 

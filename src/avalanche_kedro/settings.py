@@ -5,6 +5,7 @@ import warnings
 from avalanche_kedro.framework.context import AvalancheContext
 from avalanche_kedro.framework.hooks import ActiveConfigHooks, InputCheckHooks, ProvenanceHooks
 from avalanche_kedro.framework.interrupts import InterruptHooks
+from avalanche_kedro.framework.threads import TorchThreadHooks
 
 # Kedro 1.7's config loader calls OmegaConf's deprecated ``register_new_resolver`` whenever it
 # is built (``kedro run``, ``%load_ext kedro.ipython``, ``KedroSession.create``): a warning for
@@ -26,7 +27,16 @@ ignore_known_kedro_warnings()
 
 # Kedro calls hooks last-in-first-out: ActiveConfigHooks must see the context first, because
 # the other hooks read parameters and pipelines (which makes Kedro register the pipelines).
-HOOKS = (InterruptHooks(), InputCheckHooks(), ProvenanceHooks(), ActiveConfigHooks())
+# TorchThreadHooks orders itself (tryfirst/trylast): runtime.torch_threads is applied after the
+# preflight, before each node (so the manifest records the count a node ran with) and undone
+# after the run manifest is written.
+HOOKS = (
+    InterruptHooks(),
+    InputCheckHooks(),
+    ProvenanceHooks(),
+    TorchThreadHooks(),
+    ActiveConfigHooks(),
+)
 
 # Typed parameters (study.params): a bad value stops the run naming the key, file and allowed
 # values, before any node runs (framework.context).

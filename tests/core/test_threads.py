@@ -82,3 +82,17 @@ def test_a_blas_loaded_after_the_first_call_is_limited_too():
         libraries = [info["filepath"] for info in threadpool_info() if info["user_api"] == "blas"]
         _, inside, _ = threads_inside(0)
         assert len(inside) == len(libraries) and set(inside) == {1}
+
+
+def test_available_cores_follow_the_affinity_mask(monkeypatch):
+    import os
+
+    from avalanche_kedro.core.threads import available_cores
+
+    if hasattr(os, "sched_getaffinity"):
+        assert available_cores() == len(os.sched_getaffinity(0))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    assert available_cores() == 3
+    monkeypatch.delattr(os, "sched_getaffinity")  # macOS, Windows: the machine's count
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert available_cores() == 1

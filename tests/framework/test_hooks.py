@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,39 @@ def test_a_truncated_artifact_is_named_with_the_command_that_rewrites_it(tmp_pat
     assert "base.windows cannot be read" in output
     assert "kedro run --pipelines capture" in output
     assert _files(project) == before  # nothing written, nothing overwritten
+
+
+def _busy_child(x):
+    # a node that starts a child process and waits for it, as the tail fits' pool does
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass",
+        ],
+        check=True,
+    )
+    return x
+
+
+def test_node_cpu_time_includes_the_child_processes_it_waited_for():
+    from kedro.framework.hooks.manager import _create_hook_manager
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.pipeline import Pipeline, node
+    from kedro.runner import SequentialRunner
+
+    from avalanche_kedro.framework.hooks import ProvenanceHooks
+
+    provenance = ProvenanceHooks()
+    manager = _create_hook_manager()
+    manager.register(provenance)
+    catalog = DataCatalog(datasets={"x": MemoryDataset(1)})
+    pipeline = Pipeline([node(_busy_child, "x", "y", name="busy")])
+    manager.hook.before_pipeline_run(run_params={}, pipeline=pipeline, catalog=catalog)
+    SequentialRunner().run(pipeline, catalog, manager)
+    record = provenance.nodes["busy"]
+    assert 0.3 < record["cpu_seconds_children"] <= record["cpu_seconds"]
+    assert record["seconds"] >= 0.3 and record["tokens_forwarded"] == 0
+    process = provenance._manifest({}, "completed")["process"]
+    assert process["cpu_seconds_children"] >= record["cpu_seconds_children"]
+    assert process["cpu_seconds_pipeline"] >= record["cpu_seconds"]

@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from avalanche_kedro.core.threads import available_cores
 from avalanche_kedro.measure.corpora import pydoc_topics
 from tests.conftest import copy_project, kedro_process, run_kedro
 
@@ -153,6 +154,26 @@ CASES = [
         ],
     ),
     (
+        "seq-len-over-the-context",
+        lambda f: ["--params", "windows.seq_len=512"],
+        "ConfigurationError",
+        lambda f: [
+            "windows.seq_len = 512 exceeds the context of model role 'base' (256 positions: "
+            "max_position_embeddings of embedded_checkpoints.tiny-llama-stdlib)",
+            "Set windows.seq_len to at most 256",
+        ],
+    ),
+    (
+        "seq-len-over-a-local-checkpoint-context",
+        lambda f: local_model(f, seq_len=512),
+        "ConfigurationError",
+        lambda f: [
+            "windows.seq_len = 512 exceeds the context of model role 'local' (256 positions: "
+            f"{f['checkpoint'] / 'config.json'})",
+            "Set windows.seq_len to at most 256",
+        ],
+    ),
+    (
         "parameter-key-typo",
         lambda f: ["--params", "windows.seqlen=64"],
         "ParameterError",
@@ -187,6 +208,22 @@ CASES = [
         lambda f: ["--params", "runtime.batch_size=0"],
         "ParameterError",
         lambda f: ["runtime.batch_size = 0"],
+    ),
+    (
+        "torch-threads-zero",
+        lambda f: ["--params", "runtime.torch_threads=0"],
+        "ParameterError",
+        lambda f: ["runtime.torch_threads = 0 (from --params)", "greater than or equal to 1"],
+    ),
+    (
+        "torch-threads-over-cores",
+        lambda f: ["--params", "runtime.torch_threads=100000"],
+        "ParameterError",
+        lambda f: [
+            "runtime.torch_threads = 100000 (from --params)",
+            f"100000 threads exceed the {available_cores()} cores",
+            f"set 1 to {available_cores()}, or null",
+        ],
     ),
 ]
 

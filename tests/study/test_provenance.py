@@ -34,6 +34,8 @@ def test_config_hash_is_sha256_of_canonical_json_without_presentation_settings()
         "runtime": {**PARAMS["runtime"], "progress": False, "scratch_dir": "elsewhere"},
     }
     assert config_hash(quiet) == expected  # progress bars and scratch never change a number
+    threads = {**PARAMS, "runtime": {**PARAMS["runtime"], "torch_threads": 1}}
+    assert config_hash(threads) == expected  # how many threads compute it, not what
     assert config_hash({**PARAMS, "gain_grid": [0.7, 1.0, 1.3]}) != expected
     assert config_hash({**PARAMS, "runtime": {**PARAMS["runtime"], "device": "cuda"}}) != expected
     assert canonical_json({"b": 1, "a": [1, 2]}) == '{"a":[1,2],"b":1}'

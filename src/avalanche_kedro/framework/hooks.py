@@ -108,8 +108,16 @@ class ProvenanceHooks:
 
     ``data/08_reporting/run_manifests/<session id>.json`` holds the session id and the content
     run id, the config hash, code version, package versions, machine, device and dtype, each
-    role's model identity and slice hashes, per-node wall time and tokens forwarded, and the
-    path, size and sha256 of every artifact saved by the run.
+    role's model identity and slice hashes, per node the wall time, the CPU time of the
+    process, torch's thread count and the tokens forwarded, the process's own CPU time and peak
+    memory, and the path, size and sha256 of every artifact saved by the run.
+
+    A node's ``cpu_seconds`` is the CPU time (user + system) of the process while the node ran,
+    every thread included (torch's intra-op pool), plus that of the child processes it started
+    and waited for (the tail fits' process pool), which ``cpu_seconds_children`` gives apart
+    (:func:`cpu_clock`). Nodes that ran at the same time in one process (ThreadRunner) share the
+    process's time, so their values overlap. Nodes that ran on Dask workers carry the worker
+    process's CPU time instead (:meth:`ProvenanceHooks.record_remote_node`).
     """
 
     def __init__(self) -> None:
@@ -119,9 +127,10 @@ class ProvenanceHooks:
         self.context = None
         self.catalog = None
         self.started = 0.0
+        self.cpu_started = (0.0, 0.0)
         self.nodes: dict[str, dict[str, Any]] = {}
         self.artifacts: list[dict[str, Any]] = []
-        self._node_start: dict[str, tuple[float, int]] = {}
+        self._node_start: dict[str, tuple[float, tuple[float, float], int]] = {}
         self.remote_tokens = 0
         self.runner: dict[str, Any] = {}
 
@@ -134,21 +143,29 @@ class ProvenanceHooks:
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
         self.catalog = catalog
         self.started = time.time()
+        self.cpu_started = cpu_clock()
 
     @hook_impl
     def before_node_run(self, node, catalog, inputs, is_async, run_id) -> None:
         from ..measure.forward import tokens_forwarded
 
-        self._node_start[node.name] = (time.perf_counter(), tokens_forwarded())
+        self._node_start[node.name] = (time.perf_counter(), cpu_clock(), tokens_forwarded())
 
     @hook_impl
     def after_node_run(self, node, catalog, inputs, outputs, is_async, run_id) -> None:
+        import torch
+
         from ..measure.forward import tokens_forwarded
 
-        started, tokens = self._node_start.pop(node.name, (time.perf_counter(), tokens_forwarded()))
+        now = (time.perf_counter(), cpu_clock(), tokens_forwarded())
+        started, cpu, tokens = self._node_start.pop(node.name, now)
+        own, children = now[1][0] - cpu[0], now[1][1] - cpu[1]
         self.nodes[node.name] = {
-            "seconds": round(time.perf_counter() - started, 3),
-            "tokens_forwarded": tokens_forwarded() - tokens,
+            "seconds": round(now[0] - started, 3),
+            "cpu_seconds": round(own + children, 3),
+            "cpu_seconds_children": round(children, 3),
+            "tokens_forwarded": now[2] - tokens,
+            "torch_threads": torch.get_num_threads(),
         }
 
     @hook_impl
@@ -167,7 +184,9 @@ class ProvenanceHooks:
         """
         self.nodes[record["node"]] = {
             "seconds": record["seconds"],
+            "cpu_seconds": record.get("cpu_seconds"),
             "tokens_forwarded": record["tokens_forwarded"],
+            "torch_threads": record.get("torch_threads"),
             "worker": record.get("worker"),
             "models_loaded_by_worker": record.get("models_loaded_by_worker", []),
         }
@@ -278,10 +297,54 @@ class ProvenanceHooks:
                 for role, m in slices.items()
             },
             "tokens_forwarded": tokens_forwarded() + self.remote_tokens,
-            "runner": self.runner or {"name": "in-process"},
+            "torch_threads": {
+                "setting": (parameters.get("runtime") or {}).get("torch_threads"),
+                "used_by_nodes": sorted(
+                    {n["torch_threads"] for n in self.nodes.values() if n.get("torch_threads")}
+                ),
+            },
+            "process": _process_record(self.cpu_started),
+            # the runner in this process: Kedro records the class (SequentialRunner, ...)
+            "runner": self.runner or {"name": "in-process", "class": run_params.get("runner")},
             "nodes": self.nodes,
             "artifacts": self.artifacts,
         }
+
+
+def cpu_clock() -> tuple[float, float]:
+    """CPU seconds (user + system) of this process (all threads) and of its child processes
+    that have ended and been waited for (0 where the OS cannot tell: Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return time.process_time(), 0.0
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time(), children.ru_utime + children.ru_stime
+
+
+def _process_record(cpu_started: tuple[float, float]) -> dict[str, Any]:
+    """The ``kedro run`` process: its id, its CPU seconds since it started (all threads) and
+    those of its ended child processes, the CPU seconds of both since the pipeline started
+    (a local Dask cluster's workers count once closed, remote ones never: each node's record
+    has its worker's time), and its peak resident memory."""
+    import os
+    import sys
+
+    own, children = cpu_clock()
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, B on macOS
+        peak_bytes = int(peak if sys.platform == "darwin" else peak * 1024)
+    except ImportError:  # Windows
+        peak_bytes = None
+    return {
+        "pid": os.getpid(),
+        "cpu_seconds": round(own, 3),
+        "cpu_seconds_children": round(children, 3),
+        "cpu_seconds_pipeline": round(own + children - sum(cpu_started), 3),
+        "peak_rss_bytes": peak_bytes,
+    }
 
 
 def manifest_folder(context) -> Path:

@@ -29,10 +29,14 @@ from ..measure.weights import sha256_file
 
 #: Parameters that cannot change any result.
 # How a run is executed, not what it measures: the gain blocks of the event rasters merge into
-# byte-identical outputs, so a distributed run shares the config hash of a sequential one.
+# byte-identical outputs, so a distributed run shares the config hash of a sequential one. Torch's
+# thread count is not hashed either (torch's default differs between machines and never was):
+# the embedded model's hidden states are bit-identical at 1 and 2 threads (docs/benchmarks/
+# torch-threads-cpu.json) and the run manifest records the count every node ran with.
 NON_SCIENTIFIC_PARAMETERS = (
     ("runtime", "progress"),
     ("runtime", "scratch_dir"),
+    ("runtime", "torch_threads"),
     ("events", "gain_blocks"),
 )
 PACKAGES = (

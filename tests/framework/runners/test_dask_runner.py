@@ -452,3 +452,57 @@ def test_kedro_airflow_creates_one_dag_per_pipeline_grouped_by_namespace(tmp_pat
     assert 'tasks["replication"] >> tasks["reporting"]' in default
     for pipeline in PIPELINE_ORDER:
         assert f'PIPELINE_NAME = "{pipeline}"' in dags[f"avalanche_kedro_{pipeline}_dag.py"]
+
+
+def test_worker_threads_come_from_the_runner_then_the_runtime_then_the_local_share(monkeypatch):
+    from kedro.io import DataCatalog, MemoryDataset
+
+    from avalanche_kedro.core.errors import ConfigurationError
+    from avalanche_kedro.framework.runners.dask_runner import DaskRunner
+
+    monkeypatch.setattr("avalanche_kedro.core.threads.available_cores", lambda: 8)
+    configured = DataCatalog(
+        datasets={"parameters": MemoryDataset({"runtime": {"torch_threads": 3}})}
+    )
+    unset = DataCatalog(datasets={"parameters": MemoryDataset({"runtime": {}})})
+    assert DaskRunner(torch_threads="2").worker_threads(configured) == 2  # --runner-params
+    assert DaskRunner().worker_threads(configured) == 3  # runtime.torch_threads
+    assert DaskRunner(n_workers=4).worker_threads(unset) == 2  # local cluster: 8 cores / 4
+    assert DaskRunner(n_workers=16).worker_threads(unset) == 1
+    assert DaskRunner(address="tcp://x:8786").worker_threads(unset) is None  # torch's default
+    with pytest.raises(ConfigurationError, match="torch_threads=0 is not a thread count"):
+        DaskRunner(torch_threads=0)
+
+
+def _worker_torch_threads(x):
+    import torch
+
+    return pd.DataFrame({"threads": [torch.get_num_threads()]})
+
+
+def test_workers_run_nodes_with_runtime_torch_threads_and_report_them(tmp_path):
+    from kedro.framework.hooks.manager import _create_hook_manager
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.pipeline import Pipeline, node
+    from kedro_datasets.pandas import CSVDataset
+
+    from avalanche_kedro.framework.hooks import ProvenanceHooks
+    from avalanche_kedro.framework.runners.dask_runner import DaskRunner
+
+    pd.DataFrame({"a": [1]}).to_csv(tmp_path / "x.csv", index=False)
+    catalog = DataCatalog(
+        datasets={
+            "parameters": MemoryDataset({"runtime": {"torch_threads": 1}}),
+            "x": CSVDataset(filepath=str(tmp_path / "x.csv")),
+            "seen": CSVDataset(filepath=str(tmp_path / "seen.csv")),
+        }
+    )
+    provenance = ProvenanceHooks()
+    manager = _create_hook_manager()
+    manager.register(provenance)
+    pipeline = Pipeline([node(_worker_torch_threads, "x", "seen", name="threads")])
+    DaskRunner(n_workers=1).run(pipeline, catalog, manager)
+    assert pd.read_csv(tmp_path / "seen.csv")["threads"].tolist() == [1]
+    assert provenance.runner["torch_threads"] == 1
+    record = provenance.nodes["threads"]
+    assert record["torch_threads"] == 1 and record["cpu_seconds"] >= 0

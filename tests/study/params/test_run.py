@@ -123,3 +123,26 @@ def test_coerce_keeps_a_model_and_explains_a_bad_mapping():
 
 def test_plain_gives_back_the_keys_that_were_written():
     assert ModelParams(checkpoint="x", step=0).spec() == {"checkpoint": "x", "step": 0}
+
+
+@pytest.mark.parametrize("threads", [0, -2])
+def test_a_thread_count_below_one_is_refused_naming_the_key(threads):
+    with pytest.raises(
+        ConfigurationError, match=r"runtime\.torch_threads = -?\d: .*greater than or equal to 1"
+    ):
+        RuntimeParams.coerce({"torch_threads": threads})
+
+
+def test_more_threads_than_cores_is_refused_with_the_range_that_works(monkeypatch):
+    monkeypatch.setattr("avalanche_kedro.core.threads.available_cores", lambda: 4)
+    assert RuntimeParams(torch_threads=4).torch_threads == 4
+    with pytest.raises(
+        ConfigurationError,
+        match=r"runtime\.torch_threads = 5: .*5 threads exceed the 4 cores .*set 1 to 4, or null",
+    ):
+        RuntimeParams.coerce({"torch_threads": 5})
+
+
+def test_torch_threads_default_to_torchs_own_choice():
+    assert RuntimeParams().torch_threads is None
+    assert RuntimeParams(torch_threads=1).plain() == {"torch_threads": 1}

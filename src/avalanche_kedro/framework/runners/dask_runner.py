@@ -10,8 +10,15 @@ run is resumed with ``--only-missing-outputs``.
 
 Each worker keeps a process-wide model cache (:func:`avalanche_kedro.measure.checkpoints.load_model`),
 so it loads a model at most once whatever number of that model's nodes it runs. Node hooks fire
-in the worker; the wall time, tokens forwarded and saved artifacts they measure travel back with
-the task's result into the client's run manifest.
+in the worker; the wall time, the worker process's CPU time, torch's thread count, tokens
+forwarded and saved artifacts they measure travel back with the task's result into the
+client's run manifest.
+
+Torch's threads in a worker, the first of: the runner's ``torch_threads`` argument, the run's
+``runtime.torch_threads``, and on a local cluster the cores divided by ``n_workers`` (so n
+workers do not each start an all-core pool); on a remote cluster without either, torch's
+default of each worker machine. A count above a worker's own cores is lowered to them, with a
+warning in the worker's log.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from kedro.pipeline import Pipeline
 from kedro.runner import AbstractRunner
 
 from ...core.errors import ScaleOutError
+from ..threads import thread_count
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +58,9 @@ class DaskRunner(AbstractRunner):
         model_resource: a worker resource (``--resources "GPU=1"`` on ``dask worker``) that
             nodes tagged ``model`` need one unit of, so forward passes run only on GPU workers.
         analysis_resource: the same for every other node (e.g. ``CPU``).
-        torch_threads: ``torch.set_num_threads`` in each worker before a node runs (a local
-            cluster defaults to the cores divided by ``n_workers``).
+        torch_threads: ``torch.set_num_threads`` in each worker before a node runs; overrides
+            ``runtime.torch_threads`` for the workers (without either, a local cluster uses the
+            cores divided by ``n_workers`` and a remote worker torch's default).
         is_async: Kedro's asynchronous loading and saving, inside each task.
     """
 
@@ -73,7 +82,12 @@ class DaskRunner(AbstractRunner):
         self.timeout = float(timeout)
         self.model_resource = model_resource or None
         self.analysis_resource = analysis_resource or None
-        self.torch_threads = int(torch_threads) if torch_threads else None
+        self.torch_threads = thread_count(
+            torch_threads,
+            f"The DaskRunner's torch_threads={torch_threads!r} is not a thread count.",
+            "Pass --runner-params torch_threads=<an integer >= 1>, or leave it out to use "
+            "runtime.torch_threads (or, on a local cluster, the cores divided by n_workers).",
+        )
 
     # -- AbstractRunner -------------------------------------------------------------------------
 
@@ -90,14 +104,15 @@ class DaskRunner(AbstractRunner):
         from distributed import as_completed
 
         check_persisted(pipeline, catalog)
-        client, cluster = self._connect()
+        threads = self.worker_threads(catalog)
+        client, cluster = self._connect(threads)
         futures: dict[Any, Any] = {}
         done: set = set()
         try:
             check_shared_storage(client, pipeline, catalog)
             provenance = _provenance_hooks(hook_manager)
             if provenance is not None:
-                provenance.record_runner(self.describe(client))
+                provenance.record_runner({**self.describe(client), "torch_threads": threads})
             portable = portable_catalog(pipeline, catalog)
             project_root = _project_root()
             token = uuid.uuid4().hex[:8]
@@ -110,7 +125,7 @@ class DaskRunner(AbstractRunner):
                     run_id,
                     self._is_async,
                     str(project_root),
-                    self.torch_threads,
+                    threads,
                     upstream,
                     key=f"{node.name}-{token}",
                     pure=False,
@@ -141,15 +156,30 @@ class DaskRunner(AbstractRunner):
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _connect(self):
+    def worker_threads(self, catalog) -> int | None:
+        """Torch's threads per worker (module doc): the runner argument, else
+        ``runtime.torch_threads``, else on a local cluster the cores over ``n_workers``."""
+        from ...core.threads import available_cores
+        from ..threads import runtime_torch_threads
+
+        if self.torch_threads is not None:
+            return self.torch_threads
+        try:
+            parameters = catalog.load("parameters")
+        except Exception:  # a bare catalog (a test): no runtime block
+            parameters = {}
+        configured = runtime_torch_threads(parameters)
+        if configured is not None or self.address is not None:
+            return configured
+        # share the cores: n workers x all-core torch pools would oversubscribe the CPU
+        return max(1, available_cores() // max(1, self.n_workers))
+
+    def _connect(self, threads: int | None):
         import dask
         from distributed import Client, LocalCluster
 
         if self.address is None:
-            if self.torch_threads is None:
-                # share the cores: n workers x all-core torch pools would oversubscribe the CPU
-                self.torch_threads = max(1, (os.cpu_count() or 1) // max(1, self.n_workers))
-            with dask.config.set(worker_environment(self.torch_threads)):
+            with dask.config.set(worker_environment(threads or 1)):
                 cluster = LocalCluster(
                     n_workers=self.n_workers,
                     threads_per_worker=self.threads_per_worker,
@@ -350,13 +380,15 @@ def _provenance_hooks(hook_manager):
 
 
 class _NodeRecorder:
-    """Worker-side node hooks: wall time, tokens forwarded and the artifacts saved."""
+    """Worker-side node hooks: wall time, CPU time, tokens forwarded and the artifacts saved."""
 
     def __init__(self, catalog) -> None:
         self.catalog = catalog
         self.started = 0.0
+        self.cpu_started = 0.0
         self.tokens = 0
         self.seconds = 0.0
+        self.cpu_seconds = 0.0
         self.artifacts: list[dict[str, Any]] = []
 
     @hook_impl
@@ -364,12 +396,14 @@ class _NodeRecorder:
         from ...measure.forward import tokens_forwarded
 
         self.started, self.tokens = time.perf_counter(), tokens_forwarded()
+        self.cpu_started = time.process_time()
 
     @hook_impl
     def after_node_run(self, node, catalog, inputs, outputs, is_async, run_id) -> None:
         from ...measure.forward import tokens_forwarded
 
         self.seconds = time.perf_counter() - self.started
+        self.cpu_seconds = time.process_time() - self.cpu_started
         self.tokens = tokens_forwarded() - self.tokens
 
     @hook_impl
@@ -419,10 +453,18 @@ def run_node_on_worker(
         configure_project(PACKAGE)
         _WORKER_STATE["configured"] = True
     remember_project_root(project_root)
-    if torch_threads:
-        import torch
+    import torch
 
-        torch.set_num_threads(int(torch_threads))
+    from ..threads import ENV_VAR, at_most_cores, set_torch_threads
+
+    # a long-lived worker goes back to its own default when a later run sets no count
+    default = _WORKER_STATE.setdefault("torch_threads", torch.get_num_threads())
+    threads = at_most_cores(torch_threads, "Dask worker")
+    if threads is None:
+        os.environ.pop(ENV_VAR, None)
+    else:
+        os.environ[ENV_VAR] = str(threads)  # the project's node hooks in this worker read it
+    set_torch_threads(threads or default)
     recorder = _NodeRecorder(catalog)
     Task(
         node=node,
@@ -438,6 +480,8 @@ def run_node_on_worker(
         "worker": get_worker().address,
         "models_loaded_by_worker": models_loaded(),
         "seconds": round(recorder.seconds, 3),
+        "cpu_seconds": round(recorder.cpu_seconds, 3),
+        "torch_threads": torch.get_num_threads(),
         "tokens_forwarded": int(recorder.tokens),
         "artifacts": recorder.artifacts,
     }

@@ -12,6 +12,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, RootModel, field_validator, model_validator
 
+from ...core import threads
 from ._base import Block, Coercible, Gain, Intervention, SpikeDef
 
 #: SPEC §3: the paper's grid {1, 2, 4, 8}e-5 at its d_ff = 18944, as expected events per site
@@ -41,6 +42,11 @@ class RuntimeParams(Block):
         None, description="null (the model's default), eager, sdpa or flash_attention_2"
     )
     batch_size: Positive = Field(8, description="windows per forward pass: an integer >= 1")
+    torch_threads: Positive | None = Field(
+        None,
+        description="null (torch's own default, about one per physical core) or torch's intra-op "
+        "threads per process: an integer from 1 to this machine's cores",
+    )
     progress: bool = Field(False, description="true or false (progress bars on stderr)")
     scratch_dir: str = Field(
         "data/02_intermediate/scratch", description="a folder for temporary raster files"
@@ -54,6 +60,17 @@ class RuntimeParams(Block):
     def _not_one(cls, value: float) -> float:
         if value == 1.0:
             raise ValueError("validate_g must differ from 1 (g = 1 changes nothing)")
+        return value
+
+    @field_validator("torch_threads")
+    @classmethod
+    def _within_cores(cls, value: int | None) -> int | None:
+        cores = threads.available_cores()  # looked up per call: tests patch it
+        if value is not None and value > cores:
+            raise ValueError(
+                f"{value} threads exceed the {cores} cores this process may use (more threads "
+                f"than cores only compete for them); set 1 to {cores}, or null for torch's default"
+            )
         return value
 
 

@@ -4,11 +4,17 @@
     python -m avalanche_kedro.tools.benchmark events --preset qwen2.5-0.5b-shape --out docs/benchmarks/qwen05b-shape-cpu.json
     python -m avalanche_kedro.tools.benchmark components --out docs/benchmarks/components-cpu.json
     python -m avalanche_kedro.tools.benchmark scaling --out docs/benchmarks/scaling-localcluster-cpu.json
+    python -m avalanche_kedro.tools.benchmark threads --out docs/benchmarks/torch-threads-cpu.json
+    python -m avalanche_kedro.tools.benchmark whole-run --out docs/benchmarks/whole-run-cpu.json
 
 ``events``: the events sweep against a bare forward pass of the same model on the same windows.
 ``scaling``: the whole embedded-default study (``kedro run --env dask``) with Kedro's
 SequentialRunner and with the DaskRunner on a LocalCluster, each in a fresh project copy
 (embedded models built in both), tables compared byte for byte.
+``threads``: a bare forward pass of the embedded shape at each torch thread count, on an idle
+machine and with busy-loop processes holding cores (why ``runtime.torch_threads`` exists).
+``whole-run``: one ``kedro run`` (any project folder, e.g. a worktree of another commit), per
+node its wall time, CPU time and tokens forwarded, from the run manifest.
 ``components``: avalanche extraction of a whole condition in one vectorized call against a
 straightforward per-window Python breadth-first search (results compared for equality).
 

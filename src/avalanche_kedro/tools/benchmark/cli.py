@@ -1,5 +1,5 @@
-"""Command line of the benchmarks (events, components, scaling, lens): each writes its numbers
-to a JSON file."""
+"""Command line of the benchmarks (events, components, scaling, lens, threads, whole-run): each
+writes its numbers to a JSON file."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from .components import run_components
 from .events import PRESETS, run
 from .lens import LENS_PRESETS, run_lens
 from .scaling import run_scaling
+from .threads import run_threads
+from .whole_run import describe, kedro_command, run_whole
 
 DESCRIPTION = "Benchmarks that write their numbers to JSON (docs/performance.md quotes them)."
 
@@ -45,9 +47,54 @@ def main(argv: list[str] | None = None) -> None:
     lens.add_argument("--preset", choices=sorted(LENS_PRESETS), default="embedded")
     lens.add_argument("--repeats", type=int, default=3)
     lens.add_argument("--device", default="cpu")
+    threads = commands.add_parser("threads", help="forward pass per torch thread count, idle/busy")
+    threads.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    threads.add_argument("--counts", type=int, nargs="+", help="thread counts (default 1..cores)")
+    threads.add_argument("--busy", type=int, default=1, help="busy-loop processes of the load")
+    threads.add_argument("--rounds", type=int, default=7, help="interleaved rounds per load")
+    threads.add_argument("--n-windows", type=int, default=32, help="windows of 256 tokens")
+    threads.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=Path("data/06_models/tiny-llama-benchmark"),
+        help="checkpoint directory of the embedded shape (built on first use)",
+    )
+    whole = commands.add_parser("whole-run", help="a whole kedro run: per-node CPU, wall, tokens")
+    whole.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    whole.add_argument("--project", type=Path, default=Path("."), help="project folder to run in")
+    whole.add_argument("--env", help="kedro run --env")
+    whole.add_argument("--params", help="kedro run --params (e.g. runtime.torch_threads=1)")
+    whole.add_argument("--pipelines", help="kedro run --pipelines")
+    whole.add_argument("--runner", help="kedro run --runner")
+    whole.add_argument("--runner-params", help="kedro run --runner-params")
+    whole.add_argument("--timeout", type=float, help="seconds before the run is stopped")
+    whole.add_argument(
+        "--from-manifest", type=Path, help="summarise this run manifest instead of running"
+    )
     args = parser.parse_args(argv)
 
-    if args.command == "lens":
+    if args.command == "whole-run":
+        if args.from_manifest:
+            result = describe(json.loads(args.from_manifest.read_text()), args.from_manifest)
+        else:
+            command = kedro_command(
+                args.env, args.params, args.pipelines, args.runner, args.runner_params
+            )
+            result = run_whole(args.project, command, args.env, args.timeout)
+        summary = {
+            "status": result["run"]["status"],
+            "totals": result["totals"],
+            "top_nodes_by_cpu": {k: result["nodes"][k] for k in list(result["nodes"])[:5]},
+        }
+    elif args.command == "threads":
+        result = run_threads(
+            args.checkpoint, args.counts, args.busy, args.rounds, n_windows=args.n_windows
+        )
+        summary = {
+            load: {t: v["median_wall_seconds"] for t, v in entry["threads"].items()}
+            for load, entry in result["loads"].items()
+        }
+    elif args.command == "lens":
         result = run_lens(dict(LENS_PRESETS[args.preset]), args.repeats, args.device)
         summary = {k: result[k] for k in ("median_seconds", "ratio_to_bare_forward")}
     elif args.command == "scaling":
