@@ -108,3 +108,50 @@ def test_checkpoints_are_checked_unless_the_project_builds_them_or_the_hub_has_t
     with pytest.raises(CheckpointError) as info:
         run_preflight(_pipeline("params:models.plain"), _catalog(parameters), produced=set())
     assert f"Model path '{missing}' does not exist (models.plain.checkpoint)" in str(info.value)
+
+
+def test_windows_longer_than_a_roles_context_stop_before_any_node(small_checkpoint, tmp_path):
+    """seq_len against the context of a local checkpoint (its config.json), of a checkpoint
+    the project trains (its recipe) and of an inline embedded recipe; Hub ids are left to
+    resolve_model."""
+    local = small_checkpoint["checkpoint"]  # max_position_embeddings 64
+    parameters = {
+        "windows": {"seq_len": 65},
+        "models": {
+            "local": {"checkpoint": local},
+            "trained": {"checkpoint": "data/06_models/tiny-llama-stdlib"},
+            "inline": {
+                "checkpoint": str(tmp_path / "e"),
+                "embedded": {"seed_name": "x", "max_position_embeddings": 32},
+            },
+            "hub": {"checkpoint": "Qwen/Qwen2.5-7B"},
+        },
+        "embedded_checkpoints": {
+            "tiny-llama-stdlib": {
+                "path": "data/06_models/tiny-llama-stdlib",
+                "max_position_embeddings": 256,
+            }
+        },
+    }
+    expected = {
+        "local": f"(64 positions: {Path(local) / 'config.json'})",
+        "inline": "(32 positions: max_position_embeddings of models.inline.embedded)",
+    }
+    for role, where in expected.items():
+        with pytest.raises(ConfigurationError) as info:
+            run_preflight(_pipeline(f"params:models.{role}"), _catalog(parameters), set())
+        assert f"windows.seq_len = 65 exceeds the context of model role '{role}' {where}" in str(
+            info.value
+        )
+    fine = ("trained", "hub")
+    assert (
+        run_preflight(_pipeline(*(f"params:models.{r}" for r in fine)), _catalog(parameters), set())
+        == []
+    )
+    parameters["windows"]["seq_len"] = 257
+    with pytest.raises(ConfigurationError, match="embedded_checkpoints.tiny-llama-stdlib"):
+        run_preflight(_pipeline("params:models.trained"), _catalog(parameters), set())
+    parameters["windows"]["seq_len"] = 64  # equal to the context: fine
+    assert run_preflight(_pipeline("params:models.local"), _catalog(parameters), set()) == [
+        f"models.local: {local}"
+    ]

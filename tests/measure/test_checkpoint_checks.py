@@ -18,6 +18,7 @@ from avalanche_kedro.measure.checkpoint_checks import (
     check_local_checkpoint,
     check_token_ids,
     check_vocabulary,
+    context_length,
     read_local_config,
 )
 from avalanche_kedro.measure.checkpoints import resolve_checkpoint
@@ -41,6 +42,20 @@ def test_vocabulary_check_by_hand():
     assert "embedding has only 512 rows (vocab_size in config.json)" in message
     assert "ids 512 to 531 would index past the embedding" in message
     assert "resize_token_embeddings" in message
+
+
+def test_context_length_by_hand(small_model):
+    assert context_length({"max_position_embeddings": 256, "n_positions": 64}) == 256
+    assert context_length({"n_positions": 1024}) == 1024  # gpt2
+    assert context_length({"n_ctx": 2048, "hidden_size": 8}) == 2048
+    assert context_length({"hidden_size": 8}) is None
+    assert context_length({"max_position_embeddings": True, "seq_length": 0}) is None
+    # a model, its config object, and the manifest of its checkpoint agree
+    assert context_length(small_model.model) == small_model.model.config.max_position_embeddings
+
+
+def test_the_manifest_records_the_context_length(small_checkpoint):
+    assert small_checkpoint["context_length"] == 64
 
 
 def test_token_id_check_by_hand():

@@ -6,7 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from avalanche_kedro.core.errors import ConfigurationError
 from avalanche_kedro.measure.windows import slice_hash, slice_windows
+from avalanche_kedro.pipelines.capture.nodes import _fits_context
+from avalanche_kedro.study.params import WindowsParams
 
 from .conftest import D_FF, N_LAYERS, SEQ_LEN, load
 
@@ -20,6 +23,22 @@ def test_model_manifest_identifies_the_checkpoint(small_run):
     assert len(manifest["content_sha256"]) == 64
     assert len(manifest["tokenizer_sha256"]) == 64
     assert (root / "models" / "small-llama" / "model.safetensors").exists()
+
+
+def test_windows_longer_than_the_models_context_stop_at_resolve_model(small_run):
+    """The check behind the preflight for Hub models: the manifest's context (from the config
+    read before any weights load) bounds windows.seq_len."""
+    catalog, _ = small_run
+    manifest = load(catalog, "model_manifest")
+    context = manifest["context_length"]
+    assert context == 64 and SEQ_LEN <= context
+    assert _fits_context(manifest, WindowsParams(seq_len=context)) is manifest
+    with pytest.raises(ConfigurationError) as info:
+        _fits_context(manifest, WindowsParams(seq_len=context + 1))
+    assert f"windows.seq_len = {context + 1} exceeds the context of model role 'base'" in str(
+        info.value
+    )
+    assert f"at most {context}" in info.value.fix
 
 
 def test_windows_slices_are_disjoint_and_hashed(small_run):

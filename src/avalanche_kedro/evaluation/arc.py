@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from ..analysis.bootstrap import bootstrap_indices, percentile_interval
 from ..core.errors import AvalancheError
 from ..measure.adapters import instrument
+from ..measure.checkpoint_checks import context_length
 from ..measure.checkpoints import LoadedModel
 from ..measure.forward import count_tokens
 from ..measure.gain import MLP_GLOBAL, layer_gains
@@ -173,16 +174,6 @@ def prompt_set_sha256(questions: Sequence[ArcQuestion]) -> str:
     ]
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode("ascii")).hexdigest()
-
-
-def context_length(model: torch.nn.Module) -> int | None:
-    """The number of positions the model was trained for, from its config (None if unstated)."""
-    config = getattr(model, "config", None)
-    for key in ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length"):
-        value = getattr(config, key, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
 
 
 def fit_prompt_to_context(

@@ -10,7 +10,9 @@ is loaded:
   UTF-8 text: :func:`~avalanche_kedro.measure.text_files.check_text_file`);
 * every model role's local checkpoint that is not built by the project (directory complete,
   ``config.json`` valid JSON with a supported family, tokenizer ids within the embedding:
-  :func:`~avalanche_kedro.measure.checkpoint_checks.check_local_checkpoint`).
+  :func:`~avalanche_kedro.measure.checkpoint_checks.check_local_checkpoint`);
+* ``windows.seq_len`` within every role's context (its config.json, or the recipe of a
+  checkpoint the project builds).
 
 Hub ids and checkpoints the project trains are checked by the ``resolve_model`` node, the
 first node of each role (a Hub lookup needs the network; a trained checkpoint does not exist
@@ -92,25 +94,58 @@ def _check_raw_files(name: str, catalog) -> list[str]:
     return done
 
 
+def _seq_len(parameters: Mapping[str, Any]) -> int | None:
+    """``windows.seq_len`` when the configuration sets it (typed parameters have checked it)."""
+    windows = parameters.get("windows")
+    return windows.get("seq_len") if isinstance(windows, Mapping) else None
+
+
 def _check_role_checkpoint(role: str, parameters: Mapping[str, Any]) -> list[str]:
+    """The role's local checkpoint (complete, readable, supported) and that ``windows.seq_len``
+    fits its context: from its config.json, or from the recipe of a checkpoint the project
+    builds (which does not exist yet)."""
     from ..core.paths import project_path
-    from ..measure.checkpoint_checks import check_local_checkpoint
+    from ..measure.checkpoint_checks import (
+        check_local_checkpoint,
+        check_windows_fit_context,
+        context_length,
+        read_local_config,
+    )
     from ..measure.checkpoints import looks_like_hub_id
 
     spec = (parameters.get("models") or {}).get(role) or {}
     checkpoint = spec.get("checkpoint")
-    if not checkpoint or spec.get("embedded") is not None:
+    if not checkpoint:
+        return []
+    if spec.get("embedded") is not None:
+        recipe = spec["embedded"] if isinstance(spec["embedded"], Mapping) else {}
+        check_windows_fit_context(
+            role,
+            _seq_len(parameters),
+            context_length(recipe),
+            f"max_position_embeddings of models.{role}.embedded",
+        )
         return []
     directory = project_path(str(checkpoint))
     recipes = parameters.get("embedded_checkpoints") or {}
-    built_here = {
-        project_path(str(recipe["path"]))
-        for recipe in recipes.values()
-        if isinstance(recipe, Mapping) and recipe.get("path")
-    }
-    if directory in built_here:
-        return []  # trained or built by the project; resolve_model checks it
+    for name, recipe in recipes.items():
+        if isinstance(recipe, Mapping) and recipe.get("path"):
+            if project_path(str(recipe["path"])) == directory:
+                # trained or built by the project (resolve_model checks its files)
+                check_windows_fit_context(
+                    role,
+                    _seq_len(parameters),
+                    context_length(recipe),
+                    f"max_position_embeddings of embedded_checkpoints.{name}",
+                )
+                return []
     if not directory.exists() and looks_like_hub_id(str(checkpoint)):
-        return []  # a Hub id: resolved (revision, files) by resolve_model
+        return []  # a Hub id: resolved (revision, files, context) by resolve_model
     check_local_checkpoint(role, directory)
+    check_windows_fit_context(
+        role,
+        _seq_len(parameters),
+        context_length(read_local_config(directory, role)),
+        f"{directory / 'config.json'}",
+    )
     return [f"models.{role}: {directory}"]

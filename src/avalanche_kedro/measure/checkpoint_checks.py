@@ -15,10 +15,40 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import CheckpointError
+from ..core.errors import CheckpointError, ConfigurationError
 from .adapters import adapter_for
 
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+
+#: config keys that state a model's context length, in the order transformers' families use them
+CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len", "seq_length")
+
+
+def context_length(model_or_config: Any) -> int | None:
+    """The number of positions the model was trained for, from its config (a model, a
+    transformers config or a config dict); None when the config states none."""
+    config = getattr(model_or_config, "config", model_or_config)
+    for key in CONTEXT_KEYS:
+        value = config.get(key) if isinstance(config, Mapping) else getattr(config, key, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def check_windows_fit_context(
+    role: str, seq_len: int | None, context: int | None, where: str
+) -> None:
+    """``windows.seq_len`` must not exceed the model's context (``context`` positions, read
+    from ``where``): longer windows run positions the model never saw, or fail deep inside
+    attention. Nothing to check when either is unknown (a config that states no context)."""
+    if seq_len is not None and context is not None and int(seq_len) > int(context):
+        raise ConfigurationError(
+            f"windows.seq_len = {seq_len} exceeds the context of model role '{role}' "
+            f"({context} positions: {where}).",
+            f"Set windows.seq_len to at most {context} (conf/<env>/parameters_capture.yml or "
+            f"--params windows.seq_len={context}), or use a model with a longer context.",
+        )
 
 
 def check_checkpoint_files(directory: Path) -> None:

@@ -26,6 +26,7 @@ from .checkpoint_checks import (
     check_checkpoint_files,
     check_vocabulary,
     config_vocab_size,
+    context_length,
     declared_model_type,
 )
 from .embedded import embedded_recipe, ensure_embedded_checkpoint
@@ -230,6 +231,7 @@ def resolve_checkpoint(
         "tokenizer_sha256": tokenizer_sha256(tokenizer),
         "tokenizer_special_ids": sorted(int(i) for i in tokenizer.all_special_ids),
         "vocab_size": int(len(tokenizer)),
+        "context_length": context_length(config),
     }
     return manifest
 

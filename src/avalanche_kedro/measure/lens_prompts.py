@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from ..core.errors import ConfigurationError
+from .checkpoint_checks import context_length
 from .checkpoints import LoadedModel
 from .forward import run_pass
 from .gain import LayerGains
@@ -80,16 +81,6 @@ def _cpu_threads(device: torch.device, n_threads: int):
 
 def _keep_last_position(store: dict, layer: int, residual: torch.Tensor) -> None:
     store[layer] = residual[:, -1]
-
-
-def context_length(model) -> int | None:
-    """The model's maximum number of positions, when its config states one."""
-    config = model.config
-    for name in ("max_position_embeddings", "n_positions", "n_ctx"):
-        value = getattr(config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
 
 
 def prompt_predictions(

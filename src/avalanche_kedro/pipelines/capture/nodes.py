@@ -16,6 +16,7 @@ import pandas as pd
 from ...core.errors import CheckpointError, ConfigurationError, CorpusError, InstrumentationError
 from ...core.paths import project_path
 from ...framework.datasets import source_detail
+from ...measure.checkpoint_checks import check_windows_fit_context
 from ...measure.checkpoints import load_model, looks_like_hub_id, resolve_checkpoint
 from ...measure.forward import validate_instrumentation
 from ...measure.lens import lens_self_check
@@ -77,7 +78,7 @@ def resolve_model(
     checkpoint = model.checkpoint
     trained = _trained_recipe_of(checkpoint, recipes)
     if trained is not None:
-        return _resolve_trained(model_role, spec, trained, embedded_models)
+        return _fits_context(_resolve_trained(model_role, spec, trained, embedded_models), windows)
     records = iter_text_records(corpus_A, windows.text_field)
     if checkpoint and spec.get("embedded") is None:
         target = project_path(checkpoint)
@@ -106,6 +107,19 @@ def resolve_model(
     manifest = resolve_checkpoint(model_role, spec, records)
     if model.step is not None:
         manifest["training_step"] = model.step
+    return _fits_context(manifest, windows)
+
+
+def _fits_context(manifest: dict, windows: WindowsParams) -> dict:
+    """The manifest, once ``windows.seq_len`` is known to fit the model's context (read from
+    its config before any weights load; the preflight checks local checkpoints and recipes
+    earlier, this catches Hub models)."""
+    check_windows_fit_context(
+        manifest["model_role"],
+        windows.seq_len,
+        manifest.get("context_length"),
+        f"config of {manifest['checkpoint']}",
+    )
     return manifest
 
 
