@@ -168,3 +168,12 @@ def test_the_data_root_and_the_kedro_command_follow_the_options(tmp_path):
         "--pipelines",
         "capture",
     ]
+
+
+def test_the_kedro_command_can_run_named_nodes():
+    assert kedro_command(params="a.b=1", nodes="base.fit_x,base.record_y")[4:] == [
+        "--params",
+        "a.b=1",
+        "--nodes",
+        "base.fit_x,base.record_y",
+    ]

@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     whole.add_argument("--env", help="kedro run --env")
     whole.add_argument("--params", help="kedro run --params (e.g. runtime.torch_threads=1)")
     whole.add_argument("--pipelines", help="kedro run --pipelines")
+    whole.add_argument("--nodes", help="kedro run --nodes (e.g. one node on an earlier run's data)")
     whole.add_argument("--runner", help="kedro run --runner")
     whole.add_argument("--runner-params", help="kedro run --runner-params")
     whole.add_argument("--timeout", type=float, help="seconds before the run is stopped")
@@ -78,7 +79,12 @@ def main(argv: list[str] | None = None) -> None:
             result = describe(json.loads(args.from_manifest.read_text()), args.from_manifest)
         else:
             command = kedro_command(
-                args.env, args.params, args.pipelines, args.runner, args.runner_params
+                args.env,
+                args.params,
+                args.pipelines,
+                args.runner,
+                args.runner_params,
+                nodes=args.nodes,
             )
             result = run_whole(args.project, command, args.env, args.timeout)
         summary = {

@@ -1,7 +1,7 @@
 """The whole-run benchmark: one ``kedro run``, per node its wall time, CPU time and tokens.
 
 ``python -m avalanche_kedro.tools.benchmark whole-run --out FILE.json`` runs ``python -m kedro
-run`` (with ``--env``, ``--params``, ``--pipelines``, ``--runner``, ``--runner-params`` passed
+run`` (with ``--env``, ``--params``, ``--pipelines``, ``--nodes``, ``--runner``, ``--runner-params`` passed
 through) as a subprocess in a project folder (``--project``, default the current one). When
 that folder has ``src/avalanche_kedro``, its own code runs (it goes first on ``PYTHONPATH``), so
 a ``git worktree`` of another commit is measured with that commit's code and configuration.
@@ -47,6 +47,7 @@ def kedro_command(
     pipelines: str | None = None,
     runner: str | None = None,
     runner_params: str | None = None,
+    nodes: str | None = None,
 ) -> list[str]:
     """``python -m kedro run`` with the options given (None: left out)."""
     command = [sys.executable, "-m", "kedro", "run"]
@@ -56,6 +57,7 @@ def kedro_command(
         ("--pipelines", pipelines),
         ("--runner", runner),
         ("--runner-params", runner_params),
+        ("--nodes", nodes),
     ):
         if value:
             command += [flag, value]
