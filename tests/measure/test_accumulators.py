@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from avalanche_kedro.core.errors import NonFiniteActivationError, RateMatchingError
+from avalanche_kedro.measure import accumulators
 from avalanche_kedro.measure.accumulators import (
     BaselineCounter,
     EventCounter,
@@ -182,12 +183,13 @@ def test_candidate_entries_are_a_superset_with_exact_z_and_keep_nan():
     for two_sided in (True, False):
         bounds = standardizer.bounds(1, floor, two_sided)
         index, z = candidate_entries(standardizer, 1, u, bounds)
-        dense = standardizer(1, u).reshape(-1)
-        np.testing.assert_array_equal(z.numpy().view(np.int32), dense[index].numpy().view(np.int32))
-        wanted = (dense.abs() > floor) if two_sided else (dense > floor)
-        wanted |= ~torch.isfinite(dense)
-        assert set(flat_nonzero(wanted).tolist()) <= set(index.tolist())
-        assert index.numel() < u.numel() // 4  # the shortcut prunes
+        assert isinstance(index, np.ndarray) and isinstance(z, np.ndarray)  # CPU: numpy views
+        dense = standardizer(1, u).reshape(-1).numpy()
+        np.testing.assert_array_equal(z.view(np.int32), dense[index].view(np.int32))
+        wanted = (np.abs(dense) > floor) if two_sided else (dense > floor)
+        wanted |= ~np.isfinite(dense)
+        assert set(np.flatnonzero(wanted).tolist()) <= set(index.tolist())
+        assert index.size < u.numel() // 4  # the shortcut prunes
         assert {
             np.ravel_multi_index(at, u.shape) for at in [(1, 3, 5), (2, 0, 7), (0, 9, 9)]
         } <= set(index.tolist())
@@ -376,3 +378,60 @@ def test_finite_guard_observing_no_candidates_records_a_finite_peak():
     guard.observe(0, torch.zeros(0))  # the next batch kept nothing in layer 0
     guard.observe(1, torch.zeros(0))
     assert guard.bad_layer() is None
+
+
+def test_the_accelerator_branches_give_the_same_results(monkeypatch):
+    """With the numpy views switched off, a bf16 u takes the torch branches an accelerator
+    takes (comparisons, gathers, index_add_, a tensor top-k pool): same counts and fits."""
+    rng = np.random.default_rng(5)
+    standardizer = random_standardizer(rng, 2, 32)
+    u = [random_u(rng, standardizer, layer, (3, 40, 32), decimals=1) for layer in range(2)]
+    u = [values.to(torch.bfloat16) for values in u]
+    taus = np.array([[[2.0, 2.5], [3.0, 1.0]], [[2.0, 3.5], [4.0, 0.5]]], dtype=np.float32)
+    profile = np.full((2, 2, 2), 0.01)
+    profile[:, 1] = 0.02
+
+    def run():
+        counter = EventCounter(standardizer, [ONE, TWO], taus, FiniteGuard(2, "cpu"))
+        counts = [counter.count_layer(layer, u[layer]) for layer in range(2)]
+        fitter = ThresholdFitter(
+            standardizer, [ONE, TWO], profile, [u[0].numel()] * 2, seeds=np.full((2, 2), 1.0)
+        )
+        for layer in range(2):
+            for part in u[layer].split(1):
+                fitter.update(layer, part)
+        return counts, fitted(fitter), fitter.buffers[0][0].parts[0]
+
+    host_counts, host_fits, host_pool = run()
+    monkeypatch.setattr(accumulators, "_host_view", lambda values: values)
+    device_counts, device_fits, device_pool = run()
+    assert isinstance(host_pool, np.ndarray) and isinstance(device_pool, torch.Tensor)
+    for host, device in zip(host_counts, device_counts, strict=True):
+        assert torch.equal(host, device) and int(host.sum()) > 0
+    assert host_fits == device_fits
+    expected = [dense_counts(standardizer, [ONE, TWO], torch.from_numpy(taus), 0, u[0])]
+    assert torch.equal(host_counts[0], expected[0])
+
+
+@pytest.mark.parametrize("decimals", [1, None])
+def test_threshold_fitter_seeds_itself_from_a_row_sample_exactly(decimals):
+    """Unseeded, the first batch's every stride-th row gives each buffer the k-th largest v
+    of the sample as its seed (just below it, so ties at it stay in): no dense pool of the
+    first batch, no repeated pass, and the fits equal a full sort, ties (z rounded) or not."""
+    rng = np.random.default_rng(6)
+    standardizer = random_standardizer(rng, 2, 64)
+    batches = [
+        [random_u(rng, standardizer, layer, (4, 128, 64), decimals=decimals) for _ in range(3)]
+        for layer in range(2)
+    ]
+    n = 3 * 4 * 128 * 64
+    profile = np.array([[[1e-4, 1e-3], [5e-4, 2e-3]], [[2e-4, 1e-3], [1e-3, 4e-3]]])
+    fitter = ThresholdFitter(standardizer, [ONE, TWO], profile, [n, n])
+    for index in range(3):
+        for layer in range(2):
+            fitter.update(layer, batches[layer][index])
+            if index == 0:  # seeded from the first batch, before its values were offered
+                assert all(fitter.buffers[si][layer].seed is not None for si in range(2))
+                assert all(fitter.buffers[si][layer].n_pooled < 4 * 128 * 64 // 4 for si in (0, 1))
+    assert fitter.incomplete() == []
+    assert fitted(fitter) == reference_fits(standardizer, [ONE, TWO], profile, batches)

@@ -18,6 +18,7 @@ from avalanche_kedro.measure.thresholds import (
     check_spike_defs,
     exceedance_budget,
     fit_layer_thresholds,
+    kth_largest,
     order_statistic_threshold,
     rate_tolerance,
     seed_floors,
@@ -280,6 +281,22 @@ def test_seeded_streaming_topk_detects_a_seed_above_the_kth_largest():
     assert not few.complete()
     with pytest.raises(ValueError):
         StreamingTopK(3, seed=float("nan"))
+
+
+def test_kth_largest_and_a_seed_set_later():
+    values = np.array([3.0, 9.0, 9.0, -1.0, 4.0], dtype=np.float32)
+    assert [kth_largest(values, k) for k in (1, 2, 3, 4, 5)] == [9.0, 9.0, 4.0, 3.0, -1.0]
+    assert kth_largest(torch.from_numpy(values), 3) == 4.0
+    top = StreamingTopK(2)
+    top.update(np.array([1.0], dtype=np.float32))  # still filling: a seed may be set now
+    top.seed_with(2.5)
+    assert top.entry_threshold() == 2.5
+    top.update(np.array([2.0, 3.0, 7.0], dtype=np.float32))
+    assert top.complete() and top.result().tolist() == [7.0, 3.0]
+    with pytest.raises(ValueError, match="already has an entry threshold"):
+        top.seed_with(1.0)
+    with pytest.raises(ValueError, match="finite"):
+        StreamingTopK(2).seed_with(float("inf"))
 
 
 def test_streaming_topk_counts_values_a_caller_dropped():

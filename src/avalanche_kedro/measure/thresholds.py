@@ -39,12 +39,13 @@ def check_spike_defs(spike_defs: Sequence[str]) -> tuple[str, ...]:
     return tuple(spike_defs)
 
 
-def spike_values(z: torch.Tensor, spike_def: str) -> torch.Tensor:
-    """The statistic compared with tau: ``v = z`` (one-sided) or ``v = |z|`` (two-sided)."""
+def spike_values(z, spike_def: str):
+    """The statistic compared with tau: ``v = z`` (one-sided) or ``v = |z|`` (two-sided), for
+    a tensor or a numpy array."""
     if spike_def == SPIKE_ONE_SIDED_POS:
         return z
     if spike_def == SPIKE_TWO_SIDED_ABS:
-        return z.abs()
+        return abs(z)
     raise ConfigurationError(
         f"Unknown spike definition '{spike_def}'.", f"Use one of {list(SPIKE_DEFS)}."
     )
@@ -130,16 +131,22 @@ def rate_tolerance(r_star: float | np.ndarray, n_values, rel_tol: float = RATE_M
     return np.maximum(rel_tol * np.asarray(r_star, dtype=np.float64), 1.0 / np.asarray(n_values))
 
 
-def _largest_k(values: torch.Tensor, k: int) -> torch.Tensor:
-    """The ``k`` largest entries of a 1-D tensor, unordered.
+def _largest_k(values, k: int):
+    """The ``k`` largest entries of a 1-D numpy array or tensor, unordered.
 
-    On the CPU numpy's introselect (``np.partition``) is an order of magnitude faster than
-    ``torch.topk`` for large ``k``; on accelerators ``torch.topk`` keeps the data on the device.
+    numpy's introselect (``np.partition``) is an order of magnitude faster than ``torch.topk``
+    for large ``k`` on the CPU; on accelerators ``torch.topk`` keeps the data on the device.
     """
-    if values.device.type == "cpu":
-        array = values.numpy()
-        return torch.from_numpy(np.partition(array, array.size - k)[array.size - k :].copy())
+    if isinstance(values, np.ndarray):
+        return np.partition(values, values.size - k)[values.size - k :].copy()
     return torch.topk(values, k, largest=True, sorted=False).values
+
+
+def kth_largest(values, k: int) -> float:
+    """The ``k``-th largest entry of a 1-D numpy array or tensor (``k <= len``)."""
+    if isinstance(values, np.ndarray):
+        return float(np.partition(values, values.size - k)[values.size - k])
+    return float(torch.kthvalue(values.reshape(-1), values.numel() - k + 1).values)
 
 
 class StreamingTopK:
@@ -150,6 +157,7 @@ class StreamingTopK:
     minimum is an *entry threshold*: a later value that does not exceed it cannot change the
     multiset of the ``k`` largest values (ties at the threshold leave the values unchanged), so
     it is dropped with one comparison. The exact top ``k`` is sorted once, in :meth:`result`.
+    Values are pooled as given: numpy arrays (the CPU) or tensors (kept on their device).
 
     A ``seed`` is an entry threshold guessed before any value is seen (e.g. from a neighbouring
     gain's thresholds, see :func:`seed_floors`): values ``<= seed`` are dropped from the start,
@@ -163,46 +171,64 @@ class StreamingTopK:
             raise ValueError("k must be at least 1")
         self.k = int(k)
         self.capacity = max(self.k + 1, int(slack * self.k))
-        self.parts: list[torch.Tensor] = []
+        self.parts: list = []
         self.n_pooled = 0
-        self.floor: torch.Tensor | None = None
-        #: the entry threshold on the host (no device sync to read it)
-        self.floor_value: float | None = None
+        #: the entry threshold, a scalar of the pool's kind (numpy scalar or 0-d tensor)
+        self.floor = None
         self.seed = None if seed is None else float(np.float32(seed))
         if self.seed is not None and not math.isfinite(self.seed):
             raise ValueError(f"a seed must be finite, got {seed}")
-        self.floor_value = self.seed
+        #: the entry threshold on the host (no device sync to read it)
+        self.floor_value: float | None = self.seed
         self.n_seen = 0
+
+    def seed_with(self, seed: float) -> None:
+        """Set the seed later, before any entry threshold exists (values already pooled are
+        kept; :meth:`complete` then checks the seed as if it had been given at creation)."""
+        if self.floor_value is not None:
+            raise ValueError("the buffer already has an entry threshold")
+        seed = float(np.float32(seed))
+        if not math.isfinite(seed):
+            raise ValueError(f"a seed must be finite, got {seed}")
+        self.seed = self.floor_value = seed
 
     def entry_threshold(self) -> float | None:
         """A value must exceed this to matter (None until ``k`` values were kept or seeded)."""
         return self.floor_value
 
-    def update(self, batch: torch.Tensor, n_values: int | None = None) -> None:
-        """Offer the values of ``batch``. ``n_values``: how many values the batch stands for,
-        when the caller already dropped the others for not exceeding :meth:`entry_threshold`
-        (they count towards ``n_seen``, which :meth:`complete` needs)."""
+    def update(self, batch, n_values: int | None = None) -> None:
+        """Offer the values of ``batch`` (a tensor or numpy array). ``n_values``: how many values
+        the batch stands for, when the caller already dropped the others for not exceeding
+        :meth:`entry_threshold` (they count towards ``n_seen``, which :meth:`complete` needs)."""
         flat = batch.reshape(-1)
-        self.n_seen += flat.numel() if n_values is None else int(n_values)
+        self.n_seen += len(flat) if n_values is None else int(n_values)
         if self.floor is None and self.seed is not None:
-            self.floor = torch.tensor(self.seed, dtype=flat.dtype, device=flat.device)
+            if isinstance(flat, np.ndarray):
+                self.floor = flat.dtype.type(self.seed)
+            else:
+                self.floor = torch.tensor(self.seed, dtype=flat.dtype, device=flat.device)
         if self.floor is not None:
             flat = flat[flat > self.floor]
-        if flat.numel() == 0:
+        if len(flat) == 0:
             return
         self.parts.append(flat)
-        self.n_pooled += flat.numel()
+        self.n_pooled += len(flat)
         if self.n_pooled >= self.capacity or (self.floor is None and self.n_pooled >= self.k):
             self._compact()
 
     def _compact(self) -> None:
         if not self.parts:
             return
-        pool = self.parts[0] if len(self.parts) == 1 else torch.cat(self.parts)
-        if pool.numel() > self.k:
+        if len(self.parts) == 1:
+            pool = self.parts[0]
+        elif isinstance(self.parts[0], np.ndarray):
+            pool = np.concatenate(self.parts)
+        else:
+            pool = torch.cat(self.parts)
+        if len(pool) > self.k:
             pool = _largest_k(pool, self.k)
         self.parts = [pool]
-        self.n_pooled = pool.numel()
+        self.n_pooled = len(pool)
         if self.n_pooled >= self.k:
             self.floor = pool.min()
             self.floor_value = float(self.floor)
@@ -222,7 +248,10 @@ class StreamingTopK:
             )
         if not self.parts:
             return np.zeros(0, dtype=np.float32)
-        return torch.sort(self.parts[0], descending=True).values.cpu().numpy()
+        pool = self.parts[0]
+        if isinstance(pool, np.ndarray):
+            return np.ascontiguousarray(np.sort(pool)[::-1])
+        return torch.sort(pool, descending=True).values.cpu().numpy()
 
 
 #: How far below a neighbouring setting's smallest threshold a seed is placed (relative):
