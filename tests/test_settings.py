@@ -7,7 +7,12 @@ import shutil
 import pytest
 from kedro.config import OmegaConfigLoader
 
-from avalanche_kedro.framework.hooks import ActiveConfigHooks, InputCheckHooks, ProvenanceHooks
+from avalanche_kedro.framework.hooks import (
+    ActiveConfigHooks,
+    InputCheckHooks,
+    ProvenanceHooks,
+    RemoteCodeHooks,
+)
 from avalanche_kedro.framework.interrupts import InterruptHooks
 from avalanche_kedro.framework.threads import TorchThreadHooks
 from avalanche_kedro.settings import CONFIG_LOADER_ARGS, HOOKS
@@ -28,6 +33,7 @@ def test_active_config_hook_runs_first():
         InputCheckHooks,
         ProvenanceHooks,
         TorchThreadHooks,
+        RemoteCodeHooks,
         ActiveConfigHooks,
     ]
 

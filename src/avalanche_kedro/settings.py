@@ -3,7 +3,12 @@
 import warnings
 
 from avalanche_kedro.framework.context import AvalancheContext
-from avalanche_kedro.framework.hooks import ActiveConfigHooks, InputCheckHooks, ProvenanceHooks
+from avalanche_kedro.framework.hooks import (
+    ActiveConfigHooks,
+    InputCheckHooks,
+    ProvenanceHooks,
+    RemoteCodeHooks,
+)
 from avalanche_kedro.framework.interrupts import InterruptHooks
 from avalanche_kedro.framework.threads import TorchThreadHooks
 
@@ -29,12 +34,13 @@ ignore_known_kedro_warnings()
 # the other hooks read parameters and pipelines (which makes Kedro register the pipelines).
 # TorchThreadHooks orders itself (tryfirst/trylast): runtime.torch_threads is applied after the
 # preflight, before each node (so the manifest records the count a node ran with) and undone
-# after the run manifest is written.
+# after the run manifest is written. RemoteCodeHooks does the same for trust_remote_code.
 HOOKS = (
     InterruptHooks(),
     InputCheckHooks(),
     ProvenanceHooks(),
     TorchThreadHooks(),
+    RemoteCodeHooks(),
     ActiveConfigHooks(),
 )
 

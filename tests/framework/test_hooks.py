@@ -109,3 +109,45 @@ def test_node_cpu_time_includes_the_child_processes_it_waited_for():
     process = provenance._manifest({}, "completed")["process"]
     assert process["cpu_seconds_children"] >= record["cpu_seconds_children"]
     assert process["cpu_seconds_pipeline"] >= record["cpu_seconds"]
+
+
+def _decision_seen_by_a_node(x):
+    import os
+
+    from avalanche_kedro.measure.remote_code import ENV_VAR, allowed_roles
+
+    return {"allowed": allowed_roles(), "env": os.environ.get(ENV_VAR)}
+
+
+def test_remote_code_follows_the_runs_own_parameters_and_is_put_back():
+    import json
+    import os
+
+    from kedro.framework.hooks.manager import _create_hook_manager
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.pipeline import Pipeline, node
+    from kedro.runner import SequentialRunner
+
+    from avalanche_kedro.framework.hooks import RemoteCodeHooks
+    from avalanche_kedro.measure.remote_code import ENV_VAR, allowed_roles
+
+    assert ENV_VAR not in os.environ and allowed_roles() == {}
+    manager = _create_hook_manager()
+    manager.register(RemoteCodeHooks())
+    models = {
+        "base": {"checkpoint": "org/custom", "trust_remote_code": True},
+        "instruct": {"checkpoint": "org/plain", "trust_remote_code": False},
+    }
+    catalog = DataCatalog(
+        datasets={"parameters": MemoryDataset({"models": models}), "x": MemoryDataset(1)}
+    )
+    pipeline = Pipeline([node(_decision_seen_by_a_node, "x", "seen", name="look")])
+    manager.hook.before_pipeline_run(run_params={}, pipeline=pipeline, catalog=catalog)
+    result = SequentialRunner().run(pipeline, catalog, manager)
+    seen = result["seen"].load() if hasattr(result["seen"], "load") else result["seen"]
+    assert seen["allowed"] == {"base": "org/custom"}
+    assert json.loads(seen["env"]) == {"base": "org/custom"}  # for node processes
+    manager.hook.after_pipeline_run(
+        run_params={}, run_result=result, pipeline=pipeline, catalog=catalog
+    )
+    assert ENV_VAR not in os.environ and allowed_roles() == {}  # nothing left for the next run

@@ -103,6 +103,59 @@ class InputCheckHooks:
         )
 
 
+class RemoteCodeHooks:
+    """``models.<role>.trust_remote_code`` of the run's own parameters (``--params`` included)
+    decides which roles may run their checkpoint's code, for this run only
+    (:mod:`avalanche_kedro.measure.remote_code`): set after the preflight, mirrored into the
+    environment for node processes (the Dask runner hands it to each task), and put back when
+    the run ends or fails. A saved model manifest is never read for it."""
+
+    def __init__(self) -> None:
+        self._active = False
+        self._previous: dict[str, str] | None = None
+        self._previous_env: str | None = None
+
+    @hook_impl(trylast=True)  # after the preflight: a run that stops there changes nothing
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        import os
+
+        from ..measure.remote_code import ENV_VAR, allow_remote_code, allowed_by
+        from .preflight import run_parameters
+
+        allowed = allowed_by(run_parameters(catalog))
+        self._previous_env = os.environ.get(ENV_VAR)
+        self._previous = allow_remote_code(allowed)
+        self._active = True
+        if allowed:
+            logger.warning(
+                "trust_remote_code is true in this run's configuration for %s: their "
+                "checkpoints' own Python code will run when they load",
+                ", ".join(f"{role} ('{checkpoint}')" for role, checkpoint in allowed.items()),
+            )
+
+    @hook_impl(trylast=True)
+    def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
+        self._restore()
+
+    @hook_impl(trylast=True)
+    def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        import os
+
+        from ..measure.remote_code import ENV_VAR, allow_remote_code
+
+        if not self._active:
+            return
+        allow_remote_code(self._previous)
+        if self._previous_env is None:
+            os.environ.pop(ENV_VAR, None)
+        else:
+            os.environ[ENV_VAR] = self._previous_env
+        self._active, self._previous, self._previous_env = False, None, None
+
+
 class ProvenanceHooks:
     """Writes one run manifest per ``kedro run`` (SPEC §12), also when the run fails.
 
@@ -110,7 +163,9 @@ class ProvenanceHooks:
     run id, the config hash, code version, package versions, machine, device and dtype, each
     role's model identity and slice hashes, per node the wall time, the CPU time of the
     process, torch's thread count and the tokens forwarded, the process's own CPU time and peak
-    memory, and the path, size and sha256 of every artifact saved by the run.
+    memory, the path, size and sha256 of every artifact saved by the run, and under
+    ``remote_code`` each role whose configuration allows its checkpoint's own code to run,
+    with the Python files that run (``{}``: none).
 
     A node's ``cpu_seconds`` is the CPU time (user + system) of the process while the node ran,
     every thread included (torch's intra-op pool), plus that of the child processes it started
@@ -228,6 +283,7 @@ class ProvenanceHooks:
 
     def _manifest(self, run_params: dict[str, Any], status: str) -> dict[str, Any]:
         from ..measure.forward import tokens_forwarded
+        from ..measure.remote_code import allowed_by, remote_code_record
         from ..study.params import as_plain
         from ..study.provenance import (
             code_version,
@@ -286,6 +342,7 @@ class ProvenanceHooks:
                 }
                 for role, m in models.items()
             },
+            "remote_code": remote_code_record(allowed_by(parameters), models),
             "slices": {
                 role: [
                     {

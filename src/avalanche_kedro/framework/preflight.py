@@ -12,7 +12,10 @@ is loaded:
   ``config.json`` valid JSON with a supported family, tokenizer ids within the embedding:
   :func:`~avalanche_kedro.measure.checkpoint_checks.check_local_checkpoint`);
 * ``windows.seq_len`` within every role's context (its config.json, or the recipe of a
-  checkpoint the project builds).
+  checkpoint the project builds);
+* every saved model manifest a model node loads: one recording ``trust_remote_code: true``
+  that this run's configuration does not allow stops the run (the flag is never read back
+  from a saved file: :mod:`avalanche_kedro.measure.remote_code`).
 
 Hub ids and checkpoints the project trains are checked by the ``resolve_model`` node, the
 first node of each role (a Hub lookup needs the network; a trained checkpoint does not exist
@@ -38,7 +41,7 @@ def run_preflight(pipeline, catalog, produced: set[str]) -> list[str]:
     Raises the first problem found as the project's error (problem + fix).
     """
     inputs = set(pipeline.inputs())
-    parameters = _parameters(catalog)
+    parameters = run_parameters(catalog)
     done: list[str] = []
     if "params:runtime" in inputs and parameters.get("runtime") is not None:
         done.append(_check_runtime(parameters["runtime"]))
@@ -51,10 +54,44 @@ def run_preflight(pipeline, catalog, produced: set[str]) -> list[str]:
     ]
     for role in roles:
         done += _check_role_checkpoint(role, parameters)
+    done += _check_saved_model_manifests(pipeline, catalog, parameters, produced)
     return done
 
 
-def _parameters(catalog) -> dict[str, Any]:
+def _check_saved_model_manifests(
+    pipeline, catalog, parameters: Mapping[str, Any], produced: set[str]
+) -> list[str]:
+    """A saved model manifest that a model node will load must not switch remote code on:
+    ``trust_remote_code`` comes from this run's configuration only
+    (:func:`~avalanche_kedro.measure.remote_code.check_manifest`)."""
+    from ..measure.remote_code import allowed_by, check_manifest
+
+    saved = set(pipeline.inputs()) & produced
+    names = sorted(
+        {
+            name
+            for node in pipeline.nodes
+            if "model" in node.tags
+            for name in node.inputs
+            if name in saved and name.rsplit(".", 1)[-1] == "model_manifest"
+        }
+    )
+    allowed = allowed_by(parameters)
+    done = []
+    for name in names:
+        try:
+            manifest = catalog.load(name) if catalog.exists(name) else None
+        except Exception:  # missing or unreadable: the input check names it next
+            continue
+        if isinstance(manifest, Mapping):
+            check_manifest(manifest, allowed)
+            state = "allowed" if manifest.get("model_role") in allowed else "off"
+            done.append(f"{name}: remote code {state}")
+    return done
+
+
+def run_parameters(catalog) -> dict[str, Any]:
+    """The run's parameters as written (plain mappings; ``{}`` for a bare catalog)."""
     from ..study.params import as_plain
 
     try:

@@ -30,6 +30,7 @@ from .checkpoint_checks import (
     declared_model_type,
 )
 from .embedded import embedded_recipe, ensure_embedded_checkpoint
+from .remote_code import remote_code_allowed, warn_remote_code
 from .weights import hub_weights, local_weights, resolve_hub_revision, sha256_file
 
 logger = logging.getLogger(__name__)
@@ -191,6 +192,8 @@ def resolve_checkpoint(
     # unknown or uncached revision stops here with a message naming it.
     hub = resolve_hub_revision(role, checkpoint, revision) if source == "hub" else None
     pinned = hub.commit if hub is not None else revision
+    if trust_remote_code:  # the caller's own configuration (spec), never a saved file
+        warn_remote_code(role, location, pinned)
     try:
         config = AutoConfig.from_pretrained(
             location, revision=pinned, trust_remote_code=trust_remote_code
@@ -349,15 +352,26 @@ def load_model(manifest: Mapping[str, Any], runtime: Mapping[str, Any]) -> Loade
 
     The cache key is (checkpoint, revision, device, dtype), so each model role is loaded once
     per run however many nodes use it. An explicit CUDA device that cannot hold the model is
-    an error, never a silent offload to the CPU.
+    an error, never a silent offload to the CPU. ``trust_remote_code`` comes from the
+    configuration of the run (:func:`~avalanche_kedro.measure.remote_code.remote_code_allowed`),
+    never from the manifest: a manifest recording it that the configuration does not allow is
+    refused.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    trust_remote_code = remote_code_allowed(manifest)
     device = resolve_device(runtime.get("device", "auto"))
     dtype = resolve_dtype(runtime.get("dtype", "auto"), device)
     location = manifest["checkpoint"]
     revision = manifest.get("revision") or manifest.get("revision_requested")
-    key = (location, revision, str(device), str(dtype), runtime.get("attn_implementation"))
+    key = (
+        location,
+        revision,
+        str(device),
+        str(dtype),
+        runtime.get("attn_implementation"),
+        trust_remote_code,
+    )
     if key in _LOADED:
         return _LOADED[key]
     if manifest.get("source") != "hub" and not Path(location).exists():
@@ -369,7 +383,7 @@ def load_model(manifest: Mapping[str, Any], runtime: Mapping[str, Any]) -> Loade
     kwargs: dict[str, Any] = {
         "revision": revision,
         "dtype": dtype,
-        "trust_remote_code": bool(manifest.get("trust_remote_code", False)),
+        "trust_remote_code": trust_remote_code,
     }
     if runtime.get("attn_implementation"):
         kwargs["attn_implementation"] = runtime["attn_implementation"]

@@ -36,6 +36,7 @@ from kedro.pipeline import Pipeline
 from kedro.runner import AbstractRunner
 
 from ...core.errors import ScaleOutError
+from ...measure.remote_code import allow_remote_code, allowed_roles
 from ..threads import thread_count
 
 logger = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ class DaskRunner(AbstractRunner):
                 provenance.record_runner({**self.describe(client), "torch_threads": threads})
             portable = portable_catalog(pipeline, catalog)
             project_root = _project_root()
+            remote_code = allowed_roles()  # the run's configuration (RemoteCodeHooks)
             token = uuid.uuid4().hex[:8]
             for node in pipeline.nodes:  # topological order: dependencies are submitted first
                 upstream = [futures[parent] for parent in pipeline.node_dependencies[node]]
@@ -127,6 +129,7 @@ class DaskRunner(AbstractRunner):
                     str(project_root),
                     threads,
                     upstream,
+                    remote_code,
                     key=f"{node.name}-{token}",
                     pure=False,
                     resources=self._resources(node),
@@ -440,9 +443,11 @@ def run_node_on_worker(
     project_root: str,
     torch_threads: int | None,
     upstream: list,
+    remote_code: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run one node in a Dask worker; returns its provenance record (``upstream`` only orders
-    the task after its dependencies)."""
+    the task after its dependencies; ``remote_code``: the roles the run's configuration lets
+    run their checkpoint's code, :mod:`avalanche_kedro.measure.remote_code`)."""
     from distributed import get_worker
     from kedro.framework.project import configure_project
     from kedro.runner.task import Task
@@ -465,6 +470,7 @@ def run_node_on_worker(
     else:
         os.environ[ENV_VAR] = str(threads)  # the project's node hooks in this worker read it
     set_torch_threads(threads or default)
+    allow_remote_code(remote_code or {})  # this run's decision, never an earlier run's
     recorder = _NodeRecorder(catalog)
     Task(
         node=node,

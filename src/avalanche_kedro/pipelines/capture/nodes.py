@@ -21,6 +21,7 @@ from ...measure.checkpoints import load_model, looks_like_hub_id, resolve_checkp
 from ...measure.forward import validate_instrumentation
 from ...measure.lens import lens_self_check
 from ...measure.moments import UnitMoments
+from ...measure.remote_code import remote_code_allowed
 from ...measure.sweep import accumulate_moments, count_baseline_exceedances
 from ...measure.thresholds import rate_targets_table
 from ...measure.trained import is_trained_recipe, resolve_step, step_directory
@@ -162,12 +163,14 @@ def _resolve_trained(role: str, spec: dict, name: str, embedded_models: dict) ->
 
 
 def _load_tokenizer(model_manifest: dict):
+    """The manifest's tokenizer; remote code only as the run's configuration allows it
+    (:func:`~avalanche_kedro.measure.remote_code.remote_code_allowed`), never the manifest."""
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(
         model_manifest["checkpoint"],
         revision=model_manifest.get("revision") or model_manifest.get("revision_requested"),
-        trust_remote_code=bool(model_manifest.get("trust_remote_code", False)),
+        trust_remote_code=remote_code_allowed(model_manifest),
     )
 
 
