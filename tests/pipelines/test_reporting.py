@@ -233,7 +233,7 @@ def test_catalog_entry_is_a_versioned_markdown_text_dataset():
     )
     for name, file in (("run_report", "report.md"), ("run_report_html", "report.html")):
         entry = loader["catalog"][name]
-        assert entry["type"] == "text.TextDataset"
+        assert entry["type"] == "avalanche_kedro.framework.datasets.TextDataset"
         assert entry["filepath"] == f"data/08_reporting/{file}"  # data_root defaults to data
         assert entry["versioned"] is True
         assert entry["metadata"] == {"kedro-viz": {"layer": "reporting"}}

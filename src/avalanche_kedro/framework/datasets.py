@@ -11,6 +11,9 @@
   metadata (:mod:`avalanche_kedro.study.figures`).
 * :class:`TableDataset` - a versioned Parquet table that also writes its CSV copy, one catalog
   entry per table (:mod:`.table_dataset`).
+* :class:`ParquetDataset`, :class:`JSONDataset`, :class:`PickleDataset`, :class:`TextDataset` -
+  kedro-datasets' classes whose saves publish a version only once it is complete
+  (:mod:`.atomic`); every save of the project's datasets does.
 """
 
 from __future__ import annotations
@@ -56,14 +59,19 @@ from ..measure.rasters import (
     remove_scratch,
 )
 from ..measure.text_files import TEXT_BUILDERS, check_text_file
+from .atomic import AtomicSaveMixin, JSONDataset, ParquetDataset, PickleDataset, TextDataset
 from .table_dataset import TableDataset
 
 __all__ = [
     "EventRasterDataset",
     "FigureDataset",
     "HubDataset",
+    "JSONDataset",
+    "ParquetDataset",
+    "PickleDataset",
     "PythonTextCorpus",
     "TableDataset",
+    "TextDataset",
     "figure_file_metadata",
     "render_figure",
     "source_detail",
@@ -362,15 +370,16 @@ def render_figure(
     return buffer.getvalue()
 
 
-class FigureDataset(MatplotlibDataset):
+class FigureDataset(AtomicSaveMixin, MatplotlibDataset):
     """Saves a Matplotlib figure as PNG and PDF (``formats``) with provenance metadata.
 
     ``filepath`` names a directory; with ``versioned: true`` a save writes
     ``<filepath>/<version>/<name>/<name>.png`` and ``.pdf`` (``<name>`` = the last part of
     ``filepath``). The data is a Figure, or a dict ``{name: Figure}`` (a name with a suffix
     is saved in that format only). Every format of every figure is rendered in memory first,
-    so a figure that cannot be drawn or has no provenance leaves nothing on disk; a failed
-    write removes the new version folder. The metadata comes from the figure itself
+    so a figure that cannot be drawn or has no provenance leaves nothing on disk; the files
+    are written into a hidden staged folder renamed to ``<name>`` once all are written
+    (:mod:`.atomic`), so a failed write leaves no version. The metadata comes from the figure itself
     (:func:`avalanche_kedro.study.figures.figure_metadata`), so it is specific to each run.
     Figures are closed after saving. Loading returns the PNG bytes of the figure (of the load
     version; the latest by default): a Figure cannot be read back, its picture can, and the
@@ -440,17 +449,11 @@ class FigureDataset(MatplotlibDataset):
             name: render_figure(figure, fmt, self._save_args, self._require_provenance)
             for name, (figure, fmt) in files.items()
         }
-        directory = get_filepath_str(save_path, self._protocol)
-        existed = self._fs.exists(directory)
-        try:
+        with self.staging(save_path) as staged:
             for name, payload in rendered.items():
-                path = get_filepath_str(save_path / name, self._protocol)
+                path = get_filepath_str(staged / name, self._protocol)
                 with self._fs.open(path, **self._fs_open_args_save) as handle:
                     handle.write(payload)
-        except BaseException:
-            if not existed and self._fs.exists(directory):
-                self._fs.rm(directory, recursive=True)
-            raise
         import matplotlib.pyplot as plt
 
         for figure, _ in files.values():

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
@@ -157,7 +158,8 @@ class RemoteCodeHooks:
 
 
 class ProvenanceHooks:
-    """Writes one run manifest per ``kedro run`` (SPEC §12), also when the run fails.
+    """Writes one run manifest per ``kedro run`` (SPEC §12), also when the run fails or is
+    interrupted (``status``: ``completed``, ``failed: <error>``, ``interrupted: SIGINT``).
 
     ``data/08_reporting/run_manifests/<session id>.json`` holds the session id and the content
     run id, the config hash, code version, package versions, machine, device and dtype, each
@@ -188,6 +190,7 @@ class ProvenanceHooks:
         self._node_start: dict[str, tuple[float, tuple[float, float], int]] = {}
         self.remote_tokens = 0
         self.runner: dict[str, Any] = {}
+        self.run_params: dict[str, Any] | None = None
 
     @hook_impl
     def after_context_created(self, context) -> None:
@@ -197,6 +200,7 @@ class ProvenanceHooks:
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
         self.catalog = catalog
+        self.run_params = run_params
         self.started = time.time()
         self.cpu_started = cpu_clock()
 
@@ -254,13 +258,48 @@ class ProvenanceHooks:
 
     @hook_impl
     def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
-        self._write(run_params, status="completed")
+        self.run_params = None
+        self._write_quietly(run_params, "completed")
 
     @hook_impl
     def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
-        self._write(run_params, status=f"failed: {type(error).__name__}: {error}"[:2000])
+        self.run_params = None
+        self._write_quietly(run_params, f"failed: {type(error).__name__}: {error}"[:2000])
+
+    def on_run_interrupted(self, error: BaseException) -> None:
+        """The run was stopped by a signal (called by
+        :class:`~avalanche_kedro.framework.interrupts.InterruptHooks`; Kedro calls no hook for a
+        ``KeyboardInterrupt``): the manifest of what ran, with ``status`` ``interrupted: SIGINT``
+        (or ``SIGTERM``)."""
+        run_params, self.run_params = self.run_params, None
+        if run_params is None:  # no run in progress, or its manifest is written already
+            return
+        name = getattr(error, "signal_name", None) or type(error).__name__
+        self._write_quietly(run_params, f"interrupted: {name}")
+
+    def _write_quietly(self, run_params: dict[str, Any], status: str) -> None:
+        """:meth:`_write`, with a problem writing the manifest logged as an error, never
+        raised: a failing run's own error (a dataset's failed save) is the one shown, and the
+        other hooks of the run's end (signal handlers put back) still run."""
+        try:
+            self._write(run_params, status)
+        except Exception as exc:
+            logger.error(
+                "The run manifest of this %s run could not be written to %s (%s: %s). Free "
+                "disk space or make that folder writable; the run's outputs and errors are "
+                "as reported.",
+                status.split(":", 1)[0],
+                manifest_folder(self.context),
+                type(exc).__name__,
+                exc,
+            )
 
     def _write(self, run_params: dict[str, Any], status: str) -> None:
+        """Write the manifest under a staged name, then link it to ``<session id>.json``
+        (another name if that exists): it appears complete or not at all, and never replaces
+        another run's manifest."""
+        from .atomic import staged_path
+
         try:
             manifest = self._manifest(run_params, status)
         except Exception as exc:  # provenance must never hide the run's own outcome
@@ -270,15 +309,21 @@ class ProvenanceHooks:
         folder.mkdir(parents=True, exist_ok=True)
         text = json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n"
         target = folder / f"{manifest['session_id']}.json"
-        for attempt in range(100):
-            try:
-                # exclusive create: two runs writing the same name at once never overwrite
-                # each other (an exists() check followed by a write would race)
-                with open(target, "x") as handle:
-                    handle.write(text)
-                break
-            except FileExistsError:
-                target = folder / f"{manifest['session_id']}-{time.time_ns()}-{attempt}.json"
+        staged = Path(str(staged_path(PurePosixPath(target.as_posix()))))
+        try:
+            staged.write_text(text)
+            for attempt in range(100):
+                try:
+                    os.link(staged, target)  # never replaces: two runs keep both manifests
+                    break
+                except FileExistsError:
+                    target = folder / f"{manifest['session_id']}-{time.time_ns()}-{attempt}.json"
+                except OSError:  # no hard links here: an exclusive create, then the text
+                    with open(target, "x") as handle:
+                        handle.write(text)
+                    break
+        finally:
+            staged.unlink(missing_ok=True)
         logger.info("Run manifest written to %s", target)
 
     def _manifest(self, run_params: dict[str, Any], status: str) -> dict[str, Any]:

@@ -14,6 +14,10 @@ and SIGTERM itself:
   rerun never finds a new version of one output beside an older version of another);
 * scratch directories this process made during the run and still holds (a raster a node
   finished but had not saved yet) are removed when the run is interrupted or ends;
+* Kedro calls no hook for a ``KeyboardInterrupt`` (``on_pipeline_error`` is for exceptions),
+  so when the run is stopped every registered hook object with an ``on_run_interrupted(error)``
+  method is called first (:class:`~avalanche_kedro.framework.hooks.ProvenanceHooks` writes the
+  run manifest with ``status: interrupted: SIGINT``);
 * scratch left by a run that was killed outright (``kill -9``) is removed at the next run on
   the same host, as long as the process that made it is gone
   (:func:`avalanche_kedro.measure.rasters.remove_stale_scratch`).
@@ -176,11 +180,27 @@ class InterruptHooks:
         return bool(self._saving or self._unsaved)
 
     def _interrupt(self, signum: int) -> None:
-        """Stop the run: handlers back, the main thread's unsaved scratch removed, and
-        :class:`RunInterrupted` raised where the main thread is."""
+        """Stop the run: handlers back, the main thread's unsaved scratch removed, the hooks
+        told (``on_run_interrupted``), and :class:`RunInterrupted` raised where the main thread
+        is."""
         self.restore()
         self._discard_scratch(threading.main_thread().ident)
-        raise RunInterrupted(signal.Signals(signum).name)
+        error = RunInterrupted(signal.Signals(signum).name)
+        self._tell_hooks(error)
+        raise error
+
+    def _tell_hooks(self, error: RunInterrupted) -> None:
+        """Call ``on_run_interrupted(error)`` of every hook object of the session that has
+        one; a hook's own failure is logged, the run still stops with ``error``."""
+        manager = getattr(self._context, "_hook_manager", None)
+        for plugin in manager.get_plugins() if manager is not None else ():
+            callback = getattr(plugin, "on_run_interrupted", None)
+            if not callable(callback):
+                continue
+            try:
+                callback(error)
+            except Exception as exc:
+                logger.error("%s could not record the interruption: %s", plugin, exc)
 
     # ---- scratch ------------------------------------------------------------------------------
 

@@ -14,9 +14,10 @@ from typing import Any
 
 import pandas as pd
 from kedro.io.core import DatasetError, Version, get_filepath_str
-from kedro_datasets.pandas import ParquetDataset
+from kedro_datasets.pandas import ParquetDataset as _UpstreamParquetDataset
 
 from ..study.tables import to_csv_frame
+from .atomic import ParquetDataset
 
 #: ``pandas.DataFrame.to_csv`` arguments of the CSV copy (those of ``pandas.CSVDataset``)
 CSV_SAVE_ARGS: dict[str, Any] = {"index": False}
@@ -41,8 +42,11 @@ class TableDataset(ParquetDataset):
     cells as ``[x, y]`` text with every float in full precision, every other cell as pandas
     writes it, so the bytes are those ``pandas.CSVDataset`` wrote for the same frame.
 
-    The CSV text is rendered before anything is written, and a failed CSV write removes the
-    Parquet file of the same save, so a save leaves both files or neither. A catalog
+    The CSV text is rendered before anything is written; both files are written under hidden
+    staged names (:mod:`.atomic`), then the CSV and last the Parquet file are renamed into
+    place, so a save leaves both files or neither and the version appears (to loads and to
+    Kedro's latest-version lookup, which list the Parquet files) only once both are complete.
+    A catalog
     ``validator:`` (pandera schema) is applied by Kedro's ``DataCatalog`` to the table on save
     and on load, before this class sees it, as for any dataset.
     """
@@ -96,28 +100,34 @@ class TableDataset(ParquetDataset):
     def save(self, data: pd.DataFrame) -> None:
         if not isinstance(data, pd.DataFrame):
             raise DatasetError(f"TableDataset saves a pandas DataFrame, got {type(data)}.")
-        csv_target = get_filepath_str(self.csv_save_path(), self._protocol)
+        csv_path = self.csv_save_path()
+        csv_target = get_filepath_str(csv_path, self._protocol)
         if self._version is not None and self._fs.exists(csv_target):
             # versions are never overwritten (the Parquet side checks its own path)
             raise DatasetError(f"Save path '{csv_target}' for {self!s} must not exist.")
         text = to_csv_frame(data).to_csv(**self._csv_save_args)
-        super().save(data)
-        parquet = get_filepath_str(self._saved_parquet_path(), self._protocol)
+        target = self._get_save_path()  # versioned: refuses a version that exists
+        raw_save = _UpstreamParquetDataset.save.__wrapped__  # Kedro's wrapper runs once
+        csv_published = False
         try:
-            # text mode, as pandas.CSVDataset writes: the same bytes for the same frame
-            with self._fs.open(csv_target, mode="w") as handle:
-                handle.write(text)
+            with self.staging(target) as staged:  # published last: the file loads read
+                self._staged = staged
+                try:
+                    raw_save(self, data)
+                finally:
+                    self._staged = None
+                with self.staging(csv_path) as csv_staged:
+                    # text mode, as pandas.CSVDataset writes: the same bytes for the same frame
+                    staged_csv = get_filepath_str(csv_staged, self._protocol)
+                    with self._fs.open(staged_csv, mode="w") as handle:
+                        handle.write(text)
+                csv_published = True
         except BaseException:
-            self._remove_partial_save(parquet, csv_target)
+            if csv_published:  # the Parquet file could not be published: no CSV without it
+                self._remove_partial_save(csv_target)
             raise
         self._invalidate_cache()
         self._fs.invalidate_cache(get_filepath_str(self._csv_filepath, self._protocol))
-
-    def _saved_parquet_path(self) -> PurePosixPath:
-        """The Parquet path of the current save (``_get_save_path`` refuses existing paths)."""
-        if self._version is None:
-            return self._filepath
-        return self._get_versioned_path(self.resolve_save_version())
 
     def _remove_partial_save(self, *paths: str) -> None:
         """Remove the files of a failed save and, when versioned, their emptied version folders."""
