@@ -9,6 +9,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import psutil
 import torch
 
 from ...core.seeds import seed_of
+from ...measure.accumulators import ThresholdFitter
 from ...measure.adapters import adapter_for
 from ...measure.checkpoints import LoadedModel, load_model, resolve_checkpoint
 from ...measure.corpora import pydoc_topics
@@ -24,6 +26,7 @@ from ...measure.gain import MLP_GLOBAL
 from ...measure.rasters import RasterWriter
 from ...measure.sweep import (
     GainSetting,
+    _RasterCounter,
     accumulate_moments,
     count_baseline_exceedances,
     fit_thresholds,
@@ -45,6 +48,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "n_analysis": 64,
         "gains": [0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.3],
         "batch_size": 8,
+        "repeats": 3,
     },
     # A random-init model shaped like Qwen2.5-0.5B (24 layers, hidden 896, d_ff 4864).
     "qwen2.5-0.5b-shape": {
@@ -54,6 +58,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "n_analysis": 8,
         "gains": [0.9, 1.0, 1.1],
         "batch_size": 4,
+        "repeats": 3,
     },
 }
 
@@ -81,6 +86,56 @@ class PeakRSS:
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, self.process.memory_info().rss)
+
+
+class HookClock:
+    """Seconds (process CPU and wall) spent inside the reductions the hooks run, per phase.
+
+    Wraps, while active, the per-layer entry points of the rate-matching pass
+    (``ThresholdFitter.update``) and of the raster pass (the sweep's raster counter: counting
+    and the per-batch flush), so a pass's hook share is ``hook seconds / pass seconds``.
+    """
+
+    TARGETS = (
+        (ThresholdFitter, "update", "thresholds"),
+        (_RasterCounter, "on_u", "rasters"),
+        (_RasterCounter, "on_batch_end", "rasters"),
+    )
+
+    def __init__(self):
+        self.cpu = {"thresholds": 0.0, "rasters": 0.0}
+        self.wall = {"thresholds": 0.0, "rasters": 0.0}
+        self._saved: list[tuple[type, str, Callable]] = []
+
+    def _timed(self, method: Callable, phase: str) -> Callable:
+        def timed(*args, **kwargs):
+            cpu, wall = time.process_time(), time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.cpu[phase] += time.process_time() - cpu
+                self.wall[phase] += time.perf_counter() - wall
+
+        return timed
+
+    def __enter__(self) -> HookClock:
+        for owner, name, phase in self.TARGETS:
+            method = getattr(owner, name)
+            self._saved.append((owner, name, method))
+            setattr(owner, name, self._timed(method, phase))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for owner, name, method in reversed(self._saved):
+            setattr(owner, name, method)
+        self._saved.clear()
+
+
+def _clocked(function: Callable, *args, **kwargs) -> tuple[Any, float, float]:
+    """``(result, wall seconds, process CPU seconds)`` of one call."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
 def qwen05b_shaped_model(vocab_size: int = 151936) -> LoadedModel:
@@ -185,44 +240,33 @@ def run(preset: dict[str, Any], checkpoint: Path) -> dict[str, Any]:
         bare_forward(loaded, windows, 1, batch_size)
 
     # Timings interleave bare and instrumented passes gain by gain, so drifts of the machine
-    # (frequency, noisy neighbours) hit both sides alike.
-    bare_seconds = fit_seconds = raster_seconds = 0.0
-    n_s, n_r = len(SPIKE_DEFS), len(rates)
-    with tempfile.TemporaryDirectory() as scratch, PeakRSS() as sweep_rss:
-        writer = RasterWriter(
-            Path(scratch) / "rasters",
-            np.arange(len(gains) * n_s * n_r),
-            np.arange(n_ana),
-            loaded.n_layers,
-            seq_len,
-        )
-        for index, g in enumerate(gains):
-            setting = GainSetting(MLP_GLOBAL, g)
-            bare_seconds += bare_forward(loaded, calibration, 1, batch_size)
-            started = time.perf_counter()
-            fit, _ = fit_thresholds(
-                loaded, calibration, standardizer, targets, [setting], SPIKE_DEFS, rates, batch_size
+    # (frequency, noisy neighbours) hit both sides alike; the whole sweep is repeated and
+    # per-repeat ratios are reported as medians. Each gain's fit is seeded from the previous
+    # gain's, as the events pipeline seeds its gains when it fits them in one call.
+    repeats = int(preset.get("repeats", 1))
+    records = []
+    with PeakRSS() as sweep_rss:
+        for _ in range(repeats):
+            records.append(
+                _sweep_once(
+                    loaded, calibration, analysis, standardizer, targets, gains, rates, batch_size
+                )
             )
-            fit_seconds += time.perf_counter() - started
-            taus = tau_array(fit, setting, SPIKE_DEFS, rates, loaded.n_layers)
-            cond_rows = index * n_s * n_r + np.arange(n_s * n_r).reshape(n_s, n_r)
-            bare_seconds += bare_forward(loaded, analysis, 1, batch_size)
-            started = time.perf_counter()
-            record_rasters(
-                loaded,
-                analysis,
-                standardizer,
-                taus,
-                cond_rows,
-                SPIKE_DEFS,
-                setting,
-                writer,
-                batch_size,
-            )
-            raster_seconds += time.perf_counter() - started
-        writer.finalize()
 
-    sweep_seconds = fit_seconds + raster_seconds
+    def median(key: str) -> float:
+        return float(np.median([record[key] for record in records]))
+
+    for record in records:
+        record["ratio_wall"] = record["sweep_wall"] / record["bare_wall"]
+        record["ratio_cpu"] = record["sweep_cpu"] / record["bare_cpu"]
+        for phase in ("thresholds", "rasters"):
+            record[f"hook_share_{phase}_cpu"] = record[f"hook_{phase}_cpu"] / record[f"{phase}_cpu"]
+            record[f"hook_share_{phase}_wall"] = (
+                record[f"hook_{phase}_wall"] / record[f"{phase}_wall"]
+            )
+        hooks = record["hook_thresholds_cpu"] + record["hook_rasters_cpu"]
+        record["hook_share_sweep_cpu"] = hooks / record["sweep_cpu"]
+    bare_seconds, sweep_seconds = median("bare_wall"), median("sweep_wall")
     tokens = len(gains) * (n_cal + n_ana) * seq_len
     return {
         "preset": preset,
@@ -234,16 +278,36 @@ def run(preset: dict[str, Any], checkpoint: Path) -> dict[str, Any]:
         "spike_defs": list(SPIKE_DEFS),
         "forward_passes_per_phase": len(gains) * (n_cal + n_ana),
         "tokens_per_phase": tokens,
+        "repeats": repeats,
         "bare_forward_seconds": bare_seconds,
         "events_sweep_seconds": sweep_seconds,
-        "events_sweep_seconds_thresholds": fit_seconds,
-        "events_sweep_seconds_rasters": raster_seconds,
-        "ratio_sweep_over_bare": sweep_seconds / bare_seconds,
+        "events_sweep_seconds_thresholds": median("thresholds_wall"),
+        "events_sweep_seconds_rasters": median("rasters_wall"),
+        "ratio_sweep_over_bare": median("ratio_wall"),
         "bare_tokens_per_second": tokens / bare_seconds,
         "sweep_tokens_per_second": tokens / sweep_seconds,
+        "cpu_seconds": {
+            "bare_forward": median("bare_cpu"),
+            "events_sweep": median("sweep_cpu"),
+            "thresholds": median("thresholds_cpu"),
+            "rasters": median("rasters_cpu"),
+            "hooks_thresholds": median("hook_thresholds_cpu"),
+            "hooks_rasters": median("hook_rasters_cpu"),
+        },
+        "ratio_sweep_over_bare_cpu": median("ratio_cpu"),
+        "hook_share_thresholds_cpu": median("hook_share_thresholds_cpu"),
+        "hook_share_rasters_cpu": median("hook_share_rasters_cpu"),
+        "hook_share_sweep_cpu": median("hook_share_sweep_cpu"),
+        "hook_share_thresholds_wall": median("hook_share_thresholds_wall"),
+        "hook_share_rasters_wall": median("hook_share_rasters_wall"),
+        "refitted_settings": int(sum(record["refits"] for record in records)),
+        "per_repeat": records,
         "peak_rss_bytes_bare_forward": bare_rss.peak,
         "peak_rss_bytes_sweep_phase": sweep_rss.peak,
         "peak_rss_bytes_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "timing": "medians over repeats of interleaved bare/instrumented passes; *_cpu is "
+        "process CPU time (all threads), hook shares are seconds inside the reductions / "
+        "seconds of their pass",
         "machine": {
             "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),
@@ -260,3 +324,81 @@ def run(preset: dict[str, Any], checkpoint: Path) -> dict[str, Any]:
         },
         "date": time.strftime("%Y-%m-%d"),
     }
+
+
+def _sweep_once(
+    loaded: LoadedModel,
+    calibration: np.ndarray,
+    analysis: np.ndarray,
+    standardizer,
+    targets,
+    gains: list[float],
+    rates: list[float],
+    batch_size: int,
+) -> dict[str, float]:
+    """One interleaved sweep over every gain: seconds (wall and process CPU) of the bare
+    passes, of the rate-matching and raster passes, and of the hooks inside them."""
+    record = dict.fromkeys(
+        [
+            f"{phase}_{clock}"
+            for phase in ("bare", "thresholds", "rasters")
+            for clock in ("wall", "cpu")
+        ],
+        0.0,
+    )
+    record["refits"] = 0
+    n_s, n_r = len(SPIKE_DEFS), len(rates)
+    previous = None
+    with tempfile.TemporaryDirectory() as scratch, HookClock() as hooks:
+        writer = RasterWriter(
+            Path(scratch) / "rasters",
+            np.arange(len(gains) * n_s * n_r),
+            np.arange(len(analysis)),
+            loaded.n_layers,
+            analysis.shape[1],
+        )
+        for index, g in enumerate(gains):
+            setting = GainSetting(MLP_GLOBAL, g)
+            for windows, phase in ((calibration, "thresholds"), (analysis, "rasters")):
+                _, wall, cpu = _clocked(bare_forward, loaded, windows, 1, batch_size)
+                record["bare_wall"] += wall
+                record["bare_cpu"] += cpu
+                if phase == "thresholds":
+                    (fit, stats), wall, cpu = _clocked(
+                        fit_thresholds,
+                        loaded,
+                        calibration,
+                        standardizer,
+                        targets,
+                        [setting],
+                        SPIKE_DEFS,
+                        rates,
+                        batch_size,
+                        seed_fits=previous,
+                    )
+                    record["refits"] += int(stats.windows > len(calibration))
+                    previous = fit
+                else:
+                    taus = tau_array(fit, setting, SPIKE_DEFS, rates, loaded.n_layers)
+                    cond_rows = index * n_s * n_r + np.arange(n_s * n_r).reshape(n_s, n_r)
+                    _, wall, cpu = _clocked(
+                        record_rasters,
+                        loaded,
+                        analysis,
+                        standardizer,
+                        taus,
+                        cond_rows,
+                        SPIKE_DEFS,
+                        setting,
+                        writer,
+                        batch_size,
+                    )
+                record[f"{phase}_wall"] += wall
+                record[f"{phase}_cpu"] += cpu
+        writer.finalize()
+    for phase in ("thresholds", "rasters"):
+        record[f"hook_{phase}_cpu"] = hooks.cpu[phase]
+        record[f"hook_{phase}_wall"] = hooks.wall[phase]
+    record["sweep_wall"] = record["thresholds_wall"] + record["rasters_wall"]
+    record["sweep_cpu"] = record["thresholds_cpu"] + record["rasters_cpu"]
+    return record
