@@ -506,3 +506,43 @@ def test_workers_run_nodes_with_runtime_torch_threads_and_report_them(tmp_path):
     assert provenance.runner["torch_threads"] == 1
     record = provenance.nodes["threads"]
     assert record["torch_threads"] == 1 and record["cpu_seconds"] >= 0
+
+
+def _worker_remote_code(x):
+    from avalanche_kedro.measure.remote_code import allowed_roles
+
+    return pd.DataFrame({"allowed": [json.dumps(allowed_roles(), sort_keys=True)]})
+
+
+def test_workers_get_the_runs_remote_code_decision(tmp_path):
+    """A Dask worker is another process: the run's trust_remote_code decision (from its own
+    parameters, RemoteCodeHooks) travels with each task, never from a saved manifest."""
+    from kedro.framework.hooks.manager import _create_hook_manager
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.pipeline import Pipeline, node
+    from kedro_datasets.pandas import CSVDataset
+
+    from avalanche_kedro.framework.hooks import RemoteCodeHooks
+    from avalanche_kedro.framework.runners.dask_runner import DaskRunner
+    from avalanche_kedro.measure.remote_code import allowed_roles
+
+    pd.DataFrame({"a": [1]}).to_csv(tmp_path / "x.csv", index=False)
+    models = {"base": {"checkpoint": "org/custom", "trust_remote_code": True}}
+    catalog = DataCatalog(
+        datasets={
+            "parameters": MemoryDataset({"models": models, "runtime": {"torch_threads": 1}}),
+            "x": CSVDataset(filepath=str(tmp_path / "x.csv")),
+            "seen": CSVDataset(filepath=str(tmp_path / "seen.csv")),
+        }
+    )
+    manager = _create_hook_manager()
+    manager.register(RemoteCodeHooks())
+    pipeline = Pipeline([node(_worker_remote_code, "x", "seen", name="remote_code")])
+    manager.hook.before_pipeline_run(run_params={}, pipeline=pipeline, catalog=catalog)
+    DaskRunner(n_workers=1).run(pipeline, catalog, manager)
+    manager.hook.after_pipeline_run(
+        run_params={}, run_result={}, pipeline=pipeline, catalog=catalog
+    )
+    seen = json.loads(pd.read_csv(tmp_path / "seen.csv")["allowed"][0])
+    assert seen == {"base": "org/custom"}
+    assert allowed_roles() == {}  # put back in the client after the run
