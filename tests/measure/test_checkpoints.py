@@ -264,6 +264,7 @@ def test_manifest_of_the_small_checkpoint(small_checkpoint):
         ).hexdigest(),
         "tokenizer_special_ids": [special_id],
         "vocab_size": len(tokenizer),
+        "context_length": SMALL_RECIPE["max_position_embeddings"],
     }
     assert len(small_checkpoint["content_sha256"]) == 64
     assert small_checkpoint["vocab_size"] == SMALL_RECIPE["tokenizer_vocab_size"]
