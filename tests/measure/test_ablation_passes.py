@@ -72,9 +72,8 @@ def test_the_starts_are_the_band_edges(small_model):
     assert check["exact"], check
 
 
-def test_thresholds_reusing_g1_equal_whole_passes(small_model, data, calibrated, fitted):  # noqa: F811
-    g1_fit = fitted[(fitted["intervention_id"] == MLP_GLOBAL)].reset_index(drop=True)
-    table, stats, work = fit_thresholds_reusing_g1(
+def _fit_reusing(small_model, data, calibrated, g1_fit):  # noqa: F811
+    return fit_thresholds_reusing_g1(
         small_model,
         data["calibration"],
         calibrated["moments"],
@@ -88,6 +87,11 @@ def test_thresholds_reusing_g1_equal_whole_passes(small_model, data, calibrated,
         _starts(small_model),
         tuple_output=False,
     )
+
+
+def test_thresholds_reusing_g1_equal_whole_passes(small_model, data, calibrated, fitted):  # noqa: F811
+    g1_fit = fitted[(fitted["intervention_id"] == MLP_GLOBAL)].reset_index(drop=True)
+    table, stats, work = _fit_reusing(small_model, data, calibrated, g1_fit)
     reference = fitted[fitted["intervention_id"] != MLP_GLOBAL].reset_index(drop=True)
     pd.testing.assert_frame_equal(table, reference, check_exact=True)
     n_windows, n_layers = data["calibration"].shape[0], small_model.n_layers
@@ -101,20 +105,7 @@ def test_thresholds_reusing_g1_equal_whole_passes(small_model, data, calibrated,
 def test_missing_g1_rows_are_refused(small_model, data, calibrated, fitted):  # noqa: F811
     g1_fit = fitted[(fitted["intervention_id"] == MLP_GLOBAL) & (fitted["layer"] > 0)]
     with pytest.raises(ConfigurationError, match="g = 1 threshold table has"):
-        fit_thresholds_reusing_g1(
-            small_model,
-            data["calibration"],
-            calibrated["moments"],
-            1e-6,
-            calibrated["rate_targets"],
-            SETTINGS,
-            SPIKE_DEFS,
-            TARGET_RATES,
-            BATCH,
-            g1_fit,
-            _starts(small_model),
-            tuple_output=False,
-        )
+        _fit_reusing(small_model, data, calibrated, g1_fit)
 
 
 def _rows(n_settings: int) -> list[np.ndarray]:

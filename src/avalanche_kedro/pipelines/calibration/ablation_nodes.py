@@ -20,17 +20,17 @@ from ...measure.checkpoints import LoadedModel, load_model
 from ...measure.conditions import threshold_settings
 from ...measure.gain import MLP_GLOBAL, layer_gains
 from ...measure.moments import UnitMoments
-from ...measure.rasters import EventRasters, RasterWriter
+from ...measure.rasters import EventRasters
 from ...measure.resume import check_resume_exact, reusable_blocks
 from ...measure.sweep import NULL_NONE, GainSetting, tau_array
 from ...measure.windows import slice_windows
 from ...study.params import AblationsParams, CalibrationParams, RateMatchingParams, RuntimeParams
 from ..events.nodes import (
-    _scratch_directory,
     finish_rasters,
     fit_rate_matched_thresholds,
     record_event_rasters,
     remove_rasters,
+    scratch_raster_writer,
     verified_threshold_table,
 )
 
@@ -203,12 +203,8 @@ def record_ablation_rasters(
     starts, tuple_output = _resume_starts(
         loaded, [setting for setting, _ in blocks], ids[: runtime.batch_size]
     )
-    writer = RasterWriter(
-        _scratch_directory(runtime),
-        conditions_ablation["cond_id"].to_numpy(),
-        seq_ids,
-        loaded.n_layers,
-        ids.shape[1],
+    writer = scratch_raster_writer(
+        runtime, conditions_ablation, seq_ids, loaded.n_layers, ids.shape[1]
     )
     try:
         stats, work = record_rasters_reusing_g1(

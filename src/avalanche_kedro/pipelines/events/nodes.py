@@ -161,13 +161,7 @@ def record_analysis_rasters(
     batch_size = runtime.batch_size
     progress = runtime.progress
 
-    writer = RasterWriter(
-        _scratch_directory(runtime),
-        conditions["cond_id"].to_numpy(),
-        seq_ids,
-        loaded.n_layers,
-        ids.shape[1],
-    )
+    writer = scratch_raster_writer(runtime, conditions, seq_ids, loaded.n_layers, ids.shape[1])
     # raster row of each cond_id (the row order is the condition table's, also for a block)
     row_of = {int(c): i for i, c in enumerate(conditions["cond_id"].to_numpy())}
     shuffled = None
@@ -213,6 +207,16 @@ def record_analysis_rasters(
         bar.close()
         writer.abort()
         raise
+
+
+def scratch_raster_writer(
+    runtime: RuntimeParams, conditions: pd.DataFrame, seq_ids, n_layers: int, seq_len: int
+) -> RasterWriter:
+    """A raster writer in a new scratch directory, one row per condition of ``conditions``
+    (in table order) and one window per ``seq_ids`` entry."""
+    return RasterWriter(
+        _scratch_directory(runtime), conditions["cond_id"].to_numpy(), seq_ids, n_layers, seq_len
+    )
 
 
 def _scratch_directory(runtime: RuntimeParams, label: str = "") -> Path:
