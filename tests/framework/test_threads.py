@@ -139,6 +139,11 @@ def test_the_manifest_records_each_nodes_threads_cpu_and_the_process():
     assert manifest["process"]["pid"] == os.getpid()
     assert manifest["process"]["cpu_seconds"] >= manifest["process"]["cpu_seconds_pipeline"] >= 0
     assert manifest["runner"] == {"name": "in-process", "class": "SequentialRunner"}
+    # what Kedro's session records: str() of the runner instance
+    kedro_style = {
+        "runner": f"<kedro.runner.sequential_runner.SequentialRunner object at 0x7f{id(provenance):x}>"
+    }
+    assert provenance._manifest(kedro_style, "completed")["runner"]["class"] == "SequentialRunner"
 
 
 def test_a_node_process_takes_the_count_from_the_environment(monkeypatch):

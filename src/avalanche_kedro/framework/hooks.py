@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -406,11 +407,18 @@ class ProvenanceHooks:
                 ),
             },
             "process": _process_record(self.cpu_started),
-            # the runner in this process: Kedro records the class (SequentialRunner, ...)
-            "runner": self.runner or {"name": "in-process", "class": run_params.get("runner")},
+            # the runner in this process (SequentialRunner, ThreadRunner, ...)
+            "runner": self.runner or {"name": "in-process", "class": _runner_class(run_params)},
             "nodes": self.nodes,
             "artifacts": self.artifacts,
         }
+
+
+def _runner_class(run_params: dict[str, Any]) -> str | None:
+    """The runner's class name (Kedro records ``<kedro.runner....SequentialRunner object at
+    0x...>``, the ``str`` of the instance)."""
+    text = str(run_params.get("runner") or "")
+    return re.sub(r"^<(?:[\w.]+\.)?(\w+) object at 0x[0-9a-fA-F]+>$", r"\1", text) or None
 
 
 def cpu_clock() -> tuple[float, float]:
@@ -425,10 +433,8 @@ def cpu_clock() -> tuple[float, float]:
 
 
 def _process_record(cpu_started: tuple[float, float]) -> dict[str, Any]:
-    """The ``kedro run`` process: its id, its CPU seconds since it started (all threads) and
-    those of its ended child processes, the CPU seconds of both since the pipeline started
-    (a local Dask cluster's workers count once closed, remote ones never: each node's record
-    has its worker's time), and its peak resident memory."""
+    """The run's process: id, CPU seconds of it (all threads) and of its ended children, both
+    since the pipeline started (Dask workers: in each node's record), peak resident memory."""
     import os
     import sys
 

@@ -17,7 +17,8 @@ OpenMP and MKL pools) in every process that runs a node:
 
 A count of 0, a negative one or more than the cores this process may use stops the run before
 any model loads (:class:`~avalanche_kedro.study.params.RuntimeParams`). Why the setting
-exists, measured on a 2-core machine: docs/performance.md ("Torch threads").
+exists, measured on a 2-core machine: docs/performance.md ("Torch threads and whole-run
+timing").
 """
 
 from __future__ import annotations

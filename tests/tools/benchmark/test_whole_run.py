@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import textwrap
 import time
@@ -25,6 +26,7 @@ from avalanche_kedro.tools.benchmark.whole_run import (
     run_whole,
     summarize_manifest,
 )
+from tests.conftest import PROJECT_ROOT
 
 
 def _spin(x, seconds: float = 0.2):
@@ -86,8 +88,22 @@ def test_a_small_runs_node_records_come_back_per_node_and_per_function(tmp_path,
 
     # the CLI reads the same manifest back
     out = tmp_path / "whole-run.json"
-    main(["whole-run", "--from-manifest", str(path), "--out", str(out)])
+    main(
+        [
+            "whole-run",
+            "--from-manifest",
+            str(path),
+            "--project",
+            str(PROJECT_ROOT),
+            "--out",
+            str(out),
+        ]
+    )
     written = json.loads(out.read_text())
+    head = subprocess.run(
+        ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    assert written["git"]["commit"] == head  # the checkout named, not the manifest's folder
     assert written["run"]["status"] == "completed"
     assert written["run"]["process"]["pid"] == os.getpid()
     assert written["date"] == time.strftime("%Y-%m-%d")

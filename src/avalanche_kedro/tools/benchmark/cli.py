@@ -61,7 +61,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     whole = commands.add_parser("whole-run", help="a whole kedro run: per-node CPU, wall, tokens")
     whole.add_argument("--out", type=Path, required=True, help="JSON file to write")
-    whole.add_argument("--project", type=Path, default=Path("."), help="project folder to run in")
+    whole.add_argument(
+        "--project",
+        type=Path,
+        help="project folder to run in (default: this one); with "
+        "--from-manifest, the checkout whose git state to record",
+    )
     whole.add_argument("--env", help="kedro run --env")
     whole.add_argument("--params", help="kedro run --params (e.g. runtime.torch_threads=1)")
     whole.add_argument("--pipelines", help="kedro run --pipelines")
@@ -76,7 +81,8 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.command == "whole-run":
         if args.from_manifest:
-            result = describe(json.loads(args.from_manifest.read_text()), args.from_manifest)
+            manifest = json.loads(args.from_manifest.read_text())
+            result = describe(manifest, args.from_manifest, args.project)
         else:
             command = kedro_command(
                 args.env,
@@ -86,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
                 args.runner_params,
                 nodes=args.nodes,
             )
-            result = run_whole(args.project, command, args.env, args.timeout)
+            result = run_whole(args.project or Path("."), command, args.env, args.timeout)
         summary = {
             "status": result["run"]["status"],
             "totals": result["totals"],
