@@ -4,6 +4,8 @@ to node processes through the environment, and put back when the run ends or fai
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from functools import partial
 
 import pytest
@@ -17,6 +19,7 @@ from avalanche_kedro.core.errors import ConfigurationError
 from avalanche_kedro.framework.hooks import ProvenanceHooks
 from avalanche_kedro.framework.threads import (
     ENV_VAR,
+    STARTUP_VARS,
     TorchThreadHooks,
     at_most_cores,
     runtime_torch_threads,
@@ -30,7 +33,8 @@ from avalanche_kedro.study.params import RuntimeParams
 @pytest.fixture(autouse=True)
 def _torch_default_two_threads(monkeypatch):
     """Every test starts from torch at 2 threads and leaves torch and the environment as found."""
-    monkeypatch.delenv(ENV_VAR, raising=False)
+    for name in (ENV_VAR, *STARTUP_VARS):
+        monkeypatch.delenv(name, raising=False)
     before = set_torch_threads(2)
     yield
     torch.set_num_threads(before)
@@ -90,6 +94,23 @@ def test_every_node_runs_with_the_configured_count_and_the_default_comes_back(ru
     assert SEEN == {"first": 1, "widened": 2, "after": 1, "beside": 1}
     assert torch.get_num_threads() == 2
     assert ENV_VAR not in os.environ and hooks.threads is None
+
+
+def _new_process_threads(x):
+    # a process started during the run, with no project hook in it (ParallelRunner's spawned
+    # node processes): torch reads its thread count from the environment when it starts
+    code = "import torch; print(torch.get_num_threads())"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    SEEN["new process"] = int(result.stdout)
+    return x
+
+
+def test_a_process_started_during_the_run_starts_torch_with_the_count():
+    SEEN.clear()
+    pipeline = Pipeline([node(_new_process_threads, "x", "y", name="spawns")])
+    _run(pipeline, SequentialRunner(), {"runtime": {"torch_threads": 1}}, [TorchThreadHooks()])
+    assert SEEN == {"new process": 1}
+    assert all(name not in os.environ for name in (ENV_VAR, *STARTUP_VARS))  # put back
 
 
 def test_null_keeps_torchs_default_and_hands_no_count_down():

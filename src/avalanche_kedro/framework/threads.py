@@ -13,7 +13,10 @@ OpenMP and MKL pools) in every process that runs a node:
 * ParallelRunner's node processes and Dask workers: the count travels in the environment
   variable :data:`ENV_VAR`, which the node hooks of those processes read
   (:mod:`avalanche_kedro.framework.runners.dask_runner` sets it per node from its own
-  ``torch_threads`` argument, else from ``runtime.torch_threads``).
+  ``torch_threads`` argument, else from ``runtime.torch_threads``), and in
+  ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``, which torch reads when it starts in a new process:
+  ParallelRunner's *spawned* processes (macOS, Windows, Python 3.14's default) run no project
+  hook at all (Kedro configures the project there only when it forked), and still get it.
 
 A count of 0, a negative one or more than the cores this process may use stops the run before
 any model loads (:class:`~avalanche_kedro.study.params.RuntimeParams`). Why the setting
@@ -34,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 #: the environment variable that hands the run's thread count to node processes
 ENV_VAR = "AVALANCHE_TORCH_THREADS"
+#: set with it for the run: the thread pools of a process that starts during it
+STARTUP_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def runtime_torch_threads(parameters: Mapping[str, Any] | None) -> int | None:
@@ -120,7 +125,7 @@ class TorchThreadHooks:
     def __init__(self) -> None:
         self.threads: int | None = None
         self._previous: int | None = None
-        self._previous_env: str | None = None
+        self._previous_env: dict[str, str | None] = {}
         self._active = False
 
     @hook_impl(trylast=True)  # after the preflight: a run that stops there changes nothing
@@ -128,7 +133,7 @@ class TorchThreadHooks:
         import torch
 
         self.threads = runtime_torch_threads(_run_parameters(catalog))
-        self._previous_env = os.environ.get(ENV_VAR)
+        self._previous_env = {name: os.environ.get(name) for name in (ENV_VAR, *STARTUP_VARS)}
         self._previous = torch.get_num_threads()
         self._active = True
         if self.threads is None:
@@ -137,7 +142,8 @@ class TorchThreadHooks:
                 "torch threads: %d (torch's default; runtime.torch_threads is null)", self._previous
             )
             return
-        os.environ[ENV_VAR] = str(self.threads)
+        for name in (ENV_VAR, *STARTUP_VARS):
+            os.environ[name] = str(self.threads)
         set_torch_threads(self.threads)
         logger.info(
             "torch threads: %d per process (runtime.torch_threads; torch's default here: %d)",
@@ -164,9 +170,10 @@ class TorchThreadHooks:
             return
         if self._previous is not None:
             set_torch_threads(self._previous)
-        if self._previous_env is None:
-            os.environ.pop(ENV_VAR, None)
-        else:
-            os.environ[ENV_VAR] = self._previous_env
-        self.threads, self._previous, self._previous_env = None, None, None
+        for name, value in self._previous_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self.threads, self._previous, self._previous_env = None, None, {}
         self._active = False
