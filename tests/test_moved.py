@@ -79,7 +79,7 @@ def test_python_dash_m_on_an_old_path_runs_the_new_module():
         text=True,
         check=True,
     )
-    assert "{events,scaling,components,lens}" in result.stdout
+    assert "{events,scaling,components,lens,threads,whole-run}" in result.stdout
     assert "avalanche_kedro.benchmark moved to avalanche_kedro.tools.benchmark" in result.stderr
 
 

@@ -554,8 +554,11 @@ def test_paper_structure_runs_for_both_roles(paper_structure_run):
         assert (taus["n_values"] == 8 * 32 * 64).all()
 
         conditions = catalog.load(f"{role}.conditions_A")
-        # paper events config: MLP_GLOBAL over the grid, token-shuffled input at every gain
-        assert len(conditions) == 2 * n_gains * n_defs * n_targets
+        # paper events config: MLP_GLOBAL over the grid; the token-shuffled input only at
+        # g = 1 here (token_shuffle_gains: [1.0]; each g* is added after g* is chosen)
+        assert len(conditions) == (n_gains + 1) * n_defs * n_targets
+        shuffled = conditions[conditions["null_id"] == "NULL_TOKEN_SHUFFLE_INPUT"]
+        assert len(shuffled) == n_defs * n_targets and set(shuffled["g"]) == {1.0}
         rasters = catalog.load(f"{role}.event_rasters_A")
         assert rasters.A.shape == (len(conditions), 8, 2, 32)
         assert rasters.A.dtype == np.uint16

@@ -32,9 +32,10 @@ def test_windows_longer_than_the_models_context_stop_at_resolve_model(small_run)
     manifest = load(catalog, "model_manifest")
     context = manifest["context_length"]
     assert context == 64 and SEQ_LEN <= context
-    assert _fits_context(manifest, WindowsParams(seq_len=context)) is manifest
+    sizes = {"n_calibration": 8, "n_raster": 8, "n_eval_b": 4}
+    assert _fits_context(manifest, WindowsParams(seq_len=context, **sizes)) is manifest
     with pytest.raises(ConfigurationError) as info:
-        _fits_context(manifest, WindowsParams(seq_len=context + 1))
+        _fits_context(manifest, WindowsParams(seq_len=context + 1, **sizes))
     assert f"windows.seq_len = {context + 1} exceeds the context of model role 'base'" in str(
         info.value
     )
