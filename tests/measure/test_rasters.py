@@ -286,3 +286,119 @@ def test_n_layers_of_the_reader_makes_the_analysis_refuse_a_transposed_condition
     assert branching(counts, n_layers=rasters.n_layers) == branching(counts)
     with pytest.raises(RasterError, match=r"transpose\(0, 2, 1\)"):
         branching(counts.transpose(0, 2, 1), n_layers=rasters.n_layers)
+
+
+# ---- invariants: counts <= d_ff, X == (A > 0) (issue 20) ----------------------------------------
+
+PROBE_BYTES = 64 * 1024  # the outside probe set the last 64 KiB of A.npy to 0xFF
+
+
+def _probe_sized(tmp_path, d_ff=100):
+    """A raster of 3 rows x 16384 sites (96 KiB of counts after A.npy's 128-byte header): the
+    last 64 KiB are the elements from 16384 on, i.e. row 1 onwards, starting at site (1, 0, 0, 0)."""
+    shape = (3, 8, 4, 512)
+    A = np.random.default_rng(5).integers(0, 3, size=shape).astype(np.uint16)
+    A[1, 0, 0, 0] = 0  # so the first bad site is also an X mismatch without d_ff
+    writer = RasterWriter(tmp_path / "r", [4, 5, 6], list(range(8)), 4, 512, d_ff=d_ff)
+    for row in range(3):
+        writer.write(row, 0, A[row])
+    return writer.finalize(), A
+
+
+def _corrupt_like_the_probe(directory):
+    path = directory / A_FILE
+    size = path.stat().st_size
+    with open(path, "r+b") as handle:
+        handle.seek(size - PROBE_BYTES)
+        handle.write(b"\xff" * PROBE_BYTES)
+    assert path.stat().st_size == size
+
+
+def test_d_ff_is_recorded_and_a_clean_raster_passes(tmp_path):
+    rasters, A = _probe_sized(tmp_path)
+    assert json.loads((tmp_path / "r" / META_FILE).read_text())["d_ff"] == 100
+    reopened = EventRasters.open(tmp_path / "r")
+    assert reopened.d_ff == 100
+    reopened.check_invariants()
+    reopened.check_invariants(d_ff=2)  # the largest count is 2
+    with pytest.raises(ArtifactError, match=r"exceeds d_ff = 1 "):
+        reopened.check_invariants(d_ff=1)
+
+
+def test_a_raster_corrupted_like_the_probe_is_refused(tmp_path):
+    _probe_sized(tmp_path)
+    _corrupt_like_the_probe(tmp_path / "r")
+    rasters = EventRasters.open(tmp_path / "r")  # the shape is intact, so it opens
+    with pytest.raises(ArtifactError) as caught:
+        rasters.check_invariants(where="event_rasters_A")
+    message = str(caught.value)
+    assert str(tmp_path / "r") in message and "event_rasters_A" in message
+    assert "A[1, 0, 0, 0] = 65535 exceeds d_ff = 100" in message
+    assert "(1, 0, 0, 0)" in message and "cond_id 5" in message and "seq_id 0" in message
+    assert "kedro run --pipelines events" in message
+
+
+def test_an_old_raster_json_without_d_ff_opens_and_its_x_is_still_checked(tmp_path):
+    _probe_sized(tmp_path)
+    meta = json.loads((tmp_path / "r" / META_FILE).read_text())
+    del meta["d_ff"]
+    (tmp_path / "r" / META_FILE).write_text(json.dumps(meta))
+    rasters = EventRasters.open(tmp_path / "r")
+    assert rasters.d_ff is None
+    rasters.check_invariants()  # the bound is unknown; X == (A > 0) holds
+    _corrupt_like_the_probe(tmp_path / "r")
+    with pytest.raises(ArtifactError, match=r"X\[1, 0, 0, 0\] = 0 but A\[1, 0, 0, 0\] = 65535"):
+        EventRasters.open(tmp_path / "r").check_invariants()
+    # a bound given by the caller is used when raster.json has none
+    with pytest.raises(ArtifactError, match=r"exceeds d_ff = 4864"):
+        EventRasters.open(tmp_path / "r").check_invariants(d_ff=4864)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1, r"X\[2, 3, 1, 7\] = 1 but A\[2, 3, 1, 7\] = 0"),
+        (2, r"X\[2, 3, 1, 7\] = 2 is not 0 or 1"),
+    ],
+)
+def test_an_edited_x_is_refused(tmp_path, value, expected):
+    _, A = _probe_sized(tmp_path)
+    A_zero = A[2, 3, 1, 7] == 0
+    X = np.load(tmp_path / "r" / X_FILE, mmap_mode="r+")
+    if not A_zero:  # make the site empty in both files first, then edit X only
+        A_file = np.load(tmp_path / "r" / A_FILE, mmap_mode="r+")
+        A_file[2, 3, 1, 7] = 0
+        A_file.flush()
+        X[2, 3, 1, 7] = 0
+    X[2, 3, 1, 7] = value
+    X.flush()
+    del X
+    with pytest.raises(ArtifactError, match=expected):
+        EventRasters.open(tmp_path / "r").check_invariants()
+
+
+def test_an_in_memory_raster_is_checked_against_its_d_ff():
+    A = _counts()
+    rasters = EventRasters(
+        A=A,
+        X=(A > 0).astype(np.uint8),
+        cond_id=np.array([7, 3, 11], dtype=np.int32),
+        seq_id=np.array([40, 2, 17, 9, 5], dtype=np.int32),
+        d_ff=65535,
+    )
+    rasters.check_invariants()
+    with pytest.raises(
+        ArtifactError, match=r"\(in memory\).*A\[1, 2, 1, 3\] = 65535 exceeds d_ff = 300"
+    ):
+        rasters.check_invariants(d_ff=300)
+
+
+def test_writer_refuses_a_model_of_another_width(tmp_path):
+    writer = RasterWriter(tmp_path / "r", [0], [0], L, T, d_ff=64)
+    writer.bind_d_ff(64)
+    with pytest.raises(ArtifactError, match="d_ff = 128"):
+        writer.bind_d_ff(128)
+    unbound = RasterWriter(tmp_path / "u", [0], [0], L, T)
+    unbound.bind_d_ff(32)
+    unbound.write(0, 0, np.ones((1, L, T), dtype=np.uint16))
+    assert unbound.finalize().d_ff == 32

@@ -319,7 +319,9 @@ def _write_in_memory(data: EventRasters, directory: Path) -> None:
     np.save(directory / X_FILE, np.ascontiguousarray(data.X))
     np.save(directory / COND_FILE, data.cond_id)
     np.save(directory / SEQ_FILE, data.seq_id)
-    (directory / META_FILE).write_text(json.dumps(raster_metadata(data.A.shape), indent=2))
+    (directory / META_FILE).write_text(
+        json.dumps(raster_metadata(data.A.shape, data.d_ff), indent=2)
+    )
 
 
 # ---- figures ------------------------------------------------------------------------------------

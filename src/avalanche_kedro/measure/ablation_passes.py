@@ -310,6 +310,7 @@ def record_rasters_reusing_g1(
     ``g1_rows [S, R]`` below it. The thresholds of the reused layers must equal ``g1_taus``
     (the g = 1 thresholds the g = 1 rasters were recorded with)."""
     n_layers = loaded.n_layers
+    writer.bind_d_ff(loaded.d_ff)  # raster.json records the bound of every count
     jobs = []
     for (setting, rows), start in zip(blocks, starts, strict=True):
         taus = tau_array(threshold_fit, setting, spike_defs, target_rates, n_layers)

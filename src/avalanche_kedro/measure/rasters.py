@@ -3,9 +3,9 @@
 A raster set is a directory holding ``A.npy``, ``X.npy``, ``cond_id.npy`` (int32, length C,
 keys of the condition table) and ``seq_id.npy`` (int32, length N, the windows' chunk indices),
 plus ``raster.json`` describing the shape: ``{"shape": [C, N, L, T], "axes": ["condition",
-"window", "layer", "token"], "n_layers": L, "n_tokens": T}`` (files written before the axis
-names were spelled out say ``"axes": ["C", "N", "L", "T"]`` and have no ``n_layers``; they open
-as well). The arrays are plain ``.npy`` files opened
+"window", "layer", "token"], "n_layers": L, "n_tokens": T, "d_ff": d_ff}`` (files written before
+the axis names were spelled out say ``"axes": ["C", "N", "L", "T"]`` and have no ``n_layers``;
+files written before d_ff was recorded have no ``d_ff``; they open as well). The arrays are plain ``.npy`` files opened
 memory-mapped, so an analysis reads one condition at a time without loading the rest.
 
 :class:`RasterWriter` fills ``A.npy`` with positioned writes (one block per condition and batch
@@ -42,6 +42,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..core.errors import ArtifactError
+from .raster_checks import REWRITE_FIX, check_raster_invariants, raster_label
 
 A_FILE = "A.npy"
 X_FILE = "X.npy"
@@ -74,9 +75,29 @@ class EventRasters:
     cond_id: np.ndarray
     seq_id: np.ndarray
     directory: Path | None = None
+    #: MLP units per layer, the largest possible count (None: unknown, an older raster.json)
+    d_ff: int | None = None
 
     def __post_init__(self) -> None:
         check_raster_arrays(self.A, self.X, self.cond_id, self.seq_id)
+
+    def check_invariants(self, *, d_ff: int | None = None, where: str | None = None) -> None:
+        """Raise :class:`ArtifactError` naming the directory (and ``where``, e.g. the dataset
+        name) and the first offending (condition row, window, layer, token) site unless every
+        count is at most ``d_ff`` (given, else :attr:`d_ff`; unchecked when both are None),
+        X holds only 0/1 with ``X == (A > 0)``, and cond_id and seq_id are unique.
+
+        Scans A and X block by block (:func:`~.raster_checks.check_raster_invariants`), so a
+        memory-mapped raster is never copied whole.
+        """
+        check_raster_invariants(
+            self.A,
+            self.X,
+            self.cond_id,
+            self.seq_id,
+            d_ff=self.d_ff if d_ff is None else d_ff,
+            where=raster_label(self.directory, where),
+        )
 
     @property
     def n_conditions(self) -> int:
@@ -146,7 +167,13 @@ class EventRasters:
                 f"{expected_shape}.",
                 "Re-run the events pipeline (kedro run --pipelines events) to rewrite it.",
             )
-        return cls(A=A, X=X, cond_id=cond_id, seq_id=seq_id, directory=directory)
+        d_ff = meta.get("d_ff")  # absent in files written before it was recorded
+        if d_ff is not None and (isinstance(d_ff, bool) or not isinstance(d_ff, int) or d_ff < 1):
+            raise ArtifactError(
+                f"raster.json in '{directory}' says d_ff = {d_ff!r}, not a positive integer.",
+                REWRITE_FIX,
+            )
+        return cls(A=A, X=X, cond_id=cond_id, seq_id=seq_id, directory=directory, d_ff=d_ff)
 
 
 def _check_metadata(directory: Path, meta: dict, shape: tuple[int, ...]) -> None:
@@ -208,18 +235,26 @@ def check_raster_arrays(
         )
 
 
-def raster_metadata(shape: Sequence[int]) -> dict:
-    """The content of raster.json for an array ``A`` of ``shape [C, N, L, T]``."""
-    return {
+def raster_metadata(shape: Sequence[int], d_ff: int | None = None) -> dict:
+    """The content of raster.json for an array ``A`` of ``shape [C, N, L, T]`` counting units
+    of layers ``d_ff`` wide (omitted when None: the count bound is then unknown to readers)."""
+    meta = {
         "shape": [int(n) for n in shape],
         "axes": list(AXES),
         "n_layers": int(shape[2]),
         "n_tokens": int(shape[3]),
     }
+    if d_ff is not None:
+        meta["d_ff"] = int(d_ff)
+    return meta
 
 
 class RasterWriter:
-    """Writes a raster directory block by block; :meth:`finalize` derives X and checks coverage."""
+    """Writes a raster directory block by block; :meth:`finalize` derives X and checks coverage.
+
+    ``d_ff`` (MLP units per layer) is recorded in raster.json, so a reader can check that no
+    count exceeds it (:meth:`EventRasters.check_invariants`).
+    """
 
     def __init__(
         self,
@@ -228,7 +263,9 @@ class RasterWriter:
         seq_ids: Sequence[int],
         n_layers: int,
         seq_len: int,
+        d_ff: int | None = None,
     ):
+        self.d_ff = None if d_ff is None else int(d_ff)
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         if any(self.directory.iterdir()):
@@ -249,6 +286,17 @@ class RasterWriter:
         self._handle = open(self.directory / A_FILE, "r+b")  # noqa: SIM115
         self._covered = np.zeros(self.shape[:2], dtype=bool)
         self._site_bytes = self.shape[2] * self.shape[3] * 2
+
+    def bind_d_ff(self, d_ff: int) -> None:
+        """Record ``d_ff`` of the model whose counts are written (a measurement loop knows it);
+        a writer made for another width is refused."""
+        if self.d_ff is not None and self.d_ff != int(d_ff):
+            raise ArtifactError(
+                f"Raster {self.directory} was opened for d_ff = {self.d_ff}, but a model with "
+                f"d_ff = {int(d_ff)} writes into it.",
+                "Write each model's counts into its own raster (this is a bug; please report it).",
+            )
+        self.d_ff = int(d_ff)
 
     def write(self, row: int, window_start: int, block: np.ndarray) -> None:
         """Write counts ``block [B, L, T]`` of raster row ``row`` for windows from ``window_start``."""
@@ -287,7 +335,9 @@ class RasterWriter:
                 sink.write((counts > 0).astype(np.uint8).tobytes())
         np.save(self.directory / COND_FILE, self.cond_ids)
         np.save(self.directory / SEQ_FILE, self.seq_ids)
-        (self.directory / META_FILE).write_text(json.dumps(raster_metadata(self.shape), indent=2))
+        (self.directory / META_FILE).write_text(
+            json.dumps(raster_metadata(self.shape, self.d_ff), indent=2)
+        )
         return EventRasters.open(self.directory)
 
     def abort(self) -> None:

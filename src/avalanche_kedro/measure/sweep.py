@@ -354,6 +354,7 @@ def record_rasters(
             f"d_ff = {loaded.d_ff} exceeds the uint16 range of raster counts.",
             "This model is too wide for uint16 rasters; open an issue to widen the dtype.",
         )
+    writer.bind_d_ff(loaded.d_ff)  # raster.json records the bound of every count
     counter = _RasterCounter(
         loaded,
         standardizer,

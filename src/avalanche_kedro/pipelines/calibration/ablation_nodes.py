@@ -204,7 +204,7 @@ def record_ablation_rasters(
         loaded, [setting for setting, _ in blocks], ids[: runtime.batch_size]
     )
     writer = scratch_raster_writer(
-        runtime, conditions_ablation, seq_ids, loaded.n_layers, ids.shape[1]
+        runtime, conditions_ablation, seq_ids, loaded.n_layers, ids.shape[1], loaded.d_ff
     )
     try:
         stats, work = record_rasters_reusing_g1(

@@ -167,6 +167,7 @@ def record_dataset_B(
         seq_ids,
         loaded.n_layers,
         ids.shape[1],
+        loaded.d_ff,
     )
     losses = []
     gains = sorted(conditions_B["g"].unique())

@@ -161,7 +161,9 @@ def record_analysis_rasters(
     batch_size = runtime.batch_size
     progress = runtime.progress
 
-    writer = scratch_raster_writer(runtime, conditions, seq_ids, loaded.n_layers, ids.shape[1])
+    writer = scratch_raster_writer(
+        runtime, conditions, seq_ids, loaded.n_layers, ids.shape[1], loaded.d_ff
+    )
     # raster row of each cond_id (the row order is the condition table's, also for a block)
     row_of = {int(c): i for i, c in enumerate(conditions["cond_id"].to_numpy())}
     shuffled = None
@@ -210,12 +212,23 @@ def record_analysis_rasters(
 
 
 def scratch_raster_writer(
-    runtime: RuntimeParams, conditions: pd.DataFrame, seq_ids, n_layers: int, seq_len: int
+    runtime: RuntimeParams,
+    conditions: pd.DataFrame,
+    seq_ids,
+    n_layers: int,
+    seq_len: int,
+    d_ff: int,
 ) -> RasterWriter:
     """A raster writer in a new scratch directory, one row per condition of ``conditions``
-    (in table order) and one window per ``seq_ids`` entry."""
+    (in table order) and one window per ``seq_ids`` entry, counting units of layers ``d_ff``
+    wide (recorded in raster.json as the bound of every count)."""
     return RasterWriter(
-        _scratch_directory(runtime), conditions["cond_id"].to_numpy(), seq_ids, n_layers, seq_len
+        _scratch_directory(runtime),
+        conditions["cond_id"].to_numpy(),
+        seq_ids,
+        n_layers,
+        seq_len,
+        d_ff,
     )
 
 
@@ -363,7 +376,12 @@ def merge_event_raster_blocks(
         )
     first = parts[0]
     writer = RasterWriter(
-        _scratch_directory(runtime), order, first.seq_id, first.A.shape[2], first.A.shape[3]
+        _scratch_directory(runtime),
+        order,
+        first.seq_id,
+        first.A.shape[2],
+        first.A.shape[3],
+        stats[0]["d_ff"],
     )
     try:
         owner = {int(c): part for part in parts for c in part.cond_id}

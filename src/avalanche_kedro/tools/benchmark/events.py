@@ -356,6 +356,7 @@ def _sweep_once(
             np.arange(len(analysis)),
             loaded.n_layers,
             analysis.shape[1],
+            loaded.d_ff,
         )
         for index, g in enumerate(gains):
             setting = GainSetting(MLP_GLOBAL, g)
