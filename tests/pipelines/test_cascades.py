@@ -80,3 +80,28 @@ def test_tail_fits_for_real_conditions(outputs):
         .all()
     )
     assert (tails.loc[~tails["available"], "reason"].str.len() > 0).all()
+
+
+def _one_row_rasters():
+    from avalanche_kedro.measure.rasters import EventRasters
+
+    A = np.zeros((2, 3, 2, 4), dtype=np.uint16)
+    return EventRasters(
+        A=A,
+        X=(A > 0).astype(np.uint8),
+        cond_id=np.array([0, 1], dtype=np.int32),
+        seq_id=np.arange(3, dtype=np.int32),
+    )
+
+
+@pytest.mark.parametrize("node", ["find_avalanches", "measure_branching"])
+def test_rasters_of_another_condition_table_stop_the_node(node):
+    import pandas as pd
+
+    from avalanche_kedro.core.errors import ArtifactError
+    from avalanche_kedro.pipelines.cascades import nodes
+
+    conditions = pd.DataFrame({"cond_id": [0, 1, 2]})  # a later run planned one more
+    args = (_one_row_rasters(), conditions) + (({},) if node == "find_avalanches" else ())
+    with pytest.raises(ArtifactError, match=r"event_rasters_A holds 2 .* conditions_A has 3"):
+        getattr(nodes, node)(*args)

@@ -78,3 +78,21 @@ def test_token_shuffle_null_is_compared_where_recorded(outputs):
         at_one["b_tot_tokshuf"].notna().all() and at_one["delta_b_tot_tokshuf_ci_low"].notna().all()
     )
     assert elsewhere["b_tot_tokshuf"].isna().all()  # the small config shuffles at g = 1 only
+
+
+def test_rasters_of_another_condition_table_stop_the_null_node():
+    import pandas as pd
+
+    from avalanche_kedro.core.errors import ArtifactError
+    from avalanche_kedro.measure.rasters import EventRasters
+    from avalanche_kedro.pipelines.controls.nodes import measure_null_branching
+
+    A = np.zeros((2, 3, 2, 4), dtype=np.uint16)
+    rasters = EventRasters(
+        A=A,
+        X=(A > 0).astype(np.uint8),
+        cond_id=np.array([0, 5], dtype=np.int32),
+        seq_id=np.arange(3, dtype=np.int32),
+    )
+    with pytest.raises(ArtifactError, match=r"not in conditions_A: \[5\]"):
+        measure_null_branching(rasters, pd.DataFrame({"cond_id": [0, 1]}))

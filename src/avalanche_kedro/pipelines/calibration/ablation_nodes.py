@@ -20,6 +20,7 @@ from ...measure.checkpoints import LoadedModel, load_model
 from ...measure.conditions import threshold_settings
 from ...measure.gain import MLP_GLOBAL, layer_gains
 from ...measure.moments import UnitMoments
+from ...measure.raster_checks import check_rasters_match
 from ...measure.rasters import EventRasters
 from ...measure.resume import check_resume_exact, reusable_blocks
 from ...measure.sweep import NULL_NONE, GainSetting, tau_array
@@ -157,6 +158,9 @@ def record_ablation_rasters(
     """Rasters of every ablation at g* on the analysis windows, the completed tau table and
     the run summary (:func:`~..events.nodes.record_event_rasters`'s outputs); layers an
     ablation leaves at g = 1 are copied from ``event_rasters_A``'s g = 1 rows."""
+    check_rasters_match(
+        event_rasters_A, conditions_A, raster_name="event_rasters_A", conditions_name="conditions_A"
+    )
     if not AblationsParams.coerce(ablations).reuse_unchanged_layers:
         rasters, tau_table, summary = record_event_rasters(
             model_manifest,

@@ -18,16 +18,13 @@ from ...core.paths import project_path
 from ...evaluation import comparison
 from ...evaluation.ablation_shifts import paired_shifts, shift_key
 from ...evaluation.gstar import gstar_identification, gstar_table, identification_key
-from ...evaluation.perplexity import (
-    perplexity_difference_vs_gain,
-    perplexity_summary,
-    window_nll,
-)
+from ...evaluation.perplexity import perplexity_difference_vs_gain, perplexity_summary, window_nll
 from ...measure.checkpoints import load_model
 from ...measure.conditions import plan_conditions, resolve_gains
 from ...measure.forward import PassStats, token_progress
 from ...measure.gain import ATTN_GLOBAL, MLP_GLOBAL
 from ...measure.moments import UnitMoments
+from ...measure.raster_checks import check_rasters_match
 from ...measure.rasters import EventRasters, RasterWriter, new_scratch_directory, remove_scratch
 from ...measure.sweep import NULL_NONE, GainSetting, record_rasters, tau_array
 from ...measure.windows import slice_windows
@@ -303,6 +300,9 @@ def analyze_dataset_B(
         columns=["spike_def_id", "target_rate", "g"],
     ).drop_duplicates()
     needed = conditions_B.merge(wanted, on=["spike_def_id", "target_rate", "g"])
+    check_rasters_match(
+        event_rasters_B, conditions_B, raster_name="event_rasters_B", conditions_name="conditions_B"
+    )
     compared, b_windows = _compare(event_rasters_B, needed, replicates)
     b_windows = b_windows.groupby("cond_id")
     compared = compared.set_index(["spike_def_id", "target_rate", "g"])
@@ -435,6 +435,8 @@ def analyze_ablations(
     # only those conditions get nulls and bootstrap CIs (the others are never reported).
     own_gstar = gstar_A[["spike_def_id", "target_rate", "g_star"]].rename(columns={"g_star": "g"})
     needed = conditions_ablation.merge(own_gstar, on=["spike_def_id", "target_rate", "g"])
+    names = {"raster_name": "event_rasters_ablation", "conditions_name": "conditions_ablation"}
+    check_rasters_match(event_rasters_ablation, conditions_ablation, **names)
     compared, ablation_windows = _compare(event_rasters_ablation, needed, replicates)
     keys = ["intervention_id", "spike_def_id", "target_rate", "g"]
     measured = pd.concat([_real_mlp(controls_summary_A), compared], ignore_index=True).set_index(

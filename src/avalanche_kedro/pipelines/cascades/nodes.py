@@ -25,6 +25,7 @@ from ...analysis.lattice import (
 from ...analysis.scaling import TAIL_COLUMNS, crackling_fit_arrays, tail_fit
 from ...core.threads import single_threaded_blas
 from ...evaluation.comparison import window_counts
+from ...measure.raster_checks import check_rasters_match
 from ...measure.rasters import EventRasters
 from ...measure.sweep import NULL_NONE
 from ...study.params import CascadesParams
@@ -43,6 +44,9 @@ def find_avalanches(
     event_rasters_A: EventRasters, conditions_A: pd.DataFrame, cascades: CascadesParams
 ) -> pd.DataFrame:
     """Avalanche table of every condition and adjacency (one vectorized labelling each)."""
+    check_rasters_match(
+        event_rasters_A, conditions_A, raster_name="event_rasters_A", conditions_name="conditions_A"
+    )
     parts = []
     for row in conditions_A.itertuples():
         counts = np.asarray(event_rasters_A.counts(row.cond_id))
@@ -59,6 +63,9 @@ def find_avalanches(
 
 def measure_branching(event_rasters_A: EventRasters, conditions_A: pd.DataFrame) -> pd.DataFrame:
     """Per-window branching counts and event totals of every condition."""
+    check_rasters_match(
+        event_rasters_A, conditions_A, raster_name="event_rasters_A", conditions_name="conditions_A"
+    )
     return window_counts(event_rasters_A, conditions_A)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ...evaluation import comparison
+from ...measure.raster_checks import check_rasters_match
 from ...measure.rasters import EventRasters
 from ...study.params import ControlsParams
 
@@ -22,6 +23,9 @@ def measure_null_branching(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-window branching counts of both raster nulls of every real condition, and the
     exact marginal checks (a violation stops the run)."""
+    check_rasters_match(
+        event_rasters_A, conditions_A, raster_name="event_rasters_A", conditions_name="conditions_A"
+    )
     return comparison.null_window_counts(event_rasters_A, conditions_A)
 
 

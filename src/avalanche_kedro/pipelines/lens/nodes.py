@@ -25,6 +25,7 @@ from ...measure.lens import (
     lens_self_check,
 )
 from ...measure.lens_prompts import PROMPT_COLUMNS, check_prompts, prompt_predictions
+from ...measure.raster_checks import check_rasters_match
 from ...measure.rasters import EventRasters
 from ...measure.sweep import NULL_NONE
 from ...measure.windows import slice_windows
@@ -202,6 +203,9 @@ def align_lens_with_cascades(
     the cascade depth (T11 rows, their joint counts, and the per-token table itself: one row
     per (g condition, spike definition, rate, window, position)), at g = 1 and at g* for every
     spike definition and target rate of the role."""
+    check_rasters_match(
+        rasters, conditions, raster_name="event_rasters_A", conditions_name="conditions_A"
+    )
     settings = check_lens_parameters(lens)
     role = str(conditions["model_role"].iloc[0])
     d_ff = int(events_summary["d_ff"])
