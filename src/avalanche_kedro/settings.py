@@ -10,6 +10,7 @@ from avalanche_kedro.framework.hooks import (
     RemoteCodeHooks,
 )
 from avalanche_kedro.framework.interrupts import InterruptHooks
+from avalanche_kedro.framework.lineage import LineageHooks
 from avalanche_kedro.framework.threads import TorchThreadHooks
 
 # Kedro 1.7's config loader calls OmegaConf's deprecated ``register_new_resolver`` whenever it
@@ -35,8 +36,11 @@ ignore_known_kedro_warnings()
 # TorchThreadHooks orders itself (tryfirst/trylast): runtime.torch_threads is applied after the
 # preflight, before each node (so the manifest records the count a node ran with) and undone
 # after the run manifest is written. RemoteCodeHooks does the same for trust_remote_code.
+# LineageHooks runs after InputCheckHooks (a missing input is named with its pipeline first),
+# then verifies the saved inputs' content and parameters before any node runs.
 HOOKS = (
     InterruptHooks(),
+    LineageHooks(),
     InputCheckHooks(),
     ProvenanceHooks(),
     TorchThreadHooks(),
