@@ -192,6 +192,12 @@ CASES = [
         lambda f: ["gain_grid"],
     ),
     (
+        "gain-grid-negative",
+        lambda f: ["--params", "gain_grid=[-0.5]"],
+        "ParameterError",
+        lambda f: ["gain_grid.0 = -0.5", "greater than 0"],
+    ),
+    (
         "device-cuda-without-cuda",
         lambda f: ["--params", "runtime.device=cuda"],
         "ConfigurationError",
