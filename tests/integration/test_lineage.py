@@ -135,29 +135,22 @@ def test_capture_with_one_seq_len_then_events_with_another_is_refused(project):
     assert _snapshot(project / "data") == before
 
 
+def _only_missing(project: Path, params: str):
+    """``--only-missing-outputs`` over the pipelines that make the rasters (training included:
+    its outputs depend on the windows too)."""
+    pipelines = "training,capture,events"
+    return run_kedro(
+        project, "run", "--pipelines", pipelines, "--only-missing-outputs", "--params", params
+    )
+
+
 def test_only_missing_outputs_recomputes_what_other_parameters_made(project):
     # unchanged parameters: every output is verified and nothing runs
-    same = run_kedro(
-        project,
-        "run",
-        "--pipelines",
-        "capture,events",
-        "--only-missing-outputs",
-        "--params",
-        CPU,
-    )
+    same = _only_missing(project, CPU)
     assert "will be recomputed" not in _output(same)
     assert "Skipping all" in _output(same)
 
-    changed = run_kedro(
-        project,
-        "run",
-        "--pipelines",
-        "capture,events",
-        "--only-missing-outputs",
-        "--params",
-        f"{CPU},windows.n_raster=12",
-    )
+    changed = _only_missing(project, f"{CPU},windows.n_raster=12")
 
     text = _output(changed)
     assert "'base.windows' will be recomputed" in text
