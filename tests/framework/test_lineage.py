@@ -4,6 +4,7 @@ stamps, the content check, the one-configuration check and ``--only-missing-outp
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -179,3 +180,23 @@ def test_typed_blocks_are_compared_with_their_defaults_filled_in():
     assert with_defaults({"windows": unvalidated})["windows"] == plain["windows"]
     model = with_defaults({"models": {"base": {"checkpoint": "c"}}})["models"]["base"]
     assert model["checkpoint"] == "c" and model["embedded"] is None and "step" in model
+
+
+def test_a_concurrent_runs_fresh_artifact_is_awaited_for_its_stamp(tmp_path):
+    """Another run publishes an artifact and writes its stamp right after: a reader in between
+    waits for the stamp instead of refusing the artifact."""
+    import threading
+
+    from avalanche_kedro.framework.lineage import _stamp_of
+    from avalanche_kedro.framework.stamps import write_stamp
+
+    artifact = tmp_path / "windows.json"
+    artifact.write_text("{}")
+    writer = threading.Timer(0.3, write_stamp, args=(artifact, {"session_id": "other"}))
+    writer.start()
+    assert _stamp_of(artifact)["session_id"] == "other"
+    writer.join()
+    stale = tmp_path / "old.json"
+    stale.write_text("{}")
+    os.utime(stale, (0, 0))  # published long ago and never stamped: no waiting
+    assert _stamp_of(stale) is None

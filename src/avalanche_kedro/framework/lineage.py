@@ -184,7 +184,7 @@ class LineageHooks:
         if self.verified.get(dataset) == identity(path):
             return
         command = self._command(dataset)
-        stamp = read_stamp(path)
+        stamp = _stamp_of(path)
         if stamp is None:
             raise ArtifactError(
                 f"Dataset '{dataset}' at '{path}' has no stamp ({stamp_path(path).name}): it was "
@@ -368,6 +368,20 @@ def _together(problems: list[Exception]) -> Exception:
         + "\n  ".join(line.replace("\n", "\n  ") for line in lines),
         problems[0].fix,
     )
+
+
+def _stamp_of(path: Path, *, fresh_seconds: float = 60.0, wait_seconds: float = 10.0):
+    """The artifact's stamp. A run publishes an artifact, then writes its stamp: a concurrent
+    run that reads an artifact published a moment ago waits (up to ``wait_seconds``) for the
+    stamp rather than refuse it."""
+    stamp = read_stamp(path)
+    deadline = time.monotonic() + wait_seconds
+    while stamp is None and time.time() - path.stat().st_mtime < fresh_seconds:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+        stamp = read_stamp(path)
+    return stamp
 
 
 def read_stamp_quietly(path: Path) -> dict | None:
