@@ -14,6 +14,7 @@ from avalanche_kedro.framework.hooks import (
     RemoteCodeHooks,
 )
 from avalanche_kedro.framework.interrupts import InterruptHooks
+from avalanche_kedro.framework.lineage import LineageHooks
 from avalanche_kedro.framework.threads import TorchThreadHooks
 from avalanche_kedro.settings import CONFIG_LOADER_ARGS, HOOKS
 from tests.conftest import PROJECT_ROOT
@@ -27,9 +28,11 @@ def _loader(tmp_path, runtime_params=None, env=None) -> OmegaConfigLoader:
 
 def test_active_config_hook_runs_first():
     # Kedro calls hooks last-in-first-out: the config hook must be last in the tuple, the
-    # interrupt hook first (it installs its handlers only after the preflight passed)
+    # interrupt hook first (it installs its handlers only after the preflight passed); the
+    # lineage checks run after the input check (a missing input is named with its pipeline)
     assert [type(h) for h in HOOKS] == [
         InterruptHooks,
+        LineageHooks,
         InputCheckHooks,
         ProvenanceHooks,
         TorchThreadHooks,
