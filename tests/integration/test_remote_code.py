@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from avalanche_kedro.framework.stamps import read_stamp
 from tests.conftest import PROJECT_ROOT, kedro_process, run_kedro
 
 pytestmark = pytest.mark.slow
@@ -81,6 +82,13 @@ def test_a_saved_manifest_cannot_switch_remote_code_on(project):
 
 
 def test_the_users_own_decision_runs_it_visibly_and_is_recorded(project):
+    # the edited manifest no longer matches its stamp (framework/lineage.py would refuse it):
+    # put the bytes the run wrote back
+    manifest = _saved_manifest(project)
+    record = json.loads(manifest.read_text())
+    record["trust_remote_code"] = False
+    manifest.write_text(json.dumps(record, indent=2, sort_keys=True))
+    assert read_stamp(manifest)["sha256"] == hashlib.sha256(manifest.read_bytes()).hexdigest()
     manifests = set(_run_manifests(project))
     result = run_kedro(
         project,
