@@ -112,3 +112,18 @@ def test_an_unreadable_stamp_is_an_error_not_a_pass(tmp_path):
     stamp_path(artifact).write_text("{not json")
     with pytest.raises(ArtifactError, match="cannot be read"):
         read_stamp(artifact)
+
+
+def test_the_manifest_record_and_the_stamp_of_a_saved_file_share_one_read(tmp_path, monkeypatch):
+    from avalanche_kedro.study import provenance
+
+    reads = []
+    real = provenance.sha256_file
+    monkeypatch.setattr(provenance, "sha256_file", lambda p: reads.append(p) or real(p))
+    artifact = tmp_path / "t.parquet"
+    artifact.write_bytes(b"abc")
+    (record,) = provenance.artifact_records(artifact)  # ProvenanceHooks, after the save
+    assert digest(artifact) == {"bytes": 3, "sha256": record["sha256"]}  # LineageHooks
+    assert reads == [artifact]
+    artifact.write_bytes(b"abcd")  # a rewrite is read again
+    assert digest(artifact)["bytes"] == 4 and len(reads) == 2

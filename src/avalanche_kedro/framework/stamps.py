@@ -21,32 +21,23 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..core.errors import ArtifactError
-from ..measure.weights import sha256_file
+from ..study.provenance import artifact_records, file_identity
 from .atomic import staged_path
 
 STAMP_FORMAT = 1
 STAMP_SUFFIX = ".stamp.json"
 ABSENT = "<not set>"
 
-_digests: dict[tuple, tuple[int, str]] = {}
-_digests_lock = threading.Lock()
-
 
 def stamp_path(artifact: Path) -> Path:
     """``<folder>/.<name>.stamp.json`` for the artifact ``<folder>/<name>``."""
     return artifact.parent / f".{artifact.name}{STAMP_SUFFIX}"
-
-
-def _identity(path: Path) -> tuple:
-    stat = path.stat()
-    return (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
 
 
 def identity(artifact: Path) -> tuple:
@@ -55,37 +46,24 @@ def identity(artifact: Path) -> tuple:
     files = sorted(p for p in artifact.rglob("*") if p.is_file()) if artifact.is_dir() else []
     stamp = stamp_path(artifact)
     return (
-        _identity(artifact) if artifact.is_file() else tuple(_identity(p) for p in files),
-        _identity(stamp) if stamp.exists() else None,
+        file_identity(artifact) if artifact.is_file() else tuple(file_identity(p) for p in files),
+        file_identity(stamp) if stamp.exists() else None,
     )
-
-
-def _file_digest(path: Path) -> tuple[int, str]:
-    """``(bytes, sha256)`` of a file, hashed once per (path, size, mtime, inode) in a process:
-    a file a run wrote or verified is not read again until it changes."""
-    key = _identity(path)
-    with _digests_lock:
-        known = _digests.get(key)
-    if known is not None:
-        return known
-    value = (key[1], sha256_file(path))
-    with _digests_lock:
-        _digests[key] = value
-    return value
 
 
 def digest(artifact: Path) -> dict[str, Any]:
     """``{"bytes", "sha256"}`` of a file, or of a folder: ``bytes`` summed over its files and
     ``sha256`` of the lines ``<relative path> <bytes> <sha256>`` of its files, sorted by path
-    (so a renamed, added, removed or changed file changes it)."""
+    (so a renamed, added, removed or changed file changes it). The per-file values are the
+    run manifest's (:func:`~avalanche_kedro.study.provenance.artifact_records`)."""
+    records = artifact_records(artifact)
     if artifact.is_file():
-        size, sha = _file_digest(artifact)
-        return {"bytes": size, "sha256": sha}
-    lines, total = [], 0
-    for path in sorted(p for p in artifact.rglob("*") if p.is_file()):
-        size, sha = _file_digest(path)
-        total += size
-        lines.append(f"{path.relative_to(artifact).as_posix()} {size} {sha}\n")
+        return {"bytes": records[0]["bytes"], "sha256": records[0]["sha256"]}
+    lines = [
+        f"{Path(r['path']).relative_to(artifact).as_posix()} {r['bytes']} {r['sha256']}\n"
+        for r in records
+    ]
+    total = sum(r["bytes"] for r in records)
     return {"bytes": total, "sha256": hashlib.sha256("".join(lines).encode()).hexdigest()}
 
 

@@ -18,6 +18,7 @@ import json
 import platform
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
@@ -163,17 +164,39 @@ def machine() -> dict[str, Any]:
     return info
 
 
+_digests: dict[tuple, tuple[int, str]] = {}
+_digests_lock = threading.Lock()
+
+
+def file_identity(path: Path) -> tuple:
+    """``(path, size, mtime, inode)``: changes whenever the file is rewritten."""
+    stat = path.stat()
+    return (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
+
+def file_digest(path: Path) -> tuple[int, str]:
+    """``(bytes, sha256)`` of a file, hashed once per :func:`file_identity` in a process: the
+    run manifest's record and the artifact's stamp (framework.stamps) of a file just saved,
+    and a later check of the same unchanged file, share one read."""
+    key = file_identity(path)
+    with _digests_lock:
+        known = _digests.get(key)
+    if known is None:
+        known = (key[1], sha256_file(path))
+        with _digests_lock:
+            _digests[key] = known
+    return known
+
+
 def artifact_records(path: Path | str) -> list[dict[str, Any]]:
-    """``{path, bytes, sha256}`` of a saved file, or of every file of a saved directory."""
+    """``{path, bytes, sha256}`` of a saved file, or of every file of a saved directory (sorted
+    by path)."""
     path = Path(path)
-    if path.is_file():
-        return [
-            {"path": path.as_posix(), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
-        ]
-    if path.is_dir():
-        return [
-            {"path": p.as_posix(), "bytes": p.stat().st_size, "sha256": sha256_file(p)}
-            for p in sorted(path.rglob("*"))
-            if p.is_file()
-        ]
-    return []
+    if not path.exists():
+        return []
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return [
+        {"path": p.as_posix(), "bytes": size, "sha256": sha}
+        for p in files
+        for size, sha in [file_digest(p)]
+    ]
