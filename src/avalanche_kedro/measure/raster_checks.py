@@ -107,9 +107,14 @@ def _site(shape: Sequence[int], start: int, sites: int, at: int) -> tuple[int, i
     return tuple(int(i) for i in np.unravel_index(flat, tuple(shape)))
 
 
-def _check_unique(ids: np.ndarray, name: str, what: str, where: str) -> None:
+def _repeated(ids: np.ndarray) -> np.ndarray:
+    """The ids that occur more than once, sorted."""
     values, counts = np.unique(np.asarray(ids), return_counts=True)
-    repeated = values[counts > 1]
+    return values[counts > 1]
+
+
+def _check_unique(ids: np.ndarray, name: str, what: str, where: str) -> None:
+    repeated = _repeated(ids)
     if repeated.size:
         raise ArtifactError(
             f"Raster {where}: {name} repeats {repeated[:10].tolist()} (each {what} must have "
@@ -136,10 +141,10 @@ def check_rasters_match(
     )
     table = np.asarray(conditions["cond_id"].to_numpy(), dtype=np.int64)
     held = np.asarray(rasters.cond_id, dtype=np.int64)
-    values, counts = np.unique(table, return_counts=True)
-    if (counts > 1).any():
+    repeated = _repeated(table)
+    if repeated.size:
         raise ArtifactError(
-            f"{conditions_name} repeats cond_id {values[counts > 1][:10].tolist()}, so its rows "
+            f"{conditions_name} repeats cond_id {repeated[:10].tolist()}, so its rows "
             f"cannot be matched to the rows of {raster_name}.",
             fix,
         )
