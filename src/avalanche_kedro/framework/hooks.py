@@ -487,14 +487,12 @@ def _saved_paths(catalog, name: str) -> list[Path]:
 
 def _saved_path(catalog, name: str) -> Path | None:
     """Where the dataset just saved its data (the version folder's file for versioned ones)."""
+    from .lineage import artifact_path
+
     if catalog is None:
         return None
     try:
         dataset = catalog.get(name)
     except Exception:
         return None
-    if dataset is None or not hasattr(dataset, "_filepath"):
-        return None
-    if getattr(dataset, "_version", None) is not None:
-        return Path(str(dataset._get_versioned_path(dataset.resolve_save_version())))
-    return Path(str(dataset._filepath))
+    return artifact_path(dataset, saved=True)
