@@ -76,8 +76,8 @@ class _OffsetGuard(FiniteGuard):
         super().__init__(n_layers, device)
         self.offset = offset
 
-    def observe(self, layer: int, *args, **kwargs) -> None:
-        super().observe(layer + self.offset, *args, **kwargs)
+    def observe_peak(self, layer: int, peak) -> None:
+        super().observe_peak(layer + self.offset, peak)
 
 
 @dataclass

@@ -266,6 +266,11 @@ class Standardizer:
         with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN as torch gives them
             return (rows - mu[layer]) / den[layer]
 
+    def host(self, layer: int) -> tuple[np.ndarray, np.ndarray]:
+        """The fp32 host copies ``(mu, sigma + eps)`` of ``layer``, each ``[d_ff]``."""
+        mu, den = self._host
+        return mu[layer], den[layer]
+
     @cached_property
     def _host(self) -> tuple[np.ndarray, np.ndarray]:
         return self.mu.cpu().numpy(), self.denominator.cpu().numpy()
