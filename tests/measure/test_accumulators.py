@@ -211,6 +211,12 @@ def test_event_counter_equals_dense_counts_on_random_and_adversarial_u(dtype):
     taus[0, 2, 2] = -0.25
     counter = EventCounter(standardizer, [ONE, TWO], taus)
     assert counter.bounds[0] is not None and counter.bounds[2] is None
+    # the lower tail is bounded by the smallest two-sided tau, not by the smallest of all
+    floor, lower = float(taus[:, :, 0].min()), float(taus[1, :, 0].min())
+    assert lower > floor
+    asymmetric = standardizer.bounds(0, floor, True, lower)
+    np.testing.assert_array_equal(counter.bounds[0].lo, asymmetric.lo)
+    assert (counter.bounds[0].lo < standardizer.bounds(0, floor, True).lo).all()
     for layer in range(n_layers):
         values = u[layer]
         if counter.bounds[layer] is not None:

@@ -211,6 +211,23 @@ def test_exceedance_bounds_hand_example():
     assert lo[0] == -np.finfo(np.float32).max and hi[0] < 3.0
 
 
+def test_exceedance_bounds_take_the_lower_tail_from_lower_floor():
+    """mu = 1, d = 0.5: floor 4 puts hi just inside u = 3; lower_floor 6 puts lo just inside
+    u = 1 - 3 = -2 (a one-sided statistic's low threshold next to a two-sided one's)."""
+    lo, hi = exceedance_bounds(np.float32([1.0]), np.float32([0.5]), 4.0, lower_floor=6.0)
+    assert 3.0 - 3 * 2.0**-19 <= hi[0] < 3.0
+    assert -2.0 < lo[0] <= -2.0 + 4 * 2.0**-19
+    same, _ = exceedance_bounds(np.float32([1.0]), np.float32([0.5]), 4.0, lower_floor=4.0)
+    default, _ = exceedance_bounds(np.float32([1.0]), np.float32([0.5]), 4.0)
+    assert same[0] == default[0] > lo[0]  # a wider lower tail: fewer entries kept
+    # an unusable lower floor refuses the bounds (count densely); one-sided ignores it
+    assert exceedance_bounds(np.float32([1.0]), np.float32([0.5]), 4.0, lower_floor=-1.0) is None
+    one_sided = exceedance_bounds(
+        np.float32([1.0]), np.float32([0.5]), 4.0, two_sided=False, lower_floor=-1.0
+    )
+    assert one_sided is not None and one_sided[0][0] == -np.finfo(np.float32).max
+
+
 def test_exceedance_bounds_refuse_unsafe_inputs():
     mu, den = np.float32([0.0, 1.0]), np.float32([1.0, 1.0])
     assert exceedance_bounds(mu, den, -0.5) is None  # negative floor: |z| > floor is everything

@@ -81,8 +81,9 @@ def candidate_entries(
     standardizer: Standardizer, layer: int, u: torch.Tensor, bounds: UnitBounds
 ) -> tuple[Values, Values]:
     """Flat indices (row-major in u) and exact z of the entries of ``u [..., d_ff]`` that are
-    not inside ``[lo, hi]``: every entry with ``|z| > floor`` of the bounds, plus NaN and inf
-    (a NaN fails both comparisons and is therefore kept, so the guard still sees it).
+    not inside ``[lo, hi]``: every entry with ``z > floor`` or ``z < -lower_floor`` of the
+    bounds, plus NaN and inf (a NaN fails both comparisons and is therefore kept, so the guard
+    still sees it).
 
     An fp32 u on the CPU is read once by :func:`.kernels.outside_entries` (about three times
     faster than numpy's comparisons and ``flatnonzero``); any other u is compared by torch
@@ -206,16 +207,25 @@ class BaselineCounter:
         return self.exceedances() / self.n_values[None, :]
 
 
-def _candidate_floor(buffers: Sequence[StreamingTopK]) -> float | None:
-    """Smallest entry threshold among the buffers (None while any buffer is still filling, or
-    when it is negative)."""
+def _candidate_floors(
+    buffers: Sequence[StreamingTopK], spike_defs: Sequence[str]
+) -> tuple[float, float | None] | None:
+    """``(upper, lower)``: the smallest entry threshold among the buffers, and among those of
+    two-sided statistics (None when there is none). None while any buffer is still filling,
+    or when ``upper`` is negative.
+
+    v of either statistic exceeds its buffer's threshold only where ``z > upper`` (z and
+    ``|z| >= z`` both exceed a non-negative floor there) or, for ``|z|``, where ``z < -lower``;
+    a negative floor (rates above 50 %) disables the shortcut.
+    """
     floors = [buffer.entry_threshold() for buffer in buffers]
     if any(floor is None for floor in floors):
         return None
-    floor = min(floors)
-    # Both statistics (z and |z|) exceed their floor only where |z| exceeds it, provided the
-    # floor is not negative; a negative floor (rates above 50 %) disables the shortcut.
-    return floor if floor >= 0 else None
+    upper = min(floors)
+    if upper < 0:
+        return None
+    two_sided = [f for f, s in zip(floors, spike_defs, strict=True) if s == SPIKE_TWO_SIDED_ABS]
+    return upper, (min(two_sided) if two_sided else None)
 
 
 class ThresholdFitter:
@@ -259,26 +269,28 @@ class ThresholdFitter:
         #: (token, unit) values of each layer fed so far, to check them against n_values
         self.seen = [0] * n_layers
         self.two_sided = _two_sided(self.spike_defs)
-        #: per layer, the candidate floor the cached bounds were formed for, and the bounds
-        self._bounds: list[tuple[float, UnitBounds | None] | None] = [None] * n_layers
+        #: per layer, the candidate floors the cached bounds were formed for, and the bounds
+        self._bounds: list[tuple[tuple, UnitBounds | None] | None] = [None] * n_layers
 
-    def _layer_bounds(self, layer: int, floor: float) -> UnitBounds | None:
+    def _layer_bounds(self, layer: int, floors: tuple[float, float | None]) -> UnitBounds | None:
         cached = self._bounds[layer]
-        if cached is None or cached[0] != floor:  # the floor rises only when a buffer is cut
-            cached = (floor, self.standardizer.bounds(layer, floor, self.two_sided))
+        if cached is None or cached[0] != floors:  # floors rise only when a buffer is cut
+            upper, lower = floors
+            bounds = self.standardizer.bounds(layer, upper, lower is not None, lower)
+            cached = (floors, bounds)
             self._bounds[layer] = cached
         return cached[1]
 
     def update(self, layer: int, u: torch.Tensor) -> None:
         self.seen[layer] += u.numel()
-        # Only values above every buffer's current k-th largest can enter a buffer; one
-        # comparison of u with the bounds of |z| > floor finds the candidates of both spike
+        # Only values above their buffer's current k-th largest can enter it; one comparison
+        # of u with the bounds of the buffers' floors finds the candidates of both spike
         # definitions at once.
         buffers = [self.buffers[si][layer] for si in range(len(self.spike_defs))]
         if any(buffer.entry_threshold() is None for buffer in buffers):
             self._seed_from_sample(layer, u, buffers)
-        floor = _candidate_floor(buffers)
-        bounds = None if floor is None else self._layer_bounds(layer, floor)
+        floors = _candidate_floors(buffers, self.spike_defs)
+        bounds = None if floors is None else self._layer_bounds(layer, floors)
         if bounds is None:
             z = standardized(self.standardizer, layer, u)
         else:
@@ -353,12 +365,13 @@ class ThresholdFitter:
 class EventCounter:
     """Per-site event counts for every (spike definition, target) of one layer at once.
 
-    Per layer: keep the (few) entries outside the bounds of ``|z| > floor``, floor the smallest
-    threshold of any (spike def, target) (:func:`candidate_entries`: u compared with per-unit
-    bounds, exact z of the kept entries only), and count, for each (spike def, target), the kept
-    entries above its threshold per site (``np.bincount`` on the CPU, one ``index_add_``
-    elsewhere). Exact: every entry above any
-    threshold is kept, because ``v > tau >= floor`` implies ``|z| > floor`` for both statistics.
+    Per layer: keep the (few) entries outside the bounds of ``z > floor or z < -lower``, floor
+    the smallest threshold of any (spike def, target) and lower the smallest two-sided one
+    (u compared with per-unit bounds, exact z of the kept entries only), and count, for each
+    (spike def, target), the kept entries above its threshold per site (one compiled pass for
+    an fp32 u on the CPU, :func:`.kernels.count_outside_events`; one ``index_add_`` elsewhere).
+    Exact: every entry above any threshold is kept, because ``z > tau >= floor`` (one-sided)
+    and ``|z| > tau >= lower >= 0`` (two-sided: ``z > floor`` or ``z < -lower``).
     """
 
     def __init__(
@@ -374,12 +387,20 @@ class EventCounter:
         device = standardizer.mu.device
         self.host_taus = np.asarray(taus, dtype=np.float32)
         self.taus = torch.as_tensor(self.host_taus, device=device)
-        floors = np.asarray(taus, dtype=np.float32).reshape(-1, n_layers).min(axis=0)
-        # A negative floor would make |z| > floor keep everything; count densely then.
+        # Every v above its tau has z above the smallest tau of the layer (upper floor) or, for
+        # |z|, z below minus the smallest two-sided tau (lower floor). A negative floor would
+        # keep everything; count densely then.
+        host = np.asarray(taus, dtype=np.float32)
+        floors = host.reshape(-1, n_layers).min(axis=0)
         self.floors = [float(f) if f >= 0 else None for f in floors]
-        two_sided = _two_sided(self.spike_defs)
+        two_sided = [s == SPIKE_TWO_SIDED_ABS for s in self.spike_defs]
+        lower = host[two_sided].reshape(-1, n_layers).min(axis=0) if any(two_sided) else None
         self.bounds = [
-            None if floor is None else standardizer.bounds(layer, floor, two_sided)
+            None
+            if floor is None
+            else standardizer.bounds(
+                layer, floor, lower is not None, None if lower is None else float(lower[layer])
+            )
             for layer, floor in enumerate(self.floors)
         ]
         self.d_ff = int(standardizer.mu.shape[1])

@@ -180,42 +180,55 @@ def _round_up_f32(x: np.ndarray) -> np.ndarray:
 
 
 def exceedance_bounds(
-    mu: np.ndarray, denominator: np.ndarray, floor: float, two_sided: bool = True
+    mu: np.ndarray,
+    denominator: np.ndarray,
+    floor: float,
+    two_sided: bool = True,
+    lower_floor: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Per-unit fp32 bounds ``(lo, hi)`` on u with ``z > floor => u > hi`` and (two-sided)
-    ``z < -floor => u < lo``, for the fp32 ``z = fl(fl(u - mu) / d)`` of :class:`Standardizer`.
+    ``z < -lower_floor => u < lo`` (``lower_floor`` defaults to ``floor``), for the fp32
+    ``z = fl(fl(u - mu) / d)`` of :class:`Standardizer`.
 
-    Entries with ``lo <= u <= hi`` can therefore never have ``|z| > floor`` (``z > floor`` when
-    one-sided, where ``lo`` is the lowest finite fp32 so that only ``-inf`` falls below it).
-    With ``f`` the largest fp32 ``<= floor`` and ``t = f d`` (exact in fp64):
+    Entries with ``lo <= u <= hi`` can therefore never have ``z > floor`` nor ``z <
+    -lower_floor`` (one-sided: ``lo`` is the lowest finite fp32, so only ``-inf`` falls below
+    it). A separate ``lower_floor`` serves a one-sided statistic (which needs the upper tail
+    from its lower threshold) next to a two-sided one (both tails, from its own, higher
+    threshold). With ``f`` the largest fp32 ``<= floor`` and ``t = f d`` (exact in fp64):
 
         z > f  =>  fl(u - mu) / d > f          (rounding is monotone, f is an fp32 value)
                =>  (u - mu)(1 + delta) > t     (|delta| <= 2^-24; exact when subnormal)
                =>  u > mu + t - 2^-24 t
-        hi = round_down_fp32(mu + t - s),  lo = round_up_fp32(mu - t + s),
-        s = BOUND_SLACK (|mu| + t)
+        hi = round_down_fp32(mu + t - s),  lo = round_up_fp32(mu - t' + s'),
+        s = BOUND_SLACK (|mu| + t)         (t', s' the same from lower_floor)
 
     and the fp64 evaluation errs by under 2^-51 (|mu| + t) < s - 2^-24 t. Since t >= 0, a kept
     u is also beyond mu, so ``hi >= mu >= lo`` is enforced. Returns None (compute z densely)
     when the bounds would not be safe: a negative or non-finite floor, non-finite mu or d,
     ``d <= 0``, or ``|mu| + t >= BOUND_RANGE``.
     """
-    floor = float(floor)
-    if not (math.isfinite(floor) and floor >= 0.0):
+    floors = [float(floor)]
+    if two_sided:
+        floors.append(floors[0] if lower_floor is None else float(lower_floor))
+    if not all(math.isfinite(f) and f >= 0.0 for f in floors):
         return None
     mu = np.asarray(mu, dtype=np.float32)
     den = np.asarray(denominator, dtype=np.float32)
     if not (np.isfinite(mu).all() and np.isfinite(den).all() and (den > 0).all()):
         return None
-    f32 = _round_down_f32(np.array(floor))
     mu64 = mu.astype(np.float64)
-    t = f32 * den.astype(np.float64)
-    scale = np.abs(mu64) + t
-    if not scale.max(initial=0.0) < BOUND_RANGE:
-        return None
-    slack = scale * BOUND_SLACK
+    den64 = den.astype(np.float64)
+    reaches = []
+    for f in floors:
+        t = _round_down_f32(np.array(f)) * den64
+        scale = np.abs(mu64) + t
+        if not scale.max(initial=0.0) < BOUND_RANGE:
+            return None
+        reaches.append((t, scale * BOUND_SLACK))
+    t, slack = reaches[0]
     hi = np.maximum(_round_down_f32(mu64 + t - slack), mu)
     if two_sided:
+        t, slack = reaches[1]
         lo = np.minimum(_round_up_f32(mu64 - t + slack), mu)
     else:
         lo = np.full_like(mu, -_F32_MAX)
@@ -275,10 +288,13 @@ class Standardizer:
     def _host(self) -> tuple[np.ndarray, np.ndarray]:
         return self.mu.cpu().numpy(), self.denominator.cpu().numpy()
 
-    def bounds(self, layer: int, floor: float, two_sided: bool = True) -> UnitBounds | None:
-        """:func:`exceedance_bounds` of ``layer`` at ``floor`` (None: standardize densely)."""
+    def bounds(
+        self, layer: int, floor: float, two_sided: bool = True, lower_floor: float | None = None
+    ) -> UnitBounds | None:
+        """:func:`exceedance_bounds` of ``layer`` at ``floor`` (and ``lower_floor`` for the lower
+        tail; None: standardize densely)."""
         mu, den = self._host
-        bounds = exceedance_bounds(mu[layer], den[layer], floor, two_sided)
+        bounds = exceedance_bounds(mu[layer], den[layer], floor, two_sided, lower_floor)
         if bounds is None:
             return None
         lo, hi = bounds
