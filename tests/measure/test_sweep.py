@@ -359,6 +359,31 @@ def test_fit_thresholds_refits_without_seeds_when_a_seed_is_too_high(small_model
     pd.testing.assert_frame_equal(seeded, own, check_exact=True)
 
 
+@pytest.mark.parametrize(("gap", "windows"), [(0.1, 12), (0.02, 24)])
+def test_a_seed_is_relaxed_by_its_neighbours_distance_in_g(
+    small_model, data, calibrated, gap, windows
+):
+    """A neighbour whose smallest taus are 8 % above the real k-th largest values: 0.1 away in
+    g its seeds are relaxed by 10 % (0.97 of the real value: one pass); 0.02 away by 6 % only
+    (1.015 of it: fewer than k values above, so the pass is repeated). Exact either way."""
+    fits = calibrated["fits"]
+    own = fits[fits["g"] == 0.8].reset_index(drop=True)
+    neighbour = own.assign(g=0.8 + gap, tau=own["tau"] * 1.08)
+    table, stats = fit_thresholds(
+        small_model,
+        data["calibration"],
+        calibrated["standardizer"],
+        calibrated["rate_targets"],
+        [GainSetting(MLP_GLOBAL, 0.8)],
+        SPIKE_DEFS,
+        TARGET_RATES,
+        batch_size=BATCH,
+        seed_fits=neighbour,
+    )
+    assert stats.windows == windows
+    pd.testing.assert_frame_equal(table, own, check_exact=True)
+
+
 def test_fit_thresholds_keeps_the_order_of_the_settings(calibrated):
     """GAINS = (1.0, 0.8) are fitted as 0.8, then 1.0 seeded from 0.8; rows stay in the
     caller's order."""

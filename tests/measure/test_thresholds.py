@@ -22,6 +22,7 @@ from avalanche_kedro.measure.thresholds import (
     order_statistic_threshold,
     rate_tolerance,
     seed_floors,
+    seed_relaxation,
     spike_values,
     target_profile,
     topk_capacity,
@@ -429,3 +430,13 @@ def test_verify_rate_matching_relative_tolerance_bites_at_low_rates():
     table.loc[4, "achieved_rate_calibration"] = 1.06e-5
     with pytest.raises(RateMatchingError):
         verify_rate_matching(table)
+
+
+def test_seed_relaxation_grows_with_the_gain_gap_up_to_the_full_relaxation():
+    assert seed_relaxation(None) == SEED_RELAXATION == 0.25  # another intervention
+    assert seed_relaxation(0.0) == pytest.approx(0.05)
+    assert seed_relaxation(0.05) == pytest.approx(0.075)  # the paper grid's step
+    assert seed_relaxation(-0.1) == pytest.approx(0.1)  # either direction
+    assert seed_relaxation(0.3) == pytest.approx(0.2)
+    assert seed_relaxation(0.4) == pytest.approx(0.25)
+    assert seed_relaxation(1.0) == 0.25

@@ -34,7 +34,7 @@ from .forward import PassStats, run_pass, token_progress
 from .gain import MLP_GLOBAL, layer_gains
 from .moments import RunningMoments, Standardizer, UnitMoments
 from .rasters import RasterWriter
-from .thresholds import seed_floors
+from .thresholds import seed_floors, seed_relaxation
 
 NULL_NONE = "NULL_NONE"
 NULL_TOKEN_SHUFFLE_INPUT = "NULL_TOKEN_SHUFFLE_INPUT"
@@ -206,7 +206,11 @@ def fit_thresholds(
             ),
             default=None,
         )
-        seeds = None if neighbour is None else seed_floors(fitted[neighbour])
+        seeds = None
+        if neighbour is not None:
+            same = neighbour.intervention_id == setting.intervention_id
+            gap = abs(neighbour.g - setting.g) if same else None
+            seeds = seed_floors(fitted[neighbour], seed_relaxation(gap))
         fitter = one_pass(setting, seeds)
         if fitter.incomplete():  # a seed was above the k-th largest value: fit again without
             bar.total += input_ids.size

@@ -257,7 +257,27 @@ class StreamingTopK:
 #: How far below a neighbouring setting's smallest threshold a seed is placed (relative):
 #: that threshold is the neighbour's k-th largest v, so the seed must lie clearly below it for
 #: k values of the new setting to exceed it; a low seed only lets more candidates through.
+#: This is the most a seed is relaxed: for a neighbour of another intervention, or one
+#: SEED_RELAXATION_MAX_GAP or more away in g (:func:`seed_relaxation`).
 SEED_RELAXATION = 0.25
+#: Relaxation of a seed from the same intervention at the same gain, and its growth per unit
+#: of gain between the two settings. In the default run (three roles, five interventions,
+#: 2026-12-01) a layer's smallest tau moved between two settings of one intervention by at most
+#: 1.5 % 0.05 apart in g, 3.1 % 0.1 apart, 7.4 % at 0.25, 11.6 % at 0.4 and 16.4 % at 0.6, and
+#: by 14.8 % between interventions: the relaxation stays 1.5-5x wider than that.
+SEED_RELAXATION_SAME_GAIN = 0.05
+SEED_RELAXATION_PER_GAIN = 0.5
+
+
+def seed_relaxation(gain_gap: float | None) -> float:
+    """Relaxation of a seed taken ``gain_gap`` away in g on the same intervention (None:
+    another intervention): ``min(0.25, 0.05 + 0.5 |gap|)``, so 0.075 at the paper grid's
+    0.05 steps and the full 0.25 from 0.4 apart. A seed that proves too high costs a repeated
+    pass, never a wrong threshold."""
+    if gain_gap is None:
+        return SEED_RELAXATION
+    relaxation = SEED_RELAXATION_SAME_GAIN + SEED_RELAXATION_PER_GAIN * abs(float(gain_gap))
+    return min(SEED_RELAXATION, relaxation)
 
 
 def seed_floors(taus: np.ndarray, relaxation: float = SEED_RELAXATION) -> np.ndarray:
