@@ -41,54 +41,17 @@ def _row_mask(row, lo, hi, mask) -> None:  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def count_outside_events(rows, lo, hi, mu, den, taus, two_sided, counts):  # pragma: no cover
-    """Add to ``counts [S*R, sites]`` (int32, zeroed by the caller) the per-site number of
-    entries with ``v > taus[s, r]``, over the entries of ``rows [sites, d_ff]`` (fp32,
-    C-contiguous) outside ``[lo, hi]``; ``v = |z|`` where ``two_sided[s]``, else z.
-
-    Exact when every ``taus[s, r]`` is at least the floor the bounds were formed for: an entry
-    inside the bounds has ``|z| <= floor`` and cannot exceed any threshold. Returns the peak
-    ``max |z|`` of the kept entries (0 when none; NaN when any z is NaN).
-    """
+def _scan(rows, lo, hi, mu, den, taus, two_sided, counts, collect, index, z):  # pragma: no cover
+    """The one read of ``rows [sites, d_ff]`` both kernels share: for every entry outside
+    ``[lo, hi]``, its exact z is either collected (``collect``: into ``index`` and ``z``, which
+    must hold every entry) or counted (per site and threshold into ``counts``, with the peak
+    ``max |z|``). Returns (peak, number collected)."""
     n_sites, d_ff = rows.shape
     n_s, n_r = taus.shape
     n_words = (d_ff + _WORD - 1) // _WORD
     mask = np.zeros(n_words * _WORD, np.uint8)
     words = mask.view(np.uint64)
     peak = np.float32(0.0)
-    for site in range(n_sites):
-        row = rows[site]
-        _row_mask(row, lo, hi, mask)
-        for w in range(n_words):
-            if words[w] == 0:
-                continue
-            for j in range(w * _WORD, min(w * _WORD + _WORD, d_ff)):
-                if mask[j] == 0:
-                    continue
-                z = (row[j] - mu[j]) / den[j]
-                a = abs(z)
-                if peak == peak and not (a <= peak):
-                    peak = a
-                for s in range(n_s):
-                    v = a if two_sided[s] else z
-                    for r in range(n_r):
-                        if v > taus[s, r]:
-                            counts[s * n_r + r, site] += 1
-    return peak
-
-
-@numba.njit(cache=True, nogil=True, boundscheck=False)
-def outside_entries(rows, lo, hi, mu, den):  # pragma: no cover - compiled
-    """Flat row-major indices (int64) and exact z (fp32) of the entries of ``rows [sites,
-    d_ff]`` (fp32, C-contiguous) outside ``[lo, hi]`` (NaN included), in index order."""
-    n_sites, d_ff = rows.shape
-    n_words = (d_ff + _WORD - 1) // _WORD
-    mask = np.zeros(n_words * _WORD, np.uint8)
-    words = mask.view(np.uint64)
-    # room for every entry: the pages of the (few) kept ones are the only ones touched, and a
-    # growing buffer's capacity check cost more than the whole comparison pass
-    index = np.empty(n_sites * d_ff, np.int64)
-    z = np.empty(n_sites * d_ff, np.float32)
     n_kept = 0
     for site in range(n_sites):
         row = rows[site]
@@ -99,9 +62,52 @@ def outside_entries(rows, lo, hi, mu, den):  # pragma: no cover - compiled
             for j in range(w * _WORD, min(w * _WORD + _WORD, d_ff)):
                 if mask[j] == 0:
                     continue
-                index[n_kept] = site * d_ff + j
-                z[n_kept] = (row[j] - mu[j]) / den[j]
-                n_kept += 1
+                value = (row[j] - mu[j]) / den[j]
+                if collect:
+                    index[n_kept] = site * d_ff + j
+                    z[n_kept] = value
+                    n_kept += 1
+                    continue
+                a = abs(value)
+                if peak == peak and not (a <= peak):
+                    peak = a
+                for s in range(n_s):
+                    v = a if two_sided[s] else value
+                    for r in range(n_r):
+                        if v > taus[s, r]:
+                            counts[s * n_r + r, site] += 1
+    return peak, n_kept
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def count_outside_events(rows, lo, hi, mu, den, taus, two_sided, counts):  # pragma: no cover
+    """Add to ``counts [S*R, sites]`` (int32, zeroed by the caller) the per-site number of
+    entries with ``v > taus[s, r]``, over the entries of ``rows [sites, d_ff]`` (fp32,
+    C-contiguous) outside ``[lo, hi]``; ``v = |z|`` where ``two_sided[s]``, else z.
+
+    Exact when every ``taus[s, r]`` is at least the floor the bounds were formed for: an entry
+    inside the bounds cannot exceed any threshold. Returns the peak ``max |z|`` of the kept
+    entries (0 when none; NaN when any z is NaN).
+    """
+    unused_index = np.empty(0, np.int64)
+    unused_z = np.empty(0, np.float32)
+    peak, _ = _scan(rows, lo, hi, mu, den, taus, two_sided, counts, False, unused_index, unused_z)
+    return peak
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def outside_entries(rows, lo, hi, mu, den):  # pragma: no cover - compiled
+    """Flat row-major indices (int64) and exact z (fp32) of the entries of ``rows [sites,
+    d_ff]`` (fp32, C-contiguous) outside ``[lo, hi]`` (NaN included), in index order."""
+    n_sites, d_ff = rows.shape
+    # room for every entry: the pages of the (few) kept ones are the only ones touched, and a
+    # growing buffer's capacity check cost more than the whole comparison pass
+    index = np.empty(n_sites * d_ff, np.int64)
+    z = np.empty(n_sites * d_ff, np.float32)
+    no_counts = np.zeros((0, 0), np.int32)
+    no_taus = np.zeros((0, 0), np.float32)
+    no_flags = np.zeros(0, np.bool_)
+    _, n_kept = _scan(rows, lo, hi, mu, den, no_taus, no_flags, no_counts, True, index, z)
     return index[:n_kept].copy(), z[:n_kept].copy()
 
 
