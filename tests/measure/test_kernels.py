@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avalanche_kedro.measure.kernels import count_outside_events, host_rows, outside_entries
+from avalanche_kedro.measure.kernels import (
+    count_outside_events,
+    host_rows,
+    outside_entries,
+    outside_values,
+)
 
 NAN, INF = np.float32(np.nan), np.float32(np.inf)
 
@@ -32,6 +37,13 @@ def test_outside_entries_keeps_exactly_what_lies_beyond_the_bounds_with_exact_z(
     expected = (flat[index] - np.float32(0.5)) / np.float32(3.0)  # numpy's fp32 z
     np.testing.assert_array_equal(z.view(np.int32), expected.view(np.int32))
     assert np.isnan(z[2]) and z[3] == -INF
+    # the values-only kernel: the same z, and a NaN peak because one z is NaN
+    values, peak = outside_values(rows, lo, hi, mu, den)
+    np.testing.assert_array_equal(values.view(np.int32), z.view(np.int32))
+    assert np.isnan(peak)
+    rows[1, 8] = rows[1, 9] = 0.0  # without them the peak is the largest |z| kept
+    values, peak = outside_values(rows, lo, hi, mu, den)
+    assert values.size == 2 and peak == np.abs(values).max() == abs(values[1])
 
 
 def test_outside_entries_of_a_batch_inside_its_bounds_is_empty():

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from ..core.errors import NonFiniteActivationError, RateMatchingError
-from .kernels import count_outside_events, host_rows, outside_entries
+from .kernels import count_outside_events, host_rows, outside_entries, outside_values
 from .moments import Standardizer, UnitBounds
 from .thresholds import (
     SPIKE_TWO_SIDED_ABS,
@@ -99,6 +99,29 @@ def candidate_entries(
     index = flat_nonzero(~inside.reshape(-1))
     # bf16/fp16 on the CPU continue in numpy like fp32
     return _host_view(index), _host_view(standardizer.at(layer, u.reshape(-1), index))
+
+
+def candidate_values(
+    standardizer: Standardizer, layer: int, u: torch.Tensor, bounds: UnitBounds
+) -> tuple[Values, float | None]:
+    """The z of :func:`candidate_entries` without their indices, and their peak ``max |z|``
+    when the compiled kernel computed it on the way (an fp32 u on the CPU; None elsewhere, where
+    :meth:`FiniteGuard.observe` takes it from z)."""
+    if u.device.type == "cpu" and u.dtype == torch.float32:
+        mu, denominator = standardizer.host(layer)
+        rows = host_rows(u.numpy(), bounds.hi.shape[0])
+        return outside_values(rows, bounds.lo, bounds.hi, mu, denominator)
+    return candidate_entries(standardizer, layer, u, bounds)[1], None
+
+
+def _observe(guard: FiniteGuard | None, layer: int, values: Values, peak) -> None:
+    """Give the guard the kernel's peak, or the values to take it from."""
+    if guard is None:
+        return
+    if peak is None:
+        guard.observe(layer, values)
+    else:
+        guard.observe_peak(layer, peak)
 
 
 def _two_sided(spike_defs: Sequence[str]) -> bool:
@@ -188,12 +211,12 @@ class BaselineCounter:
 
     def update(self, layer: int, u: torch.Tensor) -> None:
         bounds = self.bounds[layer]
+        peak = None
         if bounds is None:
             z = standardized(self.standardizer, layer, u)
         else:  # only entries outside the bounds can exceed tau0
-            _, z = candidate_entries(self.standardizer, layer, u, bounds)
-        if self.guard is not None:
-            self.guard.observe(layer, z)
+            z, peak = candidate_values(self.standardizer, layer, u, bounds)
+        _observe(self.guard, layer, z, peak)
         for index, spike_def in enumerate(self.spike_defs):
             self.counts[index, layer] += _count_above(spike_values(z, spike_def), self.tau0)
         self.n_values[layer] += u.numel()
@@ -291,12 +314,12 @@ class ThresholdFitter:
             self._seed_from_sample(layer, u, buffers)
         floors = _candidate_floors(buffers, self.spike_defs)
         bounds = None if floors is None else self._layer_bounds(layer, floors)
+        peak = None
         if bounds is None:
             z = standardized(self.standardizer, layer, u)
         else:
-            _, z = candidate_entries(self.standardizer, layer, u, bounds)
-        if self.guard is not None:
-            self.guard.observe(layer, z)
+            z, peak = candidate_values(self.standardizer, layer, u, bounds)
+        _observe(self.guard, layer, z, peak)
         for buffer, spike_def in zip(buffers, self.spike_defs, strict=True):
             buffer.update(spike_values(z, spike_def), n_values=u.numel())
 

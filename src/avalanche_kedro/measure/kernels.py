@@ -40,12 +40,16 @@ def _row_mask(row, lo, hi, mask) -> None:  # pragma: no cover - compiled
         mask[j] = np.uint8(not (x <= hi[j])) | np.uint8(not (x >= lo[j]))
 
 
+#: what :func:`_scan` does with a kept entry: count it, or collect its index and z, or its z
+_COUNT, _ENTRIES, _VALUES = 0, 1, 2
+
+
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def _scan(rows, lo, hi, mu, den, taus, two_sided, counts, collect, index, z):  # pragma: no cover
-    """The one read of ``rows [sites, d_ff]`` both kernels share: for every entry outside
-    ``[lo, hi]``, its exact z is either collected (``collect``: into ``index`` and ``z``, which
-    must hold every entry) or counted (per site and threshold into ``counts``, with the peak
-    ``max |z|``). Returns (peak, number collected)."""
+def _scan(rows, lo, hi, mu, den, taus, two_sided, counts, mode, index, z):  # pragma: no cover
+    """The one read of ``rows [sites, d_ff]`` the kernels share: every entry outside
+    ``[lo, hi]`` gets its exact z, which is counted (``_COUNT``: per site and threshold into
+    ``counts``) or collected (``_ENTRIES``: index and z; ``_VALUES``: z only; the arrays must
+    hold every entry). Returns (peak ``max |z|``, number collected)."""
     n_sites, d_ff = rows.shape
     n_s, n_r = taus.shape
     n_words = (d_ff + _WORD - 1) // _WORD
@@ -63,20 +67,27 @@ def _scan(rows, lo, hi, mu, den, taus, two_sided, counts, collect, index, z):  #
                 if mask[j] == 0:
                     continue
                 value = (row[j] - mu[j]) / den[j]
-                if collect:
-                    index[n_kept] = site * d_ff + j
-                    z[n_kept] = value
-                    n_kept += 1
-                    continue
                 a = abs(value)
                 if peak == peak and not (a <= peak):
                     peak = a
+                if mode != _COUNT:
+                    if mode == _ENTRIES:
+                        index[n_kept] = site * d_ff + j
+                    z[n_kept] = value
+                    n_kept += 1
+                    continue
                 for s in range(n_s):
                     v = a if two_sided[s] else value
                     for r in range(n_r):
                         if v > taus[s, r]:
                             counts[s * n_r + r, site] += 1
     return peak, n_kept
+
+
+@numba.njit(cache=True, nogil=True)
+def _unused_counting():  # pragma: no cover - compiled
+    """Empty stand-ins for the counting arguments of :func:`_scan` when it collects."""
+    return np.empty((0, 0), np.float32), np.empty(0, np.bool_), np.empty((0, 0), np.int32)
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
@@ -104,11 +115,22 @@ def outside_entries(rows, lo, hi, mu, den):  # pragma: no cover - compiled
     # growing buffer's capacity check cost more than the whole comparison pass
     index = np.empty(n_sites * d_ff, np.int64)
     z = np.empty(n_sites * d_ff, np.float32)
-    no_counts = np.zeros((0, 0), np.int32)
-    no_taus = np.zeros((0, 0), np.float32)
-    no_flags = np.zeros(0, np.bool_)
-    _, n_kept = _scan(rows, lo, hi, mu, den, no_taus, no_flags, no_counts, True, index, z)
+    no_taus, no_flags, no_counts = _unused_counting()
+    _, n_kept = _scan(rows, lo, hi, mu, den, no_taus, no_flags, no_counts, _ENTRIES, index, z)
     return index[:n_kept].copy(), z[:n_kept].copy()
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def outside_values(rows, lo, hi, mu, den):  # pragma: no cover - compiled
+    """The exact z (fp32, in index order) of the entries of ``rows [sites, d_ff]`` outside
+    ``[lo, hi]`` and their peak ``max |z|`` (0 when none; NaN when any z is NaN): what the
+    threshold fits and the baseline counts need, without the indices."""
+    n_sites, d_ff = rows.shape
+    z = np.empty(n_sites * d_ff, np.float32)
+    no_taus, no_flags, no_counts = _unused_counting()
+    no_index = np.empty(0, np.int64)
+    peak, n_kept = _scan(rows, lo, hi, mu, den, no_taus, no_flags, no_counts, _VALUES, no_index, z)
+    return z[:n_kept].copy(), peak
 
 
 def host_rows(values: np.ndarray, d_ff: int) -> np.ndarray:
