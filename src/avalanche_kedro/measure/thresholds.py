@@ -257,8 +257,8 @@ class StreamingTopK:
 #: How far below a neighbouring setting's smallest threshold a seed is placed (relative):
 #: that threshold is the neighbour's k-th largest v, so the seed must lie clearly below it for
 #: k values of the new setting to exceed it; a low seed only lets more candidates through.
-#: This is the most a seed is relaxed: for a neighbour of another intervention, or one
-#: SEED_RELAXATION_MAX_GAP or more away in g (:func:`seed_relaxation`).
+#: This is the most a seed is relaxed: for a neighbour of another intervention, or one 0.4
+#: or more away in g (:func:`seed_relaxation`).
 SEED_RELAXATION = 0.25
 #: Relaxation of a seed from the same intervention at the same gain, and its growth per unit
 #: of gain between the two settings. In the default run (three roles, five interventions,
