@@ -291,7 +291,6 @@ class ThresholdFitter:
         self.guard = guard
         #: (token, unit) values of each layer fed so far, to check them against n_values
         self.seen = [0] * n_layers
-        self.two_sided = _two_sided(self.spike_defs)
         #: per layer, the candidate floors the cached bounds were formed for, and the bounds
         self._bounds: list[tuple[tuple, UnitBounds | None] | None] = [None] * n_layers
 
