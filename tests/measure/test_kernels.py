@@ -8,7 +8,6 @@ import pytest
 from avalanche_kedro.measure.kernels import (
     count_outside_events,
     host_rows,
-    outside_entries,
     outside_values,
 )
 
@@ -19,7 +18,7 @@ def f32(values) -> np.ndarray:
     return np.asarray(values, dtype=np.float32)
 
 
-def test_outside_entries_keeps_exactly_what_lies_beyond_the_bounds_with_exact_z():
+def test_outside_values_keeps_exactly_what_lies_beyond_the_bounds_with_exact_z():
     # d_ff = 11: one full eight-byte word and a partial one
     lo, hi = f32([-1.0] * 11), f32([2.0] * 11)
     mu, den = f32([0.5] * 11), f32([3.0] * 11)
@@ -30,26 +29,22 @@ def test_outside_entries_keeps_exactly_what_lies_beyond_the_bounds_with_exact_z(
     rows[1, 1] = np.nextafter(np.float32(-1.0), -INF)  # just below lo: kept
     rows[1, 8] = NAN  # fails both comparisons: kept for the finite guard
     rows[1, 9] = -INF
-    index, z = outside_entries(rows, lo, hi, mu, den)
-    assert index.dtype == np.int64 and z.dtype == np.float32
-    assert index.tolist() == [3, 11 + 1, 11 + 8, 11 + 9]
-    flat = rows.reshape(-1)
-    expected = (flat[index] - np.float32(0.5)) / np.float32(3.0)  # numpy's fp32 z
+    z, peak = outside_values(rows, lo, hi, mu, den)
+    assert z.dtype == np.float32
+    kept = [3, 11 + 1, 11 + 8, 11 + 9]  # exactly these, in row-major order
+    expected = (rows.reshape(-1)[kept] - np.float32(0.5)) / np.float32(3.0)  # numpy's fp32 z
     np.testing.assert_array_equal(z.view(np.int32), expected.view(np.int32))
     assert np.isnan(z[2]) and z[3] == -INF
-    # the values-only kernel: the same z, and a NaN peak because one z is NaN
-    values, peak = outside_values(rows, lo, hi, mu, den)
-    np.testing.assert_array_equal(values.view(np.int32), z.view(np.int32))
-    assert np.isnan(peak)
+    assert np.isnan(peak)  # one z is NaN
     rows[1, 8] = rows[1, 9] = 0.0  # without them the peak is the largest |z| kept
     values, peak = outside_values(rows, lo, hi, mu, den)
     assert values.size == 2 and peak == np.abs(values).max() == abs(values[1])
 
 
-def test_outside_entries_of_a_batch_inside_its_bounds_is_empty():
+def test_outside_values_of_a_batch_inside_its_bounds_is_empty():
     rows = np.zeros((3, 5), np.float32)
-    index, z = outside_entries(rows, f32([-1] * 5), f32([1] * 5), f32([0] * 5), f32([1] * 5))
-    assert index.size == 0 and z.size == 0
+    z, peak = outside_values(rows, f32([-1] * 5), f32([1] * 5), f32([0] * 5), f32([1] * 5))
+    assert z.size == 0 and peak == 0.0
 
 
 def test_count_outside_events_counts_each_threshold_per_site_by_hand():

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from ..core.errors import NonFiniteActivationError, RateMatchingError
-from .kernels import count_outside_events, host_rows, outside_entries, outside_values
+from .kernels import count_outside_events, host_rows, outside_values
 from .moments import Standardizer, UnitBounds
 from .thresholds import (
     SPIKE_TWO_SIDED_ABS,
@@ -85,19 +85,16 @@ def candidate_entries(
     bounds, plus NaN and inf (a NaN fails both comparisons and is therefore kept, so the guard
     still sees it).
 
-    An fp32 u on the CPU is read once by :func:`.kernels.outside_entries` (about three times
-    faster than numpy's comparisons and ``flatnonzero``); any other u is compared by torch
-    against the fp32 bounds, which promotes bf16/fp16 entries to fp32 exactly, element by
-    element. Returns numpy arrays on the CPU, tensors elsewhere.
+    u is compared by torch against the fp32 bounds, which promotes bf16/fp16 entries to fp32
+    exactly, element by element. The passes use it for bf16/fp16 u and on accelerators; an
+    fp32 u on the CPU takes the compiled kernels instead (:func:`candidate_values`,
+    :meth:`EventCounter.count_layer`). Returns numpy arrays on the CPU, tensors elsewhere.
     """
     d_ff = bounds.hi.shape[0]
-    if u.device.type == "cpu" and u.dtype == torch.float32:
-        mu, denominator = standardizer.host(layer)
-        return outside_entries(host_rows(u.numpy(), d_ff), bounds.lo, bounds.hi, mu, denominator)
     rows = u.reshape(-1, d_ff)
     inside = (rows <= bounds.hi_device) & (rows >= bounds.lo_device)
     index = flat_nonzero(~inside.reshape(-1))
-    # bf16/fp16 on the CPU continue in numpy like fp32
+    # on the CPU the reductions continue in numpy
     return _host_view(index), _host_view(standardizer.at(layer, u.reshape(-1), index))
 
 

@@ -40,16 +40,12 @@ def _row_mask(row, lo, hi, mask) -> None:  # pragma: no cover - compiled
         mask[j] = np.uint8(not (x <= hi[j])) | np.uint8(not (x >= lo[j]))
 
 
-#: what :func:`_scan` does with a kept entry: count it, or collect its index and z, or its z
-_COUNT, _ENTRIES, _VALUES = 0, 1, 2
-
-
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def _scan(rows, lo, hi, mu, den, taus, two_sided, counts, mode, index, z):  # pragma: no cover
+def _scan(rows, lo, hi, mu, den, taus, two_sided, counts, collect, z):  # pragma: no cover
     """The one read of ``rows [sites, d_ff]`` the kernels share: every entry outside
-    ``[lo, hi]`` gets its exact z, which is counted (``_COUNT``: per site and threshold into
-    ``counts``) or collected (``_ENTRIES``: index and z; ``_VALUES``: z only; the arrays must
-    hold every entry). Returns (peak ``max |z|``, number collected)."""
+    ``[lo, hi]`` gets its exact z, which is collected into ``z`` (``collect``; ``z`` must hold
+    every entry) or counted per site and threshold into ``counts``. Returns (peak ``max |z|``,
+    number collected)."""
     n_sites, d_ff = rows.shape
     n_s, n_r = taus.shape
     n_words = (d_ff + _WORD - 1) // _WORD
@@ -70,9 +66,7 @@ def _scan(rows, lo, hi, mu, den, taus, two_sided, counts, mode, index, z):  # pr
                 a = abs(value)
                 if peak == peak and not (a <= peak):
                     peak = a
-                if mode != _COUNT:
-                    if mode == _ENTRIES:
-                        index[n_kept] = site * d_ff + j
+                if collect:
                     z[n_kept] = value
                     n_kept += 1
                     continue
@@ -82,12 +76,6 @@ def _scan(rows, lo, hi, mu, den, taus, two_sided, counts, mode, index, z):  # pr
                         if v > taus[s, r]:
                             counts[s * n_r + r, site] += 1
     return peak, n_kept
-
-
-@numba.njit(cache=True, nogil=True)
-def _unused_counting():  # pragma: no cover - compiled
-    """Empty stand-ins for the counting arguments of :func:`_scan` when it collects."""
-    return np.empty((0, 0), np.float32), np.empty(0, np.bool_), np.empty((0, 0), np.int32)
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
@@ -100,36 +88,23 @@ def count_outside_events(rows, lo, hi, mu, den, taus, two_sided, counts):  # pra
     inside the bounds cannot exceed any threshold. Returns the peak ``max |z|`` of the kept
     entries (0 when none; NaN when any z is NaN).
     """
-    unused_index = np.empty(0, np.int64)
-    unused_z = np.empty(0, np.float32)
-    peak, _ = _scan(rows, lo, hi, mu, den, taus, two_sided, counts, False, unused_index, unused_z)
+    no_z = np.empty(0, np.float32)
+    peak, _ = _scan(rows, lo, hi, mu, den, taus, two_sided, counts, False, no_z)
     return peak
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def outside_entries(rows, lo, hi, mu, den):  # pragma: no cover - compiled
-    """Flat row-major indices (int64) and exact z (fp32) of the entries of ``rows [sites,
-    d_ff]`` (fp32, C-contiguous) outside ``[lo, hi]`` (NaN included), in index order."""
+def outside_values(rows, lo, hi, mu, den):  # pragma: no cover - compiled
+    """The exact z (fp32, in row-major index order) of the entries of ``rows [sites, d_ff]``
+    (fp32, C-contiguous) outside ``[lo, hi]`` (NaN included) and their peak ``max |z|`` (0
+    when none; NaN when any z is NaN): what the threshold fits and the baseline counts need."""
     n_sites, d_ff = rows.shape
     # room for every entry: the pages of the (few) kept ones are the only ones touched, and a
     # growing buffer's capacity check cost more than the whole comparison pass
-    index = np.empty(n_sites * d_ff, np.int64)
     z = np.empty(n_sites * d_ff, np.float32)
-    no_taus, no_flags, no_counts = _unused_counting()
-    _, n_kept = _scan(rows, lo, hi, mu, den, no_taus, no_flags, no_counts, _ENTRIES, index, z)
-    return index[:n_kept].copy(), z[:n_kept].copy()
-
-
-@numba.njit(cache=True, nogil=True, boundscheck=False)
-def outside_values(rows, lo, hi, mu, den):  # pragma: no cover - compiled
-    """The exact z (fp32, in index order) of the entries of ``rows [sites, d_ff]`` outside
-    ``[lo, hi]`` and their peak ``max |z|`` (0 when none; NaN when any z is NaN): what the
-    threshold fits and the baseline counts need, without the indices."""
-    n_sites, d_ff = rows.shape
-    z = np.empty(n_sites * d_ff, np.float32)
-    no_taus, no_flags, no_counts = _unused_counting()
-    no_index = np.empty(0, np.int64)
-    peak, n_kept = _scan(rows, lo, hi, mu, den, no_taus, no_flags, no_counts, _VALUES, no_index, z)
+    no_taus, no_flags = np.empty((0, 0), np.float32), np.empty(0, np.bool_)
+    no_counts = np.empty((0, 0), np.int32)
+    peak, n_kept = _scan(rows, lo, hi, mu, den, no_taus, no_flags, no_counts, True, z)
     return z[:n_kept].copy(), peak
 
 

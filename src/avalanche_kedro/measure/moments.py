@@ -260,15 +260,11 @@ class Standardizer:
         # Subtract into a fresh fp32 tensor, then divide in place: two passes, one allocation.
         return torch.sub(u.to(torch.float32), self.mu[layer]).div_(self.denominator[layer])
 
-    def at(self, layer: int, flat_u, index):
+    def at(self, layer: int, flat_u: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """z of the entries ``index`` of ``flat_u = u.reshape(-1)`` (unit ``index % d_ff``):
         the same correctly rounded fp32 subtraction and division as :meth:`__call__`, so
-        bit-identical to its entries. numpy arrays (fp32 u, host moments) give a numpy z."""
+        bit-identical to its entries."""
         units = index % self.mu.shape[1]
-        if isinstance(flat_u, np.ndarray):
-            mu, den = self._host
-            with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN as torch gives them
-                return (flat_u[index] - mu[layer][units]) / den[layer][units]
         values = flat_u[index].to(torch.float32)
         return torch.sub(values, self.mu[layer][units]).div_(self.denominator[layer][units])
 
