@@ -409,11 +409,15 @@ class EventCounter:
         # Every v above its tau has z above the smallest tau of the layer (upper floor) or, for
         # |z|, z below minus the smallest two-sided tau (lower floor). A negative floor would
         # keep everything; count densely then.
-        host = np.asarray(taus, dtype=np.float32)
-        floors = host.reshape(-1, n_layers).min(axis=0)
+        floors = self.host_taus.reshape(-1, n_layers).min(axis=0)
         self.floors = [float(f) if f >= 0 else None for f in floors]
-        two_sided = [s == SPIKE_TWO_SIDED_ABS for s in self.spike_defs]
-        lower = host[two_sided].reshape(-1, n_layers).min(axis=0) if any(two_sided) else None
+        #: per spike definition, whether its statistic is |z| (also the compiled kernel's flags)
+        self.two_sided = np.array([s == SPIKE_TWO_SIDED_ABS for s in self.spike_defs])
+        lower = (
+            self.host_taus[self.two_sided].reshape(-1, n_layers).min(axis=0)
+            if self.two_sided.any()
+            else None
+        )
         self.bounds = [
             None
             if floor is None
@@ -424,11 +428,10 @@ class EventCounter:
         ]
         self.d_ff = int(standardizer.mu.shape[1])
         self.guard = guard
-        # the compiled CPU kernel's per-layer [S, R] thresholds and per-definition statistic
+        # the compiled CPU kernel's per-layer [S, R] thresholds
         self.layer_taus = [
             np.ascontiguousarray(self.host_taus[:, :, layer]) for layer in range(n_layers)
         ]
-        self.two_sided = np.array([s == SPIKE_TWO_SIDED_ABS for s in self.spike_defs])
         for spike_def in self.spike_defs:
             spike_values(np.zeros(1, np.float32), spike_def)  # an unknown one fails here
 
