@@ -35,7 +35,6 @@ import numpy as np
 import torch
 
 from ..core.errors import NonFiniteActivationError, RateMatchingError
-from .kernels import count_outside_events, host_rows, outside_values
 from .moments import Standardizer, UnitBounds
 from .thresholds import (
     SPIKE_TWO_SIDED_ABS,
@@ -98,6 +97,15 @@ def candidate_entries(
     return _host_view(index), _host_view(standardizer.at(layer, u.reshape(-1), index))
 
 
+def _kernels():
+    """:mod:`.kernels`, imported on first use: importing numba takes about 0.12 s, which every
+    Kedro command (``kedro registry``, ``kedro viz``) would otherwise pay when it registers the
+    pipelines, and only the CPU passes need it."""
+    from . import kernels
+
+    return kernels
+
+
 def candidate_values(
     standardizer: Standardizer, layer: int, u: torch.Tensor, bounds: UnitBounds
 ) -> tuple[Values, float | None]:
@@ -106,8 +114,9 @@ def candidate_values(
     :meth:`FiniteGuard.observe` takes it from z)."""
     if u.device.type == "cpu" and u.dtype == torch.float32:
         mu, denominator = standardizer.host(layer)
-        rows = host_rows(u.numpy(), bounds.hi.shape[0])
-        return outside_values(rows, bounds.lo, bounds.hi, mu, denominator)
+        kernels = _kernels()
+        rows = kernels.host_rows(u.numpy(), bounds.hi.shape[0])
+        return kernels.outside_values(rows, bounds.lo, bounds.hi, mu, denominator)
     return candidate_entries(standardizer, layer, u, bounds)[1], None
 
 
@@ -443,8 +452,9 @@ class EventCounter:
             # one compiled pass: bounds, exact z of the kept entries, every threshold's counts
             counts = np.zeros((self.n_s * self.n_r, n_sites), dtype=np.int32)
             mu, denominator = self.standardizer.host(layer)
-            peak = count_outside_events(
-                host_rows(u.numpy(), self.d_ff),
+            kernels = _kernels()
+            peak = kernels.count_outside_events(
+                kernels.host_rows(u.numpy(), self.d_ff),
                 bounds.lo,
                 bounds.hi,
                 mu,
