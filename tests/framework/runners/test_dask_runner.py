@@ -351,7 +351,7 @@ def test_datasets_only_in_memory_are_refused(tmp_path):
     from kedro_datasets.pandas import CSVDataset
 
     from avalanche_kedro.core.errors import ScaleOutError
-    from avalanche_kedro.framework.runners.dask_runner import check_persisted
+    from avalanche_kedro.framework.runners.dask_storage import check_persisted
 
     pipeline = Pipeline([node(_first, "a", "b", name="n1"), node(_first, "b", "c", name="n2")])
     catalog = DataCatalog(
@@ -370,7 +370,7 @@ def test_storage_the_workers_cannot_see_is_refused(tmp_path):
     from kedro_datasets.pandas import CSVDataset
 
     from avalanche_kedro.core.errors import ScaleOutError
-    from avalanche_kedro.framework.runners.dask_runner import check_shared_storage
+    from avalanche_kedro.framework.runners.dask_storage import check_shared_storage
 
     client_side, worker_side = tmp_path / "client", tmp_path / "elsewhere"
     client_side.mkdir()
@@ -506,6 +506,62 @@ def test_workers_run_nodes_with_runtime_torch_threads_and_report_them(tmp_path):
     assert provenance.runner["torch_threads"] == 1
     record = provenance.nodes["threads"]
     assert record["torch_threads"] == 1 and record["cpu_seconds"] >= 0
+
+
+def _slow_save(x, folder: str):
+    """Announces that it runs, then takes a while before its output is saved."""
+    Path(folder, "slow-started").write_text("")
+    time.sleep(3)
+    return pd.DataFrame({"slow": [1]})
+
+
+def _fail_once_slow_runs(x, folder: str):
+    deadline = time.time() + 60
+    while not Path(folder, "slow-started").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    raise ValueError("this node fails while another one is running")
+
+
+def test_a_failed_node_lets_running_nodes_finish_and_starts_no_new_one(tmp_path):
+    """A running Dask task cannot be interrupted: the runner waits for it before raising, so
+    its output is complete, recorded and stamped when the run ends (a later
+    --only-missing-outputs run never meets an output saved behind its back), while the nodes
+    that had not started yet never run."""
+    from kedro.framework.hooks.manager import _create_hook_manager
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.pipeline import Pipeline, node
+    from kedro_datasets.pandas import CSVDataset
+
+    from avalanche_kedro.framework.hooks import ProvenanceHooks
+    from avalanche_kedro.framework.runners.dask_runner import DaskRunner
+
+    pd.DataFrame({"a": [1]}).to_csv(tmp_path / "x.csv", index=False)
+    names = ("slow", "after_slow", "failed")
+    catalog = DataCatalog(
+        datasets={
+            "parameters": MemoryDataset({"runtime": {"torch_threads": 1}}),
+            "folder": MemoryDataset(str(tmp_path)),
+            "x": CSVDataset(filepath=str(tmp_path / "x.csv")),
+            **{n: CSVDataset(filepath=str(tmp_path / f"{n}.csv")) for n in names},
+        }
+    )
+    provenance = ProvenanceHooks()
+    manager = _create_hook_manager()
+    manager.register(provenance)
+    pipeline = Pipeline(
+        [
+            node(_slow_save, ["x", "folder"], "slow", name="slow"),
+            node(_first, "slow", "after_slow", name="after_slow"),
+            node(_fail_once_slow_runs, ["x", "folder"], "failed", name="failed"),
+        ]
+    )
+    with pytest.raises(ValueError, match="fails while another one is running"):
+        DaskRunner(n_workers=2).run(pipeline, catalog, manager)
+    assert pd.read_csv(tmp_path / "slow.csv")["slow"].tolist() == [1]  # finished before the raise
+    assert "slow" in provenance.nodes  # and recorded in the run's manifest
+    assert not (tmp_path / "after_slow.csv").exists()  # never started
+    assert not (tmp_path / "failed.csv").exists()
+    assert "after_slow" not in provenance.nodes
 
 
 def _worker_remote_code(x):

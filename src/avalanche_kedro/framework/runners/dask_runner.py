@@ -31,19 +31,19 @@ from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
-from kedro.io import DataCatalog, MemoryDataset
+from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline
 from kedro.runner import AbstractRunner
 
 from ...core.errors import ScaleOutError
 from ...measure.remote_code import allow_remote_code, allowed_roles
 from ..threads import thread_count
+from .dask_storage import check_persisted, check_shared_storage, portable_catalog
 
 logger = logging.getLogger(__name__)
 
 PACKAGE = "avalanche_kedro"
 MODEL_TAG = "model"  # nodes that run the model: pinned to `model_resource` workers
-PROBE_FOLDER = ".dask-storage-probe"
 _WORKER_STATE: dict[str, Any] = {"configured": False}
 
 
@@ -102,7 +102,7 @@ class DaskRunner(AbstractRunner):
         hook_manager=None,
         run_id: str | None = None,
     ) -> None:
-        from distributed import as_completed
+        from distributed import Event, as_completed
 
         check_persisted(pipeline, catalog)
         threads = self.worker_threads(catalog)
@@ -118,6 +118,7 @@ class DaskRunner(AbstractRunner):
             project_root = _project_root()
             remote_code = allowed_roles()  # the run's configuration (RemoteCodeHooks)
             token = uuid.uuid4().hex[:8]
+            stop = Event(f"avalanche-kedro-stop-{token}", client=client)
             for node in pipeline.nodes:  # topological order: dependencies are submitted first
                 upstream = [futures[parent] for parent in pipeline.node_dependencies[node]]
                 futures[node] = client.submit(
@@ -130,6 +131,7 @@ class DaskRunner(AbstractRunner):
                     threads,
                     upstream,
                     remote_code,
+                    stop.name,
                     key=f"{node.name}-{token}",
                     pure=False,
                     resources=self._resources(node),
@@ -137,18 +139,18 @@ class DaskRunner(AbstractRunner):
             by_future = {future: node for node, future in futures.items()}
             for future in as_completed(list(futures.values())):
                 node = by_future[future]
-                record = self._result(future, node, pipeline, done, catalog)
-                done.add(node)
-                if provenance is not None:
-                    provenance.record_remote_node(record)
-                logger.info(
-                    "Completed node %s on %s (%.1f s); %d of %d done",
-                    node.name,
-                    record["worker"],
-                    record["seconds"],
-                    len(done),
-                    len(futures),
-                )
+                try:
+                    record = future.result()
+                except Exception as exc:
+                    try:
+                        self._stop_after_failure(stop, futures, done, provenance)
+                    except Exception as stop_error:  # never hide the node's own error
+                        logger.warning("Could not wait for the running nodes: %s", stop_error)
+                    error = self._failure(exc, node, pipeline, done, catalog)
+                    if error is exc:
+                        raise
+                    raise error from exc
+                self._completed(record, done, provenance, node, len(futures))
         finally:
             for future in futures.values():
                 if not future.done():
@@ -156,6 +158,72 @@ class DaskRunner(AbstractRunner):
             client.close()
             if cluster is not None:
                 cluster.close()
+
+    def _completed(self, record, done: set, provenance, node, total: int) -> None:
+        done.add(node)
+        if provenance is not None:
+            provenance.record_remote_node(record)
+        logger.info(
+            "Completed node %s on %s (%.1f s); %d of %d done",
+            node.name,
+            record["worker"],
+            record["seconds"],
+            len(done),
+            total,
+        )
+
+    def _stop_after_failure(self, stop, futures: dict, done: set, provenance) -> None:
+        """After a node failed: start nothing new, and let the nodes already running finish.
+
+        A Dask task cannot be interrupted once it runs: cancelling its future only drops the
+        result, while the worker goes on and saves the node's outputs, possibly after this run
+        has ended and its lineage hooks have stamped what they found. A later
+        ``--only-missing-outputs`` run would then see outputs this run never accounted for.
+        So, like Kedro's own parallel runner on an error, this waits for the running nodes:
+        the stop event makes every task that has not started yet return at once without
+        running its node, and the tasks that had started are awaited and recorded, so when
+        the error is raised every output of this run is complete, recorded and stamped.
+        """
+        from distributed import wait
+
+        stop.set()
+        pending = [f for f in futures.values() if not f.done()]
+        if pending:
+            logger.warning(
+                "Stopping the run: no new node starts; waiting for the nodes already running "
+                "to finish and save their outputs (%d tasks left).",
+                len(pending),
+            )
+            wait(pending)
+        by_future = {future: node for node, future in futures.items()}
+        for future in pending:
+            if future.status != "finished":
+                continue
+            record = future.result()
+            if not record.get("skipped"):
+                self._completed(record, done, provenance, by_future[future], len(futures))
+
+    def _failure(self, exc: BaseException, node, pipeline, done, catalog) -> BaseException:
+        """The error to raise for a failed node: a lost worker becomes a ScaleOutError naming
+        the resume command; any other error is the node's own, with the resume hint logged."""
+        from distributed import KilledWorker
+
+        self._suggest_resume_scenario(pipeline, done, catalog)
+        if isinstance(exc, KilledWorker):
+            return ScaleOutError(
+                f"The Dask workers running node '{node.name}' were lost ({exc}); "
+                f"{len(done)} of {len(pipeline.nodes)} nodes had finished and their artifacts "
+                "are saved.",
+                "Check the workers' memory and logs, then rerun the same command with "
+                "--only-missing-outputs: completed artifacts are kept and not recomputed.",
+            )
+        logger.error(
+            "Node '%s' failed on a Dask worker; after fixing the cause, rerun with "
+            "--only-missing-outputs to finish the remaining %d nodes.",
+            node.name,
+            len(pipeline.nodes) - len(done),
+        )
+        return exc
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -205,30 +273,6 @@ class DaskRunner(AbstractRunner):
         resource = self.model_resource if MODEL_TAG in node.tags else self.analysis_resource
         return {resource: 1} if resource else None
 
-    def _result(self, future, node, pipeline, done, catalog) -> dict[str, Any]:
-        from distributed import KilledWorker
-
-        try:
-            return future.result()
-        except KilledWorker as exc:
-            self._suggest_resume_scenario(pipeline, done, catalog)
-            raise ScaleOutError(
-                f"The Dask workers running node '{node.name}' were lost ({exc}); "
-                f"{len(done)} of {len(pipeline.nodes)} nodes had finished and their artifacts "
-                "are saved.",
-                "Check the workers' memory and logs, then rerun the same command with "
-                "--only-missing-outputs: completed artifacts are kept and not recomputed.",
-            ) from exc
-        except Exception:
-            self._suggest_resume_scenario(pipeline, done, catalog)
-            logger.error(
-                "Node '%s' failed on a Dask worker; after fixing the cause, rerun with "
-                "--only-missing-outputs to finish the remaining %d nodes.",
-                node.name,
-                len(pipeline.nodes) - len(done),
-            )
-            raise
-
     def describe(self, client) -> dict[str, Any]:
         info = client.scheduler_info()
         workers = info.get("workers", {})
@@ -260,111 +304,6 @@ def worker_environment(torch_threads: int) -> dict[str, Any]:
         f"{prefix}.MKL_NUM_THREADS": threads,
         f"{prefix}.OPENBLAS_NUM_THREADS": threads,
     }
-
-
-def check_persisted(pipeline: Pipeline, catalog) -> None:
-    """Every dataset a node writes must be persisted: workers share no memory."""
-    in_memory = []
-    for name in sorted(pipeline.all_outputs()):
-        dataset = catalog.get(name, fallback_to_runtime_pattern=True)
-        if isinstance(dataset, MemoryDataset) or dataset is None:
-            in_memory.append(name)
-    if in_memory:
-        raise ScaleOutError(
-            f"Datasets passed between nodes only in memory cannot cross Dask workers: "
-            f"{', '.join(in_memory[:12])}{' ...' if len(in_memory) > 12 else ''}.",
-            "Run with --env dask (its catalog persists every dataset on shared storage), or "
-            "declare these datasets in the catalog with a filepath every worker can reach.",
-        )
-
-
-def _filepath(dataset) -> Path | None:
-    path = getattr(dataset, "_filepath", None)
-    if path is None:
-        return None
-    protocol = getattr(dataset, "_protocol", "file")
-    if protocol not in ("file", None):
-        return None  # object stores are reachable by construction
-    return Path(str(path))
-
-
-def check_shared_storage(client, pipeline: Pipeline, catalog) -> None:
-    """Every worker must see the client's storage: the output root and every input file.
-
-    The client writes a probe file under the common root of all outputs; each worker must read
-    back its token and write its own, which the client must then see. Input files (corpora, the
-    ARC file) must exist on every worker. A path that only the client sees fails here, before
-    any node runs, instead of as a missing file halfway through the run.
-    """
-    outputs = [
-        p for name in pipeline.all_outputs() if (p := _filepath(catalog.get(name))) is not None
-    ]
-    inputs = [
-        str(p)
-        for name in pipeline.inputs()
-        if not name.startswith("params:") and (p := _filepath(catalog.get(name))) is not None
-    ]
-    problems: list[str] = []
-    if outputs:
-        root = Path(os.path.commonpath([str(p.parent) for p in outputs]))
-        probe_dir = root / PROBE_FOLDER
-        probe_dir.mkdir(parents=True, exist_ok=True)
-        token = uuid.uuid4().hex
-        probe = probe_dir / f"client-{token}"
-        probe.write_text(token)
-        try:
-            replies = client.run(_probe_storage, str(probe), token, str(probe_dir))
-            for worker, reply in sorted(replies.items()):
-                if reply["error"]:
-                    problems.append(f"worker {worker}: {reply['error']}")
-                elif not Path(reply["written"]).exists():
-                    problems.append(
-                        f"worker {worker} wrote {reply['written']}, which this client cannot see"
-                    )
-                else:
-                    Path(reply["written"]).unlink()
-        finally:
-            probe.unlink(missing_ok=True)
-        storage = str(root)
-    else:
-        storage = "(no file outputs)"
-    if inputs:
-        for worker, missing in sorted(client.run(_missing_files, inputs).items()):
-            if missing:
-                problems.append(f"worker {worker} cannot find input files {missing[:3]}")
-    if problems:
-        raise ScaleOutError(
-            f"Dask workers do not share this run's storage ({storage}):\n  "
-            + "\n  ".join(problems[:10]),
-            "Put data_root (conf/dask/globals.yml) and the input files on storage every worker "
-            "mounts at the same path (NFS, a shared volume), or run the workers on this "
-            "machine. Nothing was run or written.",
-        )
-
-
-def _probe_storage(probe: str, token: str, probe_dir: str) -> dict[str, str | None]:
-    """On a worker: read the client's probe and leave one of our own next to it."""
-    try:
-        seen = Path(probe).read_text()
-    except OSError as exc:
-        return {"error": f"cannot read {probe} ({type(exc).__name__})", "written": None}
-    if seen != token:
-        return {"error": f"{probe} holds another run's token", "written": None}
-    written = Path(probe_dir) / f"worker-{uuid.uuid4().hex}"
-    try:
-        written.write_text(token)
-    except OSError as exc:
-        return {"error": f"cannot write in {probe_dir} ({type(exc).__name__})", "written": None}
-    return {"error": None, "written": str(written)}
-
-
-def _missing_files(paths: list[str]) -> list[str]:
-    return [p for p in paths if not Path(p).exists()]
-
-
-def portable_catalog(pipeline: Pipeline, catalog) -> DataCatalog:
-    """A plain, picklable catalog with the run's dataset objects (versions included)."""
-    return DataCatalog(datasets={name: catalog.get(name) for name in sorted(pipeline.datasets())})
 
 
 def _project_root() -> Path:
@@ -444,11 +383,17 @@ def run_node_on_worker(
     torch_threads: int | None,
     upstream: list,
     remote_code: dict[str, str] | None = None,
+    stop_event: str | None = None,
 ) -> dict[str, Any]:
     """Run one node in a Dask worker; returns its provenance record (``upstream`` only orders
     the task after its dependencies; ``remote_code``: the roles the run's configuration lets
-    run their checkpoint's code, :mod:`avalanche_kedro.measure.remote_code`)."""
-    from distributed import get_worker
+    run their checkpoint's code, :mod:`avalanche_kedro.measure.remote_code`; ``stop_event``:
+    the run's :class:`distributed.Event`, set by the client after a node failed, when this
+    task returns ``{"skipped": True}`` without running its node)."""
+    from distributed import Event, get_worker
+
+    if stop_event is not None and Event(stop_event).is_set():
+        return {"node": node.name, "skipped": True}
     from kedro.framework.project import configure_project
     from kedro.runner.task import Task
 
