@@ -28,6 +28,7 @@ from avalanche_kedro.measure.thresholds import (
     SPIKE_ONE_SIDED_POS,
     SPIKE_TWO_SIDED_ABS,
     TAU0_BASELINE,
+    seed_relaxation,
     target_profile,
     topk_capacity,
     verify_rate_matching,
@@ -384,8 +385,69 @@ def test_a_seed_is_relaxed_by_its_neighbours_distance_in_g(
     pd.testing.assert_frame_equal(table, own, check_exact=True)
 
 
+@pytest.mark.parametrize("g", [1.0, 0.8])
+def test_the_first_fit_is_seeded_from_the_baseline_counts(
+    small_model, data, calibrated, g, monkeypatch
+):
+    """The g = 1 counts above tau0 seed the first setting: at g = 1 tau0 itself (exact: one
+    pass), at 0.8 tau0 relaxed by seed_relaxation(0.2). The table equals the unseeded fit, and
+    the seeds reach the fitter's top-k buffers."""
+    from avalanche_kedro.measure import sweep
+
+    fits = calibrated["fits"]
+    own = fits[fits["g"] == g].reset_index(drop=True)
+    seen = []
+
+    class Recording(sweep.ThresholdFitter):
+        def __init__(self, *args, seeds=None, **kwargs):
+            seen.append(None if seeds is None else np.array(seeds))
+            super().__init__(*args, seeds=seeds, **kwargs)
+
+    monkeypatch.setattr(sweep, "ThresholdFitter", Recording)  # the real fitter, recorded
+    table, stats = fit_thresholds(
+        small_model,
+        data["calibration"],
+        calibrated["standardizer"],
+        calibrated["rate_targets"],
+        [GainSetting(MLP_GLOBAL, g)],
+        SPIKE_DEFS,
+        TARGET_RATES,
+        batch_size=BATCH,
+        baseline=calibrated["baseline"],
+    )
+    assert stats.windows == 12  # one pass: no seed was too high
+    pd.testing.assert_frame_equal(table, own, check_exact=True)
+    below = float(np.nextafter(np.float32(TAU0_BASELINE), np.float32(-np.inf)))
+    expected = below if g == 1.0 else (1.0 - seed_relaxation(abs(g - 1.0))) * below
+    (seeds,) = seen
+    assert np.isfinite(seeds).any()  # the small model has layers with at least k above tau0
+    assert np.all(np.isnan(seeds) | (seeds == expected))
+
+
+def test_a_baseline_seed_that_proves_too_high_refits_without_seeds(small_model, data, calibrated):
+    """A baseline claiming every value exceeded tau0 = 50 seeds the top-k far above the k-th
+    largest value: detected after the pass, repeated without seeds, the table exact."""
+    fits = calibrated["fits"]
+    own = fits[fits["g"] == 1.0].reset_index(drop=True)
+    wrong = calibrated["baseline"].assign(tau0=50.0, n_exceed=calibrated["baseline"]["n_values"])
+    table, stats = fit_thresholds(
+        small_model,
+        data["calibration"],
+        calibrated["standardizer"],
+        calibrated["rate_targets"],
+        [GainSetting(MLP_GLOBAL, 1.0)],
+        SPIKE_DEFS,
+        TARGET_RATES,
+        batch_size=BATCH,
+        baseline=wrong,
+    )
+    assert stats.windows == 2 * 12
+    pd.testing.assert_frame_equal(table, own, check_exact=True)
+
+
 def test_fit_thresholds_keeps_the_order_of_the_settings(calibrated):
-    """GAINS = (1.0, 0.8) are fitted as 0.8, then 1.0 seeded from 0.8; rows stay in the
+    """GAINS = (1.0, 0.8) are fitted from g = 1 outwards: 1.0, then 0.8 seeded from 1.0; rows
+    stay in the
     caller's order."""
     fits = calibrated["fits"]
     block = len(SPIKE_DEFS) * len(TARGET_RATES) * 4

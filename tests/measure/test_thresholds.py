@@ -15,6 +15,7 @@ from avalanche_kedro.measure.thresholds import (
     SPIKE_TWO_SIDED_ABS,
     TAU0_BASELINE,
     StreamingTopK,
+    baseline_seeds,
     check_spike_defs,
     exceedance_budget,
     fit_layer_thresholds,
@@ -440,3 +441,28 @@ def test_seed_relaxation_grows_with_the_gain_gap_up_to_the_full_relaxation():
     assert seed_relaxation(0.3) == pytest.approx(0.2)
     assert seed_relaxation(0.4) == pytest.approx(0.25)
     assert seed_relaxation(1.0) == 0.25
+
+
+def test_baseline_seeds_are_tau0_where_at_least_k_values_exceeded_it():
+    """n = 1000 values per layer; r*[l] up to 0.0105, 0.003, 0.02 gives k = floor(r* n) + 1 =
+    11, 4, 21. Layer 0 saw 11 >= 11 values above tau0 (seeded), layer 1 3 < 4 (not), layer 2
+    21 >= 21 but counted over 999 values, another slice (not)."""
+    profile = np.array([[[0.005, 0.003, 0.01], [0.0105, 0.001, 0.02]]])  # [S=1, R=2, L=3]
+    baseline = pd.DataFrame(
+        {
+            "spike_def_id": ["SPIKE_ONE_SIDED_POS"] * 3,
+            "layer": [0, 1, 2],
+            "tau0": [2.3] * 3,
+            "n_exceed": [11, 3, 21],
+            "n_values": [1000, 1000, 999],
+        }
+    )
+    seeds = baseline_seeds(baseline, ["SPIKE_ONE_SIDED_POS"], profile, 1000)
+    below = float(np.nextafter(np.float32(2.3), np.float32(-np.inf)))  # fp32 2.3, one step down
+    assert below < 2.3 and seeds[0, 0] == below
+    assert np.isnan(seeds[0, 1]) and np.isnan(seeds[0, 2])
+    # a spike definition the baseline did not count gets no seed
+    two = baseline_seeds(
+        baseline, ["SPIKE_TWO_SIDED_ABS", "SPIKE_ONE_SIDED_POS"], profile[[0, 0]], 1000
+    )
+    assert np.isnan(two[0]).all() and two[1, 0] == below

@@ -34,7 +34,7 @@ from .forward import PassStats, run_pass, token_progress
 from .gain import MLP_GLOBAL, layer_gains
 from .moments import RunningMoments, Standardizer, UnitMoments
 from .rasters import RasterWriter
-from .thresholds import seed_floors, seed_relaxation
+from .thresholds import baseline_seeds, seed_floors, seed_relaxation
 
 NULL_NONE = "NULL_NONE"
 NULL_TOKEN_SHUFFLE_INPUT = "NULL_TOKEN_SHUFFLE_INPUT"
@@ -148,6 +148,7 @@ def fit_thresholds(
     batch_size: int,
     progress: bool = False,
     seed_fits: pd.DataFrame | None = None,
+    baseline: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, PassStats]:
     """Order-statistic thresholds for every setting x spike def x target rate x layer.
 
@@ -156,11 +157,15 @@ def fit_thresholds(
     them with ``m = floor(r* n)``. Returns the threshold-fit table (in-sample rates included),
     rows in the order of ``settings``.
 
-    Settings are fitted in (intervention, g) order, each top-k seeded from the thresholds of
-    the nearest setting fitted before it (same intervention first; ``seed_fits`` adds rows of
-    settings fitted elsewhere), see :func:`.thresholds.seed_floors`. A seed that proves too high
+    Settings are fitted per intervention from g = 1 outwards (``|g - 1|``, then g), each top-k
+    seeded from the thresholds of the nearest setting fitted before it (same intervention
+    first; ``seed_fits`` adds rows of settings fitted elsewhere), see
+    :func:`.thresholds.seed_floors`. The first one, with no such neighbour, is seeded from
+    ``baseline`` (the g = 1 baseline counts of these calibration windows,
+    :func:`.thresholds.baseline_seeds`): exactly for the unmodified model, relaxed by
+    :func:`.thresholds.seed_relaxation` of ``|g - 1|`` otherwise. A seed that proves too high
     (fewer than k values above it) is detected and that setting's pass repeated without seeds,
-    so the table is exact either way.
+    so the table is exact either way; seeds only decide how many values the hooks keep.
     """
     n_layers = loaded.n_layers
     n_values = int(input_ids.shape[0] * input_ids.shape[1] * loaded.d_ff)
@@ -195,7 +200,13 @@ def fit_thresholds(
         total.add(stats)
         return fitter
 
-    order = sorted(range(len(settings)), key=lambda i: (settings[i].intervention_id, settings[i].g))
+    start_seeds = (
+        None if baseline is None else baseline_seeds(baseline, spike_defs, profile, n_values)
+    )
+    order = sorted(
+        range(len(settings)),
+        key=lambda i: (settings[i].intervention_id, abs(settings[i].g - 1.0), settings[i].g),
+    )
     for index in order:
         setting = settings[index]
         neighbour = min(
@@ -211,6 +222,8 @@ def fit_thresholds(
             same = neighbour.intervention_id == setting.intervention_id
             gap = abs(neighbour.g - setting.g) if same else None
             seeds = seed_floors(fitted[neighbour], seed_relaxation(gap))
+        elif start_seeds is not None:
+            seeds = _from_baseline(start_seeds, setting, n_layers)
         fitter = one_pass(setting, seeds)
         if fitter.incomplete():  # a seed was above the k-th largest value: fit again without
             bar.total += input_ids.size
@@ -223,6 +236,18 @@ def fit_thresholds(
         fitted[setting] = taus
     bar.close()
     return pd.DataFrame([row for index in range(len(settings)) for row in rows[index]]), total
+
+
+def _from_baseline(start_seeds: np.ndarray, setting: GainSetting, n_layers: int) -> np.ndarray:
+    """The baseline's g = 1 seeds for ``setting``: as they are for the unmodified model
+    (every layer gain 1), relaxed by ``seed_relaxation(|g - 1|)`` for any other (where
+    positive)."""
+    gains = layer_gains(setting.intervention_id, setting.g, n_layers)
+    if all(g == 1.0 for g in gains.mlp + gains.attn):
+        return start_seeds
+    relaxed = (1.0 - seed_relaxation(abs(setting.g - 1.0))) * start_seeds
+    with np.errstate(invalid="ignore"):  # a seed at or below 0 cannot be relaxed downwards
+        return np.where(start_seeds > 0, relaxed, np.nan)
 
 
 def threshold_rows(

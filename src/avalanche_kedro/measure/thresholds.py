@@ -288,6 +288,33 @@ def seed_floors(taus: np.ndarray, relaxation: float = SEED_RELAXATION) -> np.nda
         return np.where(smallest > 0, (1.0 - relaxation) * smallest, np.nan)
 
 
+def baseline_seeds(
+    baseline: pd.DataFrame, spike_defs: Sequence[str], profile: np.ndarray, n_values: int
+) -> np.ndarray:
+    """Top-k seeds ``[S, L]`` for g = 1 from the baseline counts of the same calibration slice.
+
+    ``baseline`` is the SPEC §3 table (:func:`.sweep.count_baseline_exceedances`: ``tau0``,
+    ``n_exceed = count(v > tau0)`` and ``n_values`` per spike definition and layer). Where at
+    least ``k = floor(max_r r*[l] n) + 1`` values exceeded tau0, every value of the top k does,
+    so tau0 (one fp32 step lower, against rounding) is an exact seed for the unmodified model:
+    no value at or below it can be among the k largest. NaN (no seed) where fewer exceeded it
+    or the baseline counted another number of values than ``n_values``.
+    """
+    n_layers = profile.shape[2]
+    seeds = np.full((len(spike_defs), n_layers), np.nan)
+    by_key = baseline.set_index(["spike_def_id", "layer"])
+    for si, spike_def in enumerate(spike_defs):
+        for layer in range(n_layers):
+            if (spike_def, layer) not in by_key.index:
+                continue
+            row = by_key.loc[(spike_def, layer)]
+            k = topk_capacity(float(np.max(profile[si, :, layer])), n_values)
+            if int(row["n_values"]) == n_values and int(row["n_exceed"]) >= k:
+                below = np.nextafter(np.float32(row["tau0"]), np.float32(-np.inf))
+                seeds[si, layer] = float(below)
+    return seeds
+
+
 def fit_layer_thresholds(
     top_desc: np.ndarray, n_values: int, r_stars: Sequence[float]
 ) -> list[dict[str, float]]:

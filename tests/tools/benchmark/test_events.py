@@ -84,9 +84,9 @@ def test_one_interleaved_sweep_reports_passes_and_hooks(small_model, small_windo
     rates = [0.005, 0.01]
     targets = rate_targets_table(baseline, SPIKE_DEFS, rates)
     record = _sweep_once(
-        small_model, calibration, analysis, standardizer, targets, [0.9, 1.0], rates, 3
+        small_model, calibration, analysis, standardizer, targets, [0.9, 1.0], rates, 3, baseline
     )
-    assert record["refits"] == 0  # 1.0 was seeded from 0.9 and needed no second pass
+    assert record["refits"] == 0  # 1.0 from the baseline, then 0.9 from 1.0: one pass each
     for key in ("bare", "thresholds", "rasters", "sweep"):
         assert record[f"{key}_wall"] > 0.0 and record[f"{key}_cpu"] >= 0.0
     assert 0.0 < record["hook_thresholds_wall"] < record["thresholds_wall"]

@@ -86,6 +86,7 @@ def fit_ablation_thresholds(
             windows,
             unit_moments,
             rate_targets,
+            None,  # no baseline seeds: the first ablation's top-k seeds itself from a sample
             conditions_ablation,
             runtime,
             calibration,

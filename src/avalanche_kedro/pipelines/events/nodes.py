@@ -77,12 +77,17 @@ def fit_rate_matched_thresholds(
     windows: pd.DataFrame,
     unit_moments: pd.DataFrame,
     rate_targets: pd.DataFrame,
+    baseline_rates: pd.DataFrame | None,
     conditions: pd.DataFrame,
     runtime: RuntimeParams,
     calibration: CalibrationParams,
     rate_matching: RateMatchingParams,
 ) -> pd.DataFrame:
-    """Order-statistic tau per (intervention, g, spike def, target, layer), verified (SPEC §4)."""
+    """Order-statistic tau per (intervention, g, spike def, target, layer), verified (SPEC §4).
+
+    ``baseline_rates`` (the g = 1 counts above tau0 on the same calibration windows; None:
+    none) only seeds the first fit's top-k, which decides how many values the hooks keep,
+    never a tau."""
     runtime = RuntimeParams.coerce(runtime)
     calibration = CalibrationParams.coerce(calibration)
     loaded = load_model(model_manifest, runtime.model_dump())
@@ -99,6 +104,7 @@ def fit_rate_matched_thresholds(
         calibration.rates_for(loaded.d_ff),
         runtime.batch_size,
         progress=runtime.progress,
+        baseline=baseline_rates,
     )
     return verified_threshold_table(table, model_manifest, rate_matching, stats)
 

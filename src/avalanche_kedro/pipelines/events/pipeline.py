@@ -89,6 +89,7 @@ def template(gain_blocks: int = 1) -> Pipeline:
                     "windows",
                     "unit_moments",
                     "rate_targets",
+                    "baseline_rates",
                     "conditions_A",
                     "params:runtime",
                     "params:calibration",

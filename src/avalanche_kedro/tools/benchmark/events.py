@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import psutil
 import torch
 
@@ -241,15 +242,24 @@ def run(preset: dict[str, Any], checkpoint: Path) -> dict[str, Any]:
 
     # Timings interleave bare and instrumented passes gain by gain, so drifts of the machine
     # (frequency, noisy neighbours) hit both sides alike; the whole sweep is repeated and
-    # per-repeat ratios are reported as medians. Each gain's fit is seeded from the previous
-    # gain's, as the events pipeline seeds its gains when it fits them in one call.
+    # per-repeat ratios are reported as medians. Gains are fitted as the events pipeline fits
+    # them in one call: from g = 1 (seeded from the baseline counts) outwards, each seeded from
+    # the nearest gain fitted before it.
     repeats = int(preset.get("repeats", 1))
     records = []
     with PeakRSS() as sweep_rss:
         for _ in range(repeats):
             records.append(
                 _sweep_once(
-                    loaded, calibration, analysis, standardizer, targets, gains, rates, batch_size
+                    loaded,
+                    calibration,
+                    analysis,
+                    standardizer,
+                    targets,
+                    gains,
+                    rates,
+                    batch_size,
+                    baseline,
                 )
             )
 
@@ -335,6 +345,7 @@ def _sweep_once(
     gains: list[float],
     rates: list[float],
     batch_size: int,
+    baseline: pd.DataFrame,
 ) -> dict[str, float]:
     """One interleaved sweep over every gain: seconds (wall and process CPU) of the bare
     passes, of the rate-matching and raster passes, and of the hooks inside them."""
@@ -358,8 +369,9 @@ def _sweep_once(
             analysis.shape[1],
             loaded.d_ff,
         )
-        for index, g in enumerate(gains):
-            setting = GainSetting(MLP_GLOBAL, g)
+        fit_order = sorted(range(len(gains)), key=lambda i: (abs(gains[i] - 1.0), gains[i]))
+        for index in fit_order:
+            setting = GainSetting(MLP_GLOBAL, gains[index])
             for windows, phase in ((calibration, "thresholds"), (analysis, "rasters")):
                 _, wall, cpu = _clocked(bare_forward, loaded, windows, 1, batch_size)
                 record["bare_wall"] += wall
@@ -376,9 +388,10 @@ def _sweep_once(
                         rates,
                         batch_size,
                         seed_fits=previous,
+                        baseline=baseline,
                     )
                     record["refits"] += int(stats.windows > len(calibration))
-                    previous = fit
+                    previous = fit if previous is None else pd.concat([previous, fit])
                 else:
                     taus = tau_array(fit, setting, SPIKE_DEFS, rates, loaded.n_layers)
                     cond_rows = index * n_s * n_r + np.arange(n_s * n_r).reshape(n_s, n_r)
