@@ -102,6 +102,39 @@ def test_thresholds_reusing_g1_equal_whole_passes(small_model, data, calibrated,
     assert stats.windows == 3 * n_windows  # the g = 1 setting runs no forward
 
 
+def test_too_high_seeds_are_refitted_unseeded(small_model, data, calibrated, fitted):  # noqa: F811
+    """The ablations' top-k are seeded from the g = 1 thresholds. With those 100x too high in
+    the layers from c2 up (which no setting here reuses), every setting's seed drops values of
+    its top k: all three are fitted again without seeds (twice the windows) and the table still
+    equals whole passes."""
+    n_layers, n_windows = small_model.n_layers, data["calibration"].shape[0]
+    c1, c2 = band_edges(n_layers)
+    settings, starts = SETTINGS[:3], _starts(small_model)[:3]
+    g1_fit = fitted[(fitted["intervention_id"] == MLP_GLOBAL)].reset_index(drop=True)
+    high = g1_fit["layer"] >= c2
+    g1_fit.loc[high, "tau"] = g1_fit.loc[high, "tau"] * 100.0
+    table, stats, work = fit_thresholds_reusing_g1(
+        small_model,
+        data["calibration"],
+        calibrated["moments"],
+        1e-6,
+        calibrated["rate_targets"],
+        settings,
+        SPIKE_DEFS,
+        TARGET_RATES,
+        BATCH,
+        g1_fit,
+        starts,
+        tuple_output=False,
+    )
+    reference = fitted[fitted["intervention_id"].isin([s.intervention_id for s in settings])]
+    reference = reference[reference["g"] == 0.8].reset_index(drop=True)
+    pd.testing.assert_frame_equal(table, reference, check_exact=True)
+    assert stats.windows == 2 * 3 * n_windows
+    once = n_windows * (c2 + (n_layers - c1) + (n_layers - c2) + n_layers)
+    assert work["block_passes"] == 2 * once
+
+
 def test_missing_g1_rows_are_refused(small_model, data, calibrated, fitted):  # noqa: F811
     g1_fit = fitted[(fitted["intervention_id"] == MLP_GLOBAL) & (fitted["layer"] > 0)]
     with pytest.raises(ConfigurationError, match="g = 1 threshold table has"):

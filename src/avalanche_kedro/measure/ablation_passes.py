@@ -41,6 +41,7 @@ from .moments import Standardizer, UnitMoments
 from .rasters import EventRasters, RasterWriter
 from .resume import ResidualKey, capture_block_inputs, checkpoint_identity, resume_at
 from .sweep import GainSetting, _profile_array, tau_array, threshold_rows
+from .thresholds import seed_floors, seed_relaxation
 
 #: the columns of a threshold-fit row as :func:`.sweep.fit_thresholds` writes them
 FIT_COLUMNS = [
@@ -160,11 +161,14 @@ def fit_thresholds_reusing_g1(
     progress: bool = False,
 ) -> tuple[pd.DataFrame, PassStats, dict]:
     """:func:`.sweep.fit_thresholds` of ``settings`` with setting k fitted on layers
-    ``starts[k] ..`` only and the g = 1 rows of ``g1_fit`` below (same table, same order)."""
+    ``starts[k] ..`` only and the g = 1 rows of ``g1_fit`` below (same table, same order).
+
+    Each top-k is seeded from the g = 1 thresholds of its layer, relaxed as a neighbour of
+    another intervention (:func:`.thresholds.seed_relaxation`); the settings whose seed proved
+    too high (fewer than k values above it) are fitted again without seeds in a second shared
+    pass, so the table is exact either way.
+    """
     n_layers = loaded.n_layers
-    n_values = int(input_ids.shape[0] * input_ids.shape[1] * loaded.d_ff)
-    profile = _profile_array(rate_targets, spike_defs, target_rates, n_layers)
-    jobs, fitters = [], []
     for setting, start in zip(settings, starts, strict=True):
         needed = _g1_rows(g1_fit, setting, start)
         if len(needed) != start * len(spike_defs) * len(target_rates):
@@ -174,30 +178,28 @@ def fit_thresholds_reusing_g1(
                 "Re-run the events pipeline (kedro run --pipelines events) with the same "
                 "calibration parameters, or set ablations.reuse_unchanged_layers: false.",
             )
-        guard = _OffsetGuard(n_layers, loaded.device, start)
-        fitter = ThresholdFitter(
-            standardizer_from(moments, start, loaded.device, eps),
-            spike_defs,
-            profile[:, :, start:],
-            [n_values] * (n_layers - start),
-            guard=guard,
-        )
-        fitters.append(fitter)
-        jobs.append(
-            _Job(
-                layer_gains(setting.intervention_id, setting.g, n_layers),
-                start,
-                on_u=lambda layer, u, _f=fitter, _s=start: _f.update(layer - _s, u),
-                on_batch=guard.on_batch,
-                on_batch_end=guard.on_batch_end,
-            )
-        )
-    bar = _bar(len(jobs) * input_ids.size, "ablation rate matching (calibration)", progress)
-    started = _now()
+    fit = _FitPlan(loaded, input_ids, moments, eps, rate_targets, spike_defs, target_rates)
+    seeds = _g1_seeds(g1_fit, spike_defs, target_rates, n_layers)
+    bar = _bar(len(settings) * input_ids.size, "ablation rate matching (calibration)", progress)
     try:
+        fitters, jobs = fit.jobs(settings, starts, seeds)
+        started = _now()
         work = run_shared_prefix(
             loaded, input_ids, jobs, batch_size, "calibration", tuple_output, bar
         )
+        stats = _stats(input_ids, jobs, started)
+        redo = [k for k, fitter in enumerate(fitters) if fitter.incomplete()]
+        if redo:  # a seed was above the k-th largest value: those settings again, unseeded
+            bar.total += len(redo) * input_ids.size
+            again, jobs = fit.jobs([settings[k] for k in redo], [starts[k] for k in redo], None)
+            started = _now()
+            more = run_shared_prefix(
+                loaded, input_ids, jobs, batch_size, "calibration", tuple_output, bar
+            )
+            stats.add(_stats(input_ids, jobs, started))
+            work = {key: work[key] + more[key] for key in work}
+            for k, fitter in zip(redo, again, strict=True):
+                fitters[k] = fitter
     finally:
         bar.close()
     parts = []
@@ -210,8 +212,56 @@ def fit_thresholds_reusing_g1(
         both = pd.concat([_g1_rows(g1_fit, setting, start), fitted[FIT_COLUMNS]])
         parts.append(_in_fit_order(both, spike_defs, target_rates))
     table = pd.concat(parts, ignore_index=True)
-    stats = _stats(input_ids, jobs, started)
     return table.astype(_fit_dtypes(g1_fit)), stats, work
+
+
+def _g1_seeds(g1_fit: pd.DataFrame, spike_defs, target_rates, n_layers: int) -> np.ndarray | None:
+    """Top-k seeds ``[S, L]`` from the MLP_GLOBAL g = 1 thresholds, relaxed as from another
+    intervention; None when ``g1_fit`` has no complete g = 1 fit."""
+    g1 = GainSetting(MLP_GLOBAL, 1.0)
+    rows = g1_fit[(g1_fit["intervention_id"] == MLP_GLOBAL) & (g1_fit["g"] == 1.0)]
+    if len(rows) != len(spike_defs) * len(target_rates) * n_layers:
+        return None
+    taus = tau_array(g1_fit, g1, spike_defs, target_rates, n_layers)
+    return seed_floors(taus, seed_relaxation(None))
+
+
+class _FitPlan:
+    """Builds the threshold fitters and shared-prefix jobs of a set of settings."""
+
+    def __init__(self, loaded, input_ids, moments, eps, rate_targets, spike_defs, target_rates):
+        self.loaded, self.moments, self.eps = loaded, moments, eps
+        self.spike_defs = spike_defs
+        self.n_values = int(input_ids.shape[0] * input_ids.shape[1] * loaded.d_ff)
+        self.profile = _profile_array(rate_targets, spike_defs, target_rates, loaded.n_layers)
+
+    def jobs(
+        self, settings: Sequence[GainSetting], starts: Sequence[int], seeds: np.ndarray | None
+    ) -> tuple[list[ThresholdFitter], list[_Job]]:
+        """One fitter of layers ``start ..`` per setting (seeded from ``seeds[:, start:]``)."""
+        loaded, n_layers = self.loaded, self.loaded.n_layers
+        fitters, jobs = [], []
+        for setting, start in zip(settings, starts, strict=True):
+            guard = _OffsetGuard(n_layers, loaded.device, start)
+            fitter = ThresholdFitter(
+                standardizer_from(self.moments, start, loaded.device, self.eps),
+                self.spike_defs,
+                self.profile[:, :, start:],
+                [self.n_values] * (n_layers - start),
+                guard=guard,
+                seeds=None if seeds is None else seeds[:, start:],
+            )
+            fitters.append(fitter)
+            jobs.append(
+                _Job(
+                    layer_gains(setting.intervention_id, setting.g, n_layers),
+                    start,
+                    on_u=lambda layer, u, _f=fitter, _s=start: _f.update(layer - _s, u),
+                    on_batch=guard.on_batch,
+                    on_batch_end=guard.on_batch_end,
+                )
+            )
+        return fitters, jobs
 
 
 def _in_fit_order(rows: pd.DataFrame, spike_defs, target_rates) -> pd.DataFrame:
