@@ -98,3 +98,33 @@ def test_host_rows_is_a_view_of_contiguous_fp32_and_a_copy_otherwise():
     rows = host_rows(transposed, 4)
     assert rows.flags.c_contiguous and not np.shares_memory(rows, values)
     np.testing.assert_array_equal(rows, transposed.reshape(-1, 4))
+
+
+@pytest.mark.parametrize("d_ff", [1, 7, 8, 9, 16, 20, 33])
+@pytest.mark.parametrize("kept_share", [0.03, 0.5, 1.0])
+def test_kernels_equal_numpy_at_every_byte_position_of_a_mask_word(d_ff, kept_share):
+    """Kept entries are found by the trailing zero bits of each 8-byte mask word: every byte
+    position, several kept entries in one word, full and partial words, and rows where every
+    entry is kept give numpy's z (bit for bit, row-major order) and per-site counts."""
+    rng = np.random.default_rng(d_ff)
+    n_sites = 50
+    mu = rng.normal(0.0, 0.1, d_ff).astype(np.float32)
+    den = rng.uniform(0.5, 2.0, d_ff).astype(np.float32)
+    lo, hi = (mu - np.float32(1.5) * den).astype(np.float32), (mu + den).astype(np.float32)
+    inside = rng.uniform(lo, hi, (n_sites, d_ff)).astype(np.float32)
+    outside = np.where(rng.random((n_sites, d_ff)) < 0.5, hi + den * 3, lo - den * 3)
+    rows = np.where(rng.random((n_sites, d_ff)) < kept_share, outside, inside).astype(np.float32)
+    rows += rng.normal(0.0, 0.3, rows.shape).astype(np.float32) * (rows != inside)
+    kept = (rows < lo) | (rows > hi)
+    z_all = (rows - mu) / den  # numpy's fp32 z, the same two roundings
+    z, peak = outside_values(rows, lo, hi, mu, den)
+    np.testing.assert_array_equal(z.view(np.int32), z_all[kept].view(np.int32))
+    assert peak == (np.abs(z_all[kept]).max() if kept.any() else 0.0)
+    taus = f32([[1.0, 2.5, 4.0], [1.6, 3.0, 5.0]])
+    two_sided = np.array([False, True])
+    counts = np.zeros((6, n_sites), np.int32)
+    count_outside_events(rows, lo, hi, mu, den, taus, two_sided, counts)
+    for s, values in enumerate((z_all, np.abs(z_all))):
+        for r in range(3):
+            expected = ((values > taus[s, r]) & kept).sum(axis=1)
+            np.testing.assert_array_equal(counts[s * 3 + r], expected)
