@@ -330,6 +330,22 @@ def test_record_rasters_dense_path_with_negative_and_extreme_taus(
     assert rasters.A.dtype == np.uint16 and rasters.X.dtype == np.uint8
 
 
+def _fit_one(small_model, data, calibrated, g: float, **seeding):
+    """The thresholds of MLP_GLOBAL at ``g`` alone on the calibration windows (``seeding``:
+    fit_thresholds' ``seed_fits`` or ``baseline``)."""
+    return fit_thresholds(
+        small_model,
+        data["calibration"],
+        calibrated["standardizer"],
+        calibrated["rate_targets"],
+        [GainSetting(MLP_GLOBAL, g)],
+        SPIKE_DEFS,
+        TARGET_RATES,
+        batch_size=BATCH,
+        **seeding,
+    )
+
+
 def test_fit_thresholds_refits_without_seeds_when_a_seed_is_too_high(small_model, data, calibrated):
     """Seeds from a (fake) neighbour whose thresholds are 100x the real ones leave fewer than
     k values above them: the pass is repeated without seeds (twice the windows forwarded) and
@@ -340,17 +356,7 @@ def test_fit_thresholds_refits_without_seeds_when_a_seed_is_too_high(small_model
     neighbour = own.assign(g=0.9)
 
     def fit(seed_fits):
-        return fit_thresholds(
-            small_model,
-            data["calibration"],
-            calibrated["standardizer"],
-            calibrated["rate_targets"],
-            [setting],
-            SPIKE_DEFS,
-            TARGET_RATES,
-            batch_size=BATCH,
-            seed_fits=seed_fits,
-        )
+        return _fit_one(small_model, data, calibrated, setting.g, seed_fits=seed_fits)
 
     too_high, stats = fit(neighbour.assign(tau=neighbour["tau"] * 100.0))
     assert stats.windows == 2 * 12
@@ -370,17 +376,7 @@ def test_a_seed_is_relaxed_by_its_neighbours_distance_in_g(
     fits = calibrated["fits"]
     own = fits[fits["g"] == 0.8].reset_index(drop=True)
     neighbour = own.assign(g=0.8 + gap, tau=own["tau"] * 1.08)
-    table, stats = fit_thresholds(
-        small_model,
-        data["calibration"],
-        calibrated["standardizer"],
-        calibrated["rate_targets"],
-        [GainSetting(MLP_GLOBAL, 0.8)],
-        SPIKE_DEFS,
-        TARGET_RATES,
-        batch_size=BATCH,
-        seed_fits=neighbour,
-    )
+    table, stats = _fit_one(small_model, data, calibrated, 0.8, seed_fits=neighbour)
     assert stats.windows == windows
     pd.testing.assert_frame_equal(table, own, check_exact=True)
 
@@ -404,17 +400,7 @@ def test_the_first_fit_is_seeded_from_the_baseline_counts(
             super().__init__(*args, seeds=seeds, **kwargs)
 
     monkeypatch.setattr(sweep, "ThresholdFitter", Recording)  # the real fitter, recorded
-    table, stats = fit_thresholds(
-        small_model,
-        data["calibration"],
-        calibrated["standardizer"],
-        calibrated["rate_targets"],
-        [GainSetting(MLP_GLOBAL, g)],
-        SPIKE_DEFS,
-        TARGET_RATES,
-        batch_size=BATCH,
-        baseline=calibrated["baseline"],
-    )
+    table, stats = _fit_one(small_model, data, calibrated, g, baseline=calibrated["baseline"])
     assert stats.windows == 12  # one pass: no seed was too high
     pd.testing.assert_frame_equal(table, own, check_exact=True)
     below = float(np.nextafter(np.float32(TAU0_BASELINE), np.float32(-np.inf)))
@@ -430,17 +416,7 @@ def test_a_baseline_seed_that_proves_too_high_refits_without_seeds(small_model, 
     fits = calibrated["fits"]
     own = fits[fits["g"] == 1.0].reset_index(drop=True)
     wrong = calibrated["baseline"].assign(tau0=50.0, n_exceed=calibrated["baseline"]["n_values"])
-    table, stats = fit_thresholds(
-        small_model,
-        data["calibration"],
-        calibrated["standardizer"],
-        calibrated["rate_targets"],
-        [GainSetting(MLP_GLOBAL, 1.0)],
-        SPIKE_DEFS,
-        TARGET_RATES,
-        batch_size=BATCH,
-        baseline=wrong,
-    )
+    table, stats = _fit_one(small_model, data, calibrated, 1.0, baseline=wrong)
     assert stats.windows == 2 * 12
     pd.testing.assert_frame_equal(table, own, check_exact=True)
 
