@@ -203,11 +203,7 @@ def fit_thresholds(
     start_seeds = (
         None if baseline is None else baseline_seeds(baseline, spike_defs, profile, n_values)
     )
-    order = sorted(
-        range(len(settings)),
-        key=lambda i: (settings[i].intervention_id, abs(settings[i].g - 1.0), settings[i].g),
-    )
-    for index in order:
+    for index in fit_order(settings):
         setting = settings[index]
         neighbour = min(
             fitted,
@@ -240,14 +236,21 @@ def fit_thresholds(
 
 def _from_baseline(start_seeds: np.ndarray, setting: GainSetting, n_layers: int) -> np.ndarray:
     """The baseline's g = 1 seeds for ``setting``: as they are for the unmodified model
-    (every layer gain 1), relaxed by ``seed_relaxation(|g - 1|)`` for any other (where
-    positive)."""
-    gains = layer_gains(setting.intervention_id, setting.g, n_layers)
-    if all(g == 1.0 for g in gains.mlp + gains.attn):
+    (every layer gain 1), relaxed like a neighbour's thresholds ``|g - 1|`` away for any other
+    (:func:`.thresholds.seed_floors`, which drops seeds at or below 0)."""
+    if layer_gains(setting.intervention_id, setting.g, n_layers).is_identity:
         return start_seeds
-    relaxed = (1.0 - seed_relaxation(abs(setting.g - 1.0))) * start_seeds
-    with np.errstate(invalid="ignore"):  # a seed at or below 0 cannot be relaxed downwards
-        return np.where(start_seeds > 0, relaxed, np.nan)
+    return seed_floors(start_seeds[:, None, :], seed_relaxation(abs(setting.g - 1.0)))
+
+
+def fit_order(settings: Sequence[GainSetting]) -> list[int]:
+    """Indices of ``settings`` in the order :func:`fit_thresholds` fits them: per
+    intervention from g = 1 outwards (``|g - 1|``, then g), so every setting after the first
+    has a fitted neighbour one grid step away to seed its top-k from."""
+    return sorted(
+        range(len(settings)),
+        key=lambda i: (settings[i].intervention_id, abs(settings[i].g - 1.0), settings[i].g),
+    )
 
 
 def threshold_rows(
@@ -415,6 +418,7 @@ __all__ = [
     "GainSetting",
     "accumulate_moments",
     "count_baseline_exceedances",
+    "fit_order",
     "fit_thresholds",
     "record_rasters",
     "tau_array",

@@ -30,6 +30,7 @@ from ...measure.sweep import (
     _RasterCounter,
     accumulate_moments,
     count_baseline_exceedances,
+    fit_order,
     fit_thresholds,
     record_rasters,
     tau_array,
@@ -369,9 +370,9 @@ def _sweep_once(
             analysis.shape[1],
             loaded.d_ff,
         )
-        fit_order = sorted(range(len(gains)), key=lambda i: (abs(gains[i] - 1.0), gains[i]))
-        for index in fit_order:
-            setting = GainSetting(MLP_GLOBAL, gains[index])
+        settings = [GainSetting(MLP_GLOBAL, g) for g in gains]
+        for index in fit_order(settings):
+            setting = settings[index]
             for windows, phase in ((calibration, "thresholds"), (analysis, "rasters")):
                 _, wall, cpu = _clocked(bare_forward, loaded, windows, 1, batch_size)
                 record["bare_wall"] += wall
