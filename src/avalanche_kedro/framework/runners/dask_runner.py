@@ -143,7 +143,7 @@ class DaskRunner(AbstractRunner):
                     record = future.result()
                 except Exception as exc:
                     try:
-                        self._stop_after_failure(stop, futures, done, provenance)
+                        self._stop_after_failure(stop, by_future, done, provenance)
                     except Exception as stop_error:  # never hide the node's own error
                         logger.warning("Could not wait for the running nodes: %s", stop_error)
                     error = self._failure(exc, node, pipeline, done, catalog)
@@ -172,7 +172,7 @@ class DaskRunner(AbstractRunner):
             total,
         )
 
-    def _stop_after_failure(self, stop, futures: dict, done: set, provenance) -> None:
+    def _stop_after_failure(self, stop, by_future: dict, done: set, provenance) -> None:
         """After a node failed: start nothing new, and let the nodes already running finish.
 
         A Dask task cannot be interrupted once it runs: cancelling its future only drops the
@@ -187,7 +187,7 @@ class DaskRunner(AbstractRunner):
         from distributed import wait
 
         stop.set()
-        pending = [f for f in futures.values() if not f.done()]
+        pending = [future for future in by_future if not future.done()]
         if pending:
             logger.warning(
                 "Stopping the run: no new node starts; waiting for the nodes already running "
@@ -195,13 +195,12 @@ class DaskRunner(AbstractRunner):
                 len(pending),
             )
             wait(pending)
-        by_future = {future: node for node, future in futures.items()}
         for future in pending:
             if future.status != "finished":
                 continue
             record = future.result()
             if not record.get("skipped"):
-                self._completed(record, done, provenance, by_future[future], len(futures))
+                self._completed(record, done, provenance, by_future[future], len(by_future))
 
     def _failure(self, exc: BaseException, node, pipeline, done, catalog) -> BaseException:
         """The error to raise for a failed node: a lost worker becomes a ScaleOutError naming
