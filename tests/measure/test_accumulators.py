@@ -15,13 +15,13 @@ from avalanche_kedro.core.errors import NonFiniteActivationError, RateMatchingEr
 from avalanche_kedro.measure import accumulators
 from avalanche_kedro.measure.accumulators import (
     BaselineCounter,
-    EventCounter,
     FiniteGuard,
     ThresholdFitter,
     candidate_entries,
     flat_nonzero,
     window_note,
 )
+from avalanche_kedro.measure.event_counter import EventCounter
 from avalanche_kedro.measure.moments import Standardizer
 from avalanche_kedro.measure.thresholds import (
     exceedance_budget,
@@ -103,26 +103,6 @@ def test_threshold_fitter_refuses_a_slice_of_another_size():
         RateMatchingError, match="held 5 values, but the thresholds were sized for 10"
     ):
         fitter.fits()
-
-
-def test_event_counter_counts_units_above_tau_per_site_for_every_target():
-    """taus [S=2, R=2, L=1]; one window, 2 tokens, d_ff = 4."""
-    taus = np.array([[[1.0], [2.0]], [[1.0], [2.0]]], dtype=np.float32)
-    counter = EventCounter(identity(1, 4), [ONE, TWO], taus)
-    u = torch.tensor([[[1.5, 2.5, -3.0, 0.0], [2.0, -1.5, 0.5, 5.0]]])  # [B=1, T=2, d=4]
-    counts = counter.count_layer(0, u)  # [S*R, sites]
-    # one-sided tau 1: token0 {1.5, 2.5} = 2, token1 {2.0, 5.0} = 2; tau 2: {2.5} = 1, {5.0} = 1
-    # two-sided tau 1: {1.5, 2.5, 3} = 3, {2, 1.5, 5} = 3; tau 2: {2.5, 3} = 2, {5} = 1 (2 is not > 2)
-    assert counts.tolist() == [[2, 2], [1, 1], [3, 3], [2, 1]]
-
-
-def test_event_counter_with_a_negative_threshold_counts_densely():
-    """A tau below 0 (an absurd rate) disables the |z| > floor shortcut; counts stay exact."""
-    taus = np.array([[[-0.5]]], dtype=np.float32)
-    counter = EventCounter(identity(1, 3), [ONE], taus)
-    assert counter.floors == [None]
-    counts = counter.count_layer(0, torch.tensor([[[-1.0, -0.4, 0.0], [-2.0, -0.6, 3.0]]]))
-    assert counts.tolist() == [[2, 1]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,10 +234,13 @@ def fitted(fitter):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_threshold_fitter_equals_a_full_sort_seeded_or_not(dtype):
+@pytest.mark.parametrize("batch_end", ["fitter", "guard only"])
+def test_threshold_fitter_equals_a_full_sort_seeded_or_not(dtype, batch_end):
     """Ties (z rounded to 0.1), uneven batches, one layer at rates above 50 % (negative
     floor: dense path); seeds from the reference taus give the same fits, seeds above the
-    k-th largest value are reported as incomplete."""
+    k-th largest value are reported as incomplete. The candidates are offered to the buffers
+    at the fitter's batch end (as the passes call it) or, without it, before the layer's next
+    update: the same fits either way."""
     rng = np.random.default_rng(2)
     n_layers, d_ff = 3, 32
     standardizer = random_standardizer(rng, n_layers, d_ff)
@@ -285,7 +268,12 @@ def test_threshold_fitter_equals_a_full_sort_seeded_or_not(dtype):
             guard.on_batch(index, index + 1)
             for layer in range(n_layers):
                 fitter.update(layer, batches[layer][index])
-            guard.on_batch_end(index, index + 1)
+            if batch_end == "fitter":
+                fitter.on_batch_end(index, index + 1)  # the guard's check, then the offers
+                assert not any(fitter._pending)
+            else:
+                guard.on_batch_end(index, index + 1)
+                assert all(len(pending) == 1 for pending in fitter._pending)
         return fitter
 
     plain = run()

@@ -32,9 +32,10 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core.errors import ConfigurationError
-from .accumulators import EventCounter, FiniteGuard, ThresholdFitter
+from .accumulators import FiniteGuard, ThresholdFitter
 from .adapters import instrument
 from .checkpoints import LoadedModel
+from .event_counter import EventCounter
 from .forward import PassStats, check_windows_fit, count_tokens, token_progress
 from .gain import MLP_GLOBAL, LayerGains, layer_gains
 from .moments import Standardizer, UnitMoments
@@ -258,7 +259,7 @@ class _FitPlan:
                     start,
                     on_u=lambda layer, u, _f=fitter, _s=start: _f.update(layer - _s, u),
                     on_batch=guard.on_batch,
-                    on_batch_end=guard.on_batch_end,
+                    on_batch_end=fitter.on_batch_end,
                 )
             )
         return fitters, jobs
@@ -309,10 +310,12 @@ class _ReusingRasterCounter:
         )
         # counts of the computed layers stay on the device until the batch ends (one transfer)
         self.computed = torch.zeros(
-            (self.n_s, self.n_r, batch_size, loaded.n_layers - start, seq_len),
+            (self.n_s * self.n_r, batch_size, loaded.n_layers - start, seq_len),
             dtype=torch.int32,
             device=loaded.device,
         )
+        # on the CPU the kernel writes each layer's counts straight into them
+        self.host_computed = self.computed.numpy() if self.computed.device.type == "cpu" else None
         self.size = 0
 
     def on_batch(self, first: int, last: int) -> None:
@@ -320,16 +323,17 @@ class _ReusingRasterCounter:
         self.guard.on_batch(first, last)
 
     def on_u(self, layer: int, u: torch.Tensor) -> None:
-        counts = self.counter.count_layer(layer - self.start, u)
-        self.computed[:, :, : self.size, layer - self.start, :] = counts.reshape(
-            self.n_s, self.n_r, self.size, self.seq_len
+        computed = self.computed if self.host_computed is None else self.host_computed
+        self.counter.count_layer_into(
+            layer - self.start, u, computed[:, : self.size, layer - self.start]
         )
 
     def on_batch_end(self, first: int, last: int) -> None:
         self.guard.on_batch_end(first, last)
         block = self.buffer[:, :, : self.size]
         if self.counter is not None:
-            block[:, :, :, self.start :, :] = self.computed[:, :, : self.size].cpu().numpy()
+            computed = self.computed[:, : self.size].cpu().numpy()  # [S*R, B, L - start, T]
+            block[:, :, :, self.start :, :] = computed.reshape(block[:, :, :, self.start :].shape)
         for si in range(self.n_s):
             for ri in range(self.n_r):
                 g1 = self.g1_rasters.A[self.g1_rows[si, ri], first:last, : self.start, :]

@@ -107,16 +107,15 @@ def _kernels():
 
 
 def candidate_values(
-    standardizer: Standardizer, layer: int, u: torch.Tensor, bounds: UnitBounds
+    standardizer: Standardizer, layer: int, u: torch.Tensor, bounds: UnitBounds, threads: int = 1
 ) -> tuple[Values, float | None]:
     """The z of :func:`candidate_entries` without their indices, and their peak ``max |z|``
-    when the compiled kernel computed it on the way (an fp32 u on the CPU; None elsewhere, where
-    :meth:`FiniteGuard.observe` takes it from z)."""
+    when the compiled kernel computed it on the way (an fp32 u on the CPU, read by up to
+    ``threads`` threads; None elsewhere, where :meth:`FiniteGuard.observe` takes it from z)."""
     if u.device.type == "cpu" and u.dtype == torch.float32:
-        mu, denominator = standardizer.host(layer)
         kernels = _kernels()
-        rows = kernels.host_rows(u.numpy(), bounds.hi.shape[0])
-        return kernels.outside_values(rows, bounds.lo, bounds.hi, mu, denominator)
+        sites = kernels.host_sites(u.numpy(), bounds.hi.shape[0])
+        return kernels.outside_values(sites, bounds.host_table, threads)
     return candidate_entries(standardizer, layer, u, bounds)[1], None
 
 
@@ -212,6 +211,7 @@ class BaselineCounter:
         self.counts = torch.zeros(len(self.spike_defs), n_layers, dtype=torch.int64, device=device)
         self.n_values = np.zeros(n_layers, dtype=np.int64)
         self.guard = guard
+        self.threads = torch.get_num_threads()  # the compiled pass may read u with as many
         two_sided = _two_sided(self.spike_defs)
         self.bounds = [standardizer.bounds(layer, tau0, two_sided) for layer in range(n_layers)]
 
@@ -221,7 +221,7 @@ class BaselineCounter:
         if bounds is None:
             z = standardized(self.standardizer, layer, u)
         else:  # only entries outside the bounds can exceed tau0
-            z, peak = candidate_values(self.standardizer, layer, u, bounds)
+            z, peak = candidate_values(self.standardizer, layer, u, bounds, self.threads)
         _observe(self.guard, layer, z, peak)
         for index, spike_def in enumerate(self.spike_defs):
             self.counts[index, layer] += _count_above(spike_values(z, spike_def), self.tau0)
@@ -295,10 +295,25 @@ class ThresholdFitter:
             for si in range(len(self.spike_defs))
         ]
         self.guard = guard
+        self.threads = torch.get_num_threads()  # the compiled pass may read u with as many
         #: (token, unit) values of each layer fed so far, to check them against n_values
         self.seen = [0] * n_layers
         #: per layer, the candidate floors the cached bounds were formed for, and the bounds
         self._bounds: list[tuple[tuple, UnitBounds | None] | None] = [None] * n_layers
+        #: per layer, its buffers (one per spike definition)
+        self._layer_buffers = [
+            [self.buffers[si][layer] for si in range(len(self.spike_defs))]
+            for layer in range(n_layers)
+        ]
+        #: per layer, the candidates (z, values they stand for) not yet offered to the buffers
+        self._pending: list[list[tuple[Values, int]]] = [[] for _ in range(n_layers)]
+        #: per layer, whether a buffer still lacks an entry threshold, and the bounds of the
+        #: buffers' current floors (None: standardize densely); both change only when values
+        #: are offered or a buffer is seeded
+        self._needs_seed = [True] * n_layers
+        self._current: list[UnitBounds | None] = [None] * n_layers
+        for layer in range(n_layers):
+            self._refresh(layer)
 
     def _layer_bounds(self, layer: int, floors: tuple[float, float | None]) -> UnitBounds | None:
         cached = self._bounds[layer]
@@ -309,24 +324,59 @@ class ThresholdFitter:
             self._bounds[layer] = cached
         return cached[1]
 
-    def update(self, layer: int, u: torch.Tensor) -> None:
-        self.seen[layer] += u.numel()
-        # Only values above their buffer's current k-th largest can enter it; one comparison
-        # of u with the bounds of the buffers' floors finds the candidates of both spike
-        # definitions at once.
-        buffers = [self.buffers[si][layer] for si in range(len(self.spike_defs))]
-        if any(buffer.entry_threshold() is None for buffer in buffers):
-            self._seed_from_sample(layer, u, buffers)
+    def _refresh(self, layer: int) -> None:
+        """Recompute what :meth:`update` reads of ``layer``'s buffers."""
+        buffers = self._layer_buffers[layer]
+        self._needs_seed[layer] = any(buffer.entry_threshold() is None for buffer in buffers)
         floors = _candidate_floors(buffers, self.spike_defs)
-        bounds = None if floors is None else self._layer_bounds(layer, floors)
+        self._current[layer] = None if floors is None else self._layer_bounds(layer, floors)
+
+    def update(self, layer: int, u: torch.Tensor) -> None:
+        """Take the candidates of ``u [..., d_ff]`` of ``layer``.
+
+        Only values above their buffer's current k-th largest can enter it; one comparison of
+        u with the bounds of the buffers' floors finds the candidates of both spike
+        definitions at once. They are offered to the buffers at :meth:`flush` (the passes call
+        it at each batch end), at the latest before the layer's next update, whose bounds
+        need them: each layer sees the same offers in the same order either way, so the
+        thresholds do not depend on when :meth:`flush` is called. Deferring them is for
+        speed: in a forward hook, between two layers' forwards, every Python step of the
+        bookkeeping ran several times slower than it does at the batch end.
+        """
+        if self._pending[layer]:
+            self._offer(layer)
+        self.seen[layer] += u.numel()
+        if self._needs_seed[layer]:
+            self._seed_from_sample(layer, u, self._layer_buffers[layer])
+            self._refresh(layer)
+        bounds = self._current[layer]
         peak = None
         if bounds is None:
             z = standardized(self.standardizer, layer, u)
         else:
-            z, peak = candidate_values(self.standardizer, layer, u, bounds)
+            z, peak = candidate_values(self.standardizer, layer, u, bounds, self.threads)
         _observe(self.guard, layer, z, peak)
-        for buffer, spike_def in zip(buffers, self.spike_defs, strict=True):
-            buffer.update(spike_values(z, spike_def), n_values=u.numel())
+        self._pending[layer].append((z, u.numel()))
+
+    def _offer(self, layer: int) -> None:
+        buffers = self._layer_buffers[layer]
+        for z, n_values in self._pending[layer]:
+            for buffer, spike_def in zip(buffers, self.spike_defs, strict=True):
+                buffer.update(spike_values(z, spike_def), n_values=n_values)
+        self._pending[layer].clear()
+        self._refresh(layer)
+
+    def flush(self) -> None:
+        """Offer every layer's pending candidates to its buffers."""
+        for layer, pending in enumerate(self._pending):
+            if pending:
+                self._offer(layer)
+
+    def on_batch_end(self, start: int, stop: int) -> None:
+        """A pass's batch-end hook: the guard's check of the batch, then :meth:`flush`."""
+        if self.guard is not None:
+            self.guard.on_batch_end(start, stop)
+        self.flush()
 
     def _seed_from_sample(self, layer: int, u: torch.Tensor, buffers) -> None:
         """Give buffers without an entry threshold one from every ``stride``-th row of u.
@@ -351,6 +401,7 @@ class ThresholdFitter:
 
     def incomplete(self) -> list[tuple[str, int]]:
         """(spike def, layer) of the buffers whose seed dropped values of their top k."""
+        self.flush()
         return [
             (spike_def, layer)
             for si, spike_def in enumerate(self.spike_defs)
@@ -360,6 +411,7 @@ class ThresholdFitter:
 
     def fits(self) -> list[dict]:
         """One row per (spike def, layer, target): tau, m, in-sample count and rate, top-k size."""
+        self.flush()
         rows = []
         for si, spike_def in enumerate(self.spike_defs):
             for layer, buffer in enumerate(self.buffers[si]):
@@ -388,111 +440,3 @@ class ThresholdFitter:
                         }
                     )
         return rows
-
-
-class EventCounter:
-    """Per-site event counts for every (spike definition, target) of one layer at once.
-
-    Per layer: keep the (few) entries outside the bounds of ``z > floor or z < -lower``, floor
-    the smallest threshold of any (spike def, target) and lower the smallest two-sided one
-    (u compared with per-unit bounds, exact z of the kept entries only), and count, for each
-    (spike def, target), the kept entries above its threshold per site (one compiled pass for
-    an fp32 u on the CPU, :func:`.kernels.count_outside_events`; one ``index_add_`` elsewhere).
-    Exact: every entry above any threshold is kept, because ``z > tau >= floor`` (one-sided)
-    and ``|z| > tau >= lower >= 0`` (two-sided: ``z > floor`` or ``z < -lower``).
-    """
-
-    def __init__(
-        self,
-        standardizer: Standardizer,
-        spike_defs: Sequence[str],
-        taus: np.ndarray,  # [S, R, L] float32 values
-        guard: FiniteGuard | None = None,
-    ):
-        self.standardizer = standardizer
-        self.spike_defs = tuple(spike_defs)
-        self.n_s, self.n_r, n_layers = taus.shape
-        device = standardizer.mu.device
-        self.host_taus = np.asarray(taus, dtype=np.float32)
-        self.taus = torch.as_tensor(self.host_taus, device=device)
-        # Every v above its tau has z above the smallest tau of the layer (upper floor) or, for
-        # |z|, z below minus the smallest two-sided tau (lower floor). A negative floor would
-        # keep everything; count densely then.
-        floors = self.host_taus.reshape(-1, n_layers).min(axis=0)
-        self.floors = [float(f) if f >= 0 else None for f in floors]
-        #: per spike definition, whether its statistic is |z| (also the compiled kernel's flags)
-        self.two_sided = np.array([s == SPIKE_TWO_SIDED_ABS for s in self.spike_defs])
-        lower = (
-            self.host_taus[self.two_sided].reshape(-1, n_layers).min(axis=0)
-            if self.two_sided.any()
-            else None
-        )
-        self.bounds = [
-            None
-            if floor is None
-            else standardizer.bounds(
-                layer, floor, lower is not None, None if lower is None else float(lower[layer])
-            )
-            for layer, floor in enumerate(self.floors)
-        ]
-        self.d_ff = int(standardizer.mu.shape[1])
-        self.guard = guard
-        # the compiled CPU kernel's per-layer [S, R] thresholds
-        self.layer_taus = [
-            np.ascontiguousarray(self.host_taus[:, :, layer]) for layer in range(n_layers)
-        ]
-        for spike_def in self.spike_defs:
-            spike_values(np.zeros(1, np.float32), spike_def)  # an unknown one fails here
-
-    def count_layer(self, layer: int, u: torch.Tensor) -> torch.Tensor:
-        """``counts [S*R, sites]`` int32 of ``u [..., d_ff]``, sites in u's row-major order."""
-        n_sites = u.numel() // self.d_ff
-        bounds = self.bounds[layer]
-        if bounds is not None and u.device.type == "cpu" and u.dtype == torch.float32:
-            # one compiled pass: bounds, exact z of the kept entries, every threshold's counts
-            counts = np.zeros((self.n_s * self.n_r, n_sites), dtype=np.int32)
-            mu, denominator = self.standardizer.host(layer)
-            kernels = _kernels()
-            peak = kernels.count_outside_events(
-                kernels.host_rows(u.numpy(), self.d_ff),
-                bounds.lo,
-                bounds.hi,
-                mu,
-                denominator,
-                self.layer_taus[layer],
-                self.two_sided,
-                counts,
-            )
-            if self.guard is not None:
-                self.guard.observe_peak(layer, peak)
-            return torch.from_numpy(counts)
-        if bounds is not None:
-            kept, values = candidate_entries(self.standardizer, layer, u, bounds)
-        else:
-            kept, values = None, standardized(self.standardizer, layer, u)
-        if self.guard is not None:
-            self.guard.observe(layer, values)
-        if isinstance(values, np.ndarray):
-            sites = np.arange(values.size) if kept is None else kept
-            sites = sites // self.d_ff
-            counts = np.empty((self.n_s * self.n_r, n_sites), dtype=np.int32)
-            for si, spike_def in enumerate(self.spike_defs):
-                v = spike_values(values, spike_def)
-                for ri in range(self.n_r):
-                    above = sites[v > self.host_taus[si, ri, layer]]
-                    counts[si * self.n_r + ri] = np.bincount(above, minlength=n_sites)
-            return torch.from_numpy(counts)
-        if kept is None:
-            sites = torch.arange(n_sites, device=values.device).repeat_interleave(self.d_ff)
-        else:
-            sites = torch.div(kept, self.d_ff, rounding_mode="floor")
-        hits = torch.cat(
-            [
-                spike_values(values, spike_def)[:, None] > self.taus[si, :, layer][None, :]
-                for si, spike_def in enumerate(self.spike_defs)
-            ],
-            dim=1,
-        ).to(torch.int32)  # [K, S*R]
-        counts = torch.zeros(n_sites, self.n_s * self.n_r, dtype=torch.int32, device=values.device)
-        counts.index_add_(0, sites, hits)
-        return counts.T

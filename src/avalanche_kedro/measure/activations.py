@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 
 from ..core.errors import NonFiniteActivationError
-from .accumulators import BaselineCounter, EventCounter, ThresholdFitter
+from .accumulators import BaselineCounter, ThresholdFitter
 from .activation_sources import (
     ActivationError,
     ActivationSource,
@@ -41,6 +41,7 @@ from .activation_sources import (
     non_finite,
     stream,
 )
+from .event_counter import EventCounter
 from .moments import DEFAULT_EPS, RunningMoments, UnitMoments
 from .thresholds import (
     SPIKE_ONE_SIDED_POS,

@@ -235,14 +235,23 @@ def exceedance_bounds(
     return lo, hi
 
 
+#: rows of :attr:`UnitBounds.host_table`: the bounds, then mu and sigma + eps
+LO, HI, MU, DEN = range(4)
+
+
 @dataclass(frozen=True)
 class UnitBounds:
-    """:func:`exceedance_bounds` of one layer: fp32 ``[d_ff]`` on the host and on the device."""
+    """:func:`exceedance_bounds` of one layer: fp32 ``[d_ff]`` on the host and on the device.
+
+    ``host_table [4, d_ff]`` (rows :data:`LO`, :data:`HI`, :data:`MU`, :data:`DEN`) is what
+    the compiled CPU kernels (:mod:`.kernels`) read: one argument instead of four, formed once,
+    because they are called per layer and batch."""
 
     lo: np.ndarray
     hi: np.ndarray
     lo_device: torch.Tensor
     hi_device: torch.Tensor
+    host_table: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -295,4 +304,7 @@ class Standardizer:
             return None
         lo, hi = bounds
         device = self.mu.device
-        return UnitBounds(lo, hi, torch.from_numpy(lo).to(device), torch.from_numpy(hi).to(device))
+        table = np.ascontiguousarray(np.stack([lo, hi, mu[layer], den[layer]]), dtype=np.float32)
+        return UnitBounds(
+            lo, hi, torch.from_numpy(lo).to(device), torch.from_numpy(hi).to(device), table
+        )

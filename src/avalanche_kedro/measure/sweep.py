@@ -24,12 +24,12 @@ from tqdm.auto import tqdm
 from ..core.errors import ConfigurationError
 from .accumulators import (
     BaselineCounter,
-    EventCounter,
     FiniteGuard,
     ThresholdFitter,
     window_note,
 )
 from .checkpoints import LoadedModel
+from .event_counter import EventCounter
 from .forward import PassStats, run_pass, token_progress
 from .gain import MLP_GLOBAL, layer_gains
 from .moments import RunningMoments, Standardizer, UnitMoments
@@ -193,7 +193,7 @@ def fit_thresholds(
             gains=layer_gains(setting.intervention_id, setting.g, n_layers),
             on_u=fitter.update,
             on_batch=guard.on_batch,
-            on_batch_end=guard.on_batch_end,
+            on_batch_end=fitter.on_batch_end,
             progress=bar,
             description=f"{setting.intervention_id} g={setting.g}",
         )
@@ -309,10 +309,11 @@ def tau_array(
 
 
 class _RasterCounter:
-    """Per-batch event counts ``[S, R, B, L, T]`` on the device, flushed to a raster writer.
+    """Per-batch event counts ``[S*R, B, L, T]`` on the device, flushed to a raster writer.
 
-    The counting itself is :class:`.accumulators.EventCounter`, the same code the public API
-    (:func:`.activations.events_from_activations`) runs on user-supplied activations.
+    The counting itself is :class:`.event_counter.EventCounter`, the same code the public API
+    (:func:`.activations.events_from_activations`) runs on user-supplied activations; each
+    layer's counts are written straight into the buffer (on the CPU through a numpy view).
     """
 
     def __init__(
@@ -333,14 +334,14 @@ class _RasterCounter:
         self.writer = writer
         self.seq_len = seq_len
         self.buffer = torch.zeros(
-            self.n_s,
-            self.n_r,
+            self.n_s * self.n_r,
             batch_size,
             n_layers,
             seq_len,
             dtype=torch.int32,
             device=loaded.device,
         )
+        self.host_buffer = self.buffer.numpy() if self.buffer.device.type == "cpu" else None
         self.size = 0
 
     def on_batch(self, start: int, stop: int) -> None:
@@ -348,17 +349,15 @@ class _RasterCounter:
         self.guard.on_batch(start, stop)
 
     def on_u(self, layer: int, u: torch.Tensor) -> None:
-        counts = self.counter.count_layer(layer, u)
-        self.buffer[:, :, : self.size, layer, :] = counts.reshape(
-            self.n_s, self.n_r, self.size, self.seq_len
-        )
+        buffer = self.buffer if self.host_buffer is None else self.host_buffer
+        self.counter.count_layer_into(layer, u, buffer[:, : self.size, layer])
 
     def on_batch_end(self, start: int, stop: int) -> None:
         self.guard.on_batch_end(start, stop)
-        counts = self.buffer[:, :, : self.size].cpu().numpy().astype(np.uint16)
+        counts = self.buffer[:, : self.size].cpu().numpy().astype(np.uint16)  # [S*R, B, L, T]
         for si in range(self.n_s):
             for ri in range(self.n_r):
-                self.writer.write(int(self.cond_rows[si, ri]), start, counts[si, ri])
+                self.writer.write(int(self.cond_rows[si, ri]), start, counts[si * self.n_r + ri])
 
 
 def record_rasters(

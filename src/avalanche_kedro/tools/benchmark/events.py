@@ -93,13 +93,15 @@ class PeakRSS:
 class HookClock:
     """Seconds (process CPU and wall) spent inside the reductions the hooks run, per phase.
 
-    Wraps, while active, the per-layer entry points of the rate-matching pass
-    (``ThresholdFitter.update``) and of the raster pass (the sweep's raster counter: counting
-    and the per-batch flush), so a pass's hook share is ``hook seconds / pass seconds``.
+    Wraps, while active, the entry points of the rate-matching pass (``ThresholdFitter``'s
+    per-layer ``update`` and its per-batch ``flush`` to the top-k buffers) and of the raster
+    pass (the sweep's raster counter: counting and the per-batch flush), so a pass's hook
+    share is ``hook seconds / pass seconds``.
     """
 
     TARGETS = (
         (ThresholdFitter, "update", "thresholds"),
+        (ThresholdFitter, "flush", "thresholds"),
         (_RasterCounter, "on_u", "rasters"),
         (_RasterCounter, "on_batch_end", "rasters"),
     )
