@@ -336,12 +336,13 @@ class ThresholdFitter:
 
         Only values above their buffer's current k-th largest can enter it; one comparison of
         u with the bounds of the buffers' floors finds the candidates of both spike
-        definitions at once. They are offered to the buffers at :meth:`flush` (the passes call
-        it at each batch end), at the latest before the layer's next update, whose bounds
-        need them: each layer sees the same offers in the same order either way, so the
-        thresholds do not depend on when :meth:`flush` is called. Deferring them is for
-        speed: in a forward hook, between two layers' forwards, every Python step of the
-        bookkeeping ran several times slower than it does at the batch end.
+        definitions at once. The compiled CPU pass's candidates are offered to the buffers at
+        :meth:`flush` (the passes call it at each batch end), at the latest before the layer's
+        next update, whose bounds need them: each layer sees the same offers in the same order
+        either way, so the thresholds do not depend on when :meth:`flush` is called. Deferring
+        them is for speed: in a forward hook, between two layers' forwards, every Python step
+        of the bookkeeping ran several times slower than it does at the batch end. Other z
+        (every entry's, or on an accelerator) are offered at once.
         """
         if self._pending[layer]:
             self._offer(layer)
@@ -357,6 +358,10 @@ class ThresholdFitter:
             z, peak = candidate_values(self.standardizer, layer, u, bounds, self.threads)
         _observe(self.guard, layer, z, peak)
         self._pending[layer].append((z, u.numel()))
+        if peak is None:
+            # z of every entry, or on an accelerator: offered now, so that no batch holds
+            # every layer's z (deferring is for the compiled pass's few candidates)
+            self._offer(layer)
 
     def _offer(self, layer: int) -> None:
         buffers = self._layer_buffers[layer]
